@@ -1,0 +1,17 @@
+# One image for every component: `eventfleet operator | consumer | gateway | migrate`.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml constraints.txt README.md ./
+COPY cli cli
+COPY operator operator
+COPY consumer consumer
+COPY gateway gateway
+RUN pip wheel --no-cache-dir --wheel-dir /wheels -c constraints.txt .
+
+FROM python:3.11-slim
+RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin eventfleet
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+USER 10001
+ENTRYPOINT ["eventfleet"]
+CMD ["--help"]

@@ -1,0 +1,53 @@
+# The two commands of the README: `make demo` and `make test`. Everything they need is installed
+# from here (system packages, the Python virtualenv, Kafka's jars, the Kubernetes binaries).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+STEP := hack/step
+
+.PHONY: help
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+.PHONY: system-deps
+system-deps:  ## Debian packages: postgresql, redis-server, java, maven (skipped when present)
+	@$(STEP) "system packages" hack/install-system-deps
+
+# The virtualenv is rebuilt when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@$(STEP) "python virtualenv" hack/install-venv $(VENV)
+
+.PHONY: venv
+venv: $(VENV)/.installed  ## the Python virtualenv with eventfleet (editable) and dev tools
+
+.PHONY: stack
+stack: system-deps  ## start (or reuse) the local stack: PostgreSQL, Redis, Kafka
+	@$(STEP) "local stack up" hack/stack up
+
+.PHONY: down
+down:  ## stop the local stack
+	@hack/stack down
+
+.PHONY: lint
+lint: venv  ## ruff and mypy --strict
+	@$(STEP) "ruff" $(VENV)/bin/ruff check .
+	@$(STEP) "ruff format" $(VENV)/bin/ruff format --check .
+	@$(STEP) "mypy --strict" $(VENV)/bin/mypy
+
+.PHONY: unit
+unit: venv  ## unit tests only (no services)
+	@$(STEP) "unit tests" $(PY) -m pytest tests/unit -q
+
+.PHONY: test
+test: system-deps venv stack lint  ## set up everything and run the whole suite
+	@source <(hack/stack env) && $(STEP) "tests" $(PY) -m pytest -q
+
+.PHONY: demo
+demo: system-deps venv stack  ## set up and run the whole pipeline, with readable output
+	@source <(hack/stack env) && $(STEP) "demo" $(PY) hack/demo.py
+
+.PHONY: clean
+clean:  ## stop the stack and delete .stack/ and the virtualenv (caches in ~/.cache stay)
+	-@hack/stack down
+	rm -rf .stack $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+import sys
+
+from eventfleet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The HTTP ingestion gateway: POST /api/v1/events into Kafka."""

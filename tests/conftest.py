@@ -1,0 +1,3 @@
+"""Test configuration: fixtures live in tests/fixtures and are loaded as plugins."""
+
+pytest_plugins = ["tests.fixtures.stack"]
