@@ -1,0 +1,346 @@
+"""The player-event data contract, shared by the gateway (what it accepts) and the consumers
+(what they process). Pure: no I/O, no clocks read except through the `now` argument.
+
+An event is a UTF-8 JSON object:
+
+    event_type   str, known types below or any other snake_case name (kept, counted, not ranked)
+    player_id    str, 1-128 of [A-Za-z0-9_.@-]      (no ':' - it separates Redis key parts)
+    game_id      str, same alphabet
+    timestamp    RFC 3339 with a UTC offset, not after now + max_future_skew
+    data         object, fields per event type (extra keys are kept)
+    event_id     UUID, optional (the gateway always sets one)
+
+Every rejection has a stable reason code (for metrics and the DLQ) and a human message that
+names the field.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
+
+KNOWN_EVENT_TYPES: Final = (
+    "player_login",
+    "player_logout",
+    "player_level_up",
+    "match_completed",
+    "achievement_unlocked",
+    "purchase",
+)
+KnownEventType = Literal[
+    "player_login",
+    "player_logout",
+    "player_level_up",
+    "match_completed",
+    "achievement_unlocked",
+    "purchase",
+]
+
+IDENTIFIER_PATTERN: Final = r"^[A-Za-z0-9_.@-]{1,128}$"
+EVENT_TYPE_PATTERN: Final = r"^[a-z][a-z0-9_]{0,63}$"
+# RFC 3339 date-time: full date, 'T' (or 't'/' '), time with optional fraction, Z or offset.
+RFC3339: Final = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+EARLIEST_TIMESTAMP: Final = datetime(2000, 1, 1, tzinfo=UTC)
+INT32_MAX: Final = 2**31 - 1
+# Events carry no binary payloads: a few KB is generous; the limit protects every hop.
+DEFAULT_MAX_EVENT_BYTES: Final = 64 * 1024
+DEFAULT_MAX_FUTURE_SKEW: Final = timedelta(minutes=5)
+# Derived ids are stable across replays: the same record always gets the same id.
+DERIVED_ID_NAMESPACE: Final = uuid.UUID("5b0f8a52-3f5e-4a51-9d1e-6c7a2f1e0b7d")
+
+Identifier = Annotated[StrictStr, Field(pattern=IDENTIFIER_PATTERN)]
+Count = Annotated[StrictInt, Field(ge=0, le=INT32_MAX)]
+
+
+class RejectReason(enum.StrEnum):
+    """Why an event was refused: stable codes for metrics labels, DLQ rows and HTTP bodies."""
+
+    TOO_LARGE = "too_large"
+    NOT_UTF8 = "not_utf8"
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_FIELD = "missing_field"
+    INVALID_FIELD = "invalid_field"
+    INVALID_DATA = "invalid_data"
+    FUTURE_TIMESTAMP = "future_timestamp"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str  # dotted path, e.g. "data.score"
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: RejectReason
+    message: str
+    errors: tuple[FieldError, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class ParseLimits:
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW
+
+
+DEFAULT_LIMITS: Final = ParseLimits()
+
+
+class _Data(BaseModel):
+    """Per-type data: extra keys are kept (the logger stores them), known keys are checked."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class PlayerLoginData(_Data):
+    platform: Annotated[StrictStr, Field(max_length=64)] | None = None
+    session_id: Annotated[StrictStr, Field(max_length=128)] | None = None
+
+
+class PlayerLogoutData(_Data):
+    session_seconds: Count | None = None
+
+
+class PlayerLevelUpData(_Data):
+    level: Annotated[StrictInt, Field(ge=1, le=1_000_000)]
+
+
+class MatchCompletedData(_Data):
+    score: Count
+    won: StrictBool
+    kills: Count | None = None
+    deaths: Count | None = None
+    duration_seconds: Count | None = None
+
+
+class AchievementUnlockedData(_Data):
+    achievement_id: Annotated[StrictStr, Field(min_length=1, max_length=128)]
+
+
+class PurchaseData(_Data):
+    # A JSON number or a numeric string; at most 4 decimal places, below 10^9.
+    amount: Annotated[Decimal, Field(ge=0, max_digits=13, decimal_places=4, allow_inf_nan=False)]
+    currency: Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")]
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("must be a number, not a boolean")  # noqa: TRY004 - pydantic wants ValueError
+        return value
+
+
+DATA_MODELS: Final[Mapping[str, type[_Data]]] = {
+    "player_login": PlayerLoginData,
+    "player_logout": PlayerLogoutData,
+    "player_level_up": PlayerLevelUpData,
+    "match_completed": MatchCompletedData,
+    "achievement_unlocked": AchievementUnlockedData,
+    "purchase": PurchaseData,
+}
+
+
+class _Envelope(BaseModel):
+    """The top-level shape; `data` is checked separately so its errors read `data.<field>`."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event_type: Annotated[StrictStr, Field(pattern=EVENT_TYPE_PATTERN)]
+    player_id: Identifier
+    game_id: Identifier
+    timestamp: StrictStr
+    data: dict[str, Any] = Field(default_factory=dict)
+    event_id: uuid.UUID | None = None
+
+    @field_validator("timestamp")
+    @classmethod
+    def _rfc3339(cls, value: str) -> str:
+        if not RFC3339.match(value):
+            raise ValueError(
+                "must be an RFC 3339 date-time with a UTC offset, e.g. 2026-11-27T09:30:00Z"
+            )
+        return value
+
+    @field_validator("event_id", mode="before")
+    @classmethod
+    def _uuid_text(cls, value: object) -> object:
+        if value is not None and not isinstance(value, str):
+            raise ValueError("must be a UUID string")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A valid event. `data` holds validated values (ints, bools, Decimal amounts) plus any
+    extra keys the producer sent."""
+
+    event_type: str
+    player_id: str
+    game_id: str
+    timestamp: datetime  # timezone-aware, converted to UTC
+    data: Mapping[str, Any]
+    event_id: uuid.UUID | None
+
+    @property
+    def known(self) -> bool:
+        return self.event_type in DATA_MODELS
+
+    def with_event_id(self, event_id: uuid.UUID) -> Event:
+        return Event(
+            self.event_type, self.player_id, self.game_id, self.timestamp, self.data, event_id
+        )
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The event as JSON-ready values (what the gateway produces, what the logger stores)."""
+        return {
+            "event_id": str(self.event_id) if self.event_id is not None else None,
+            "event_type": self.event_type,
+            "player_id": self.player_id,
+            "game_id": self.game_id,
+            "timestamp": self.timestamp.isoformat().replace("+00:00", "Z"),
+            "data": {k: _json_value(v) for k, v in self.data.items()},
+        }
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def derived_event_id(topic: str, partition: int, offset: int) -> uuid.UUID:
+    """The id of an event that arrived without one: deterministic, so replays dedupe."""
+    return uuid.uuid5(DERIVED_ID_NAMESPACE, f"{topic}/{partition}/{offset}")
+
+
+def parse_event(
+    raw: bytes, *, now: datetime, limits: ParseLimits = DEFAULT_LIMITS
+) -> Event | Rejection:
+    """Bytes from Kafka (or an HTTP body) into an Event, or a Rejection saying why not."""
+    if len(raw) > limits.max_event_bytes:
+        return Rejection(
+            RejectReason.TOO_LARGE,
+            f"event is {len(raw)} bytes; the limit is {limits.max_event_bytes}",
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return Rejection(
+            RejectReason.NOT_UTF8, f"not UTF-8: invalid byte at position {error.start}"
+        )
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as error:
+        return Rejection(RejectReason.INVALID_JSON, f"not valid JSON: {error}")
+    return validate_event(value, now=now, limits=limits)
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def validate_event(
+    value: object, *, now: datetime, limits: ParseLimits = DEFAULT_LIMITS
+) -> Event | Rejection:
+    """An already-decoded JSON value (e.g. one item of a gateway batch) into an Event."""
+    if not isinstance(value, dict):
+        return Rejection(
+            RejectReason.NOT_AN_OBJECT, f"an event must be a JSON object, not {_json_type(value)}"
+        )
+    try:
+        envelope = _Envelope.model_validate(value)
+    except ValidationError as error:
+        errors = _field_errors(error)
+        missing = any(e["type"] == "missing" for e in error.errors())
+        reason = RejectReason.MISSING_FIELD if missing else RejectReason.INVALID_FIELD
+        return Rejection(reason, _summary(errors), errors)
+
+    timestamp = datetime.fromisoformat(envelope.timestamp.replace("z", "Z").replace("t", "T"))
+    timestamp = timestamp.astimezone(UTC)
+    if timestamp > now + limits.max_future_skew:
+        return Rejection(
+            RejectReason.FUTURE_TIMESTAMP,
+            f"timestamp {envelope.timestamp} is more than {limits.max_future_skew} after the "
+            f"receiver's clock ({now.isoformat()})",
+            (FieldError("timestamp", "in the future beyond the allowed clock skew"),),
+        )
+    if timestamp < EARLIEST_TIMESTAMP:
+        return Rejection(
+            RejectReason.INVALID_FIELD,
+            f"timestamp {envelope.timestamp} is before {EARLIEST_TIMESTAMP.date()}",
+            (FieldError("timestamp", "before 2000-01-01"),),
+        )
+
+    data: Mapping[str, Any] = envelope.data
+    model = DATA_MODELS.get(envelope.event_type)
+    if model is not None:
+        try:
+            checked = model.model_validate(envelope.data)
+        except ValidationError as error:
+            errors = _field_errors(error, prefix="data.")
+            return Rejection(RejectReason.INVALID_DATA, _summary(errors), errors)
+        data = {**checked.model_dump(exclude_none=True), **(checked.model_extra or {})}
+    return Event(
+        envelope.event_type,
+        envelope.player_id,
+        envelope.game_id,
+        timestamp,
+        data,
+        envelope.event_id,
+    )
+
+
+# Pattern errors say what the pattern means, not the regex.
+_PATTERN_HINTS: Final = {
+    "player_id": "must be 1-128 characters of letters, digits, '_', '.', '@' or '-'",
+    "game_id": "must be 1-128 characters of letters, digits, '_', '.', '@' or '-'",
+    "event_type": "must be snake_case: a lowercase letter, then up to 63 of [a-z0-9_]",
+    "data.currency": "must be an ISO 4217 currency code of three capital letters, e.g. EUR",
+}
+
+
+def _field_errors(error: ValidationError, prefix: str = "") -> tuple[FieldError, ...]:
+    found = []
+    for item in error.errors(include_url=False):
+        path = (prefix + ".".join(str(part) for part in item["loc"])).rstrip(".") or "data"
+        if item["type"] == "missing":
+            message = "is required"
+        elif item["type"] == "string_pattern_mismatch" and path in _PATTERN_HINTS:
+            message = _PATTERN_HINTS[path]
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+        found.append(FieldError(path, message))
+    return tuple(found)
+
+
+def _summary(errors: tuple[FieldError, ...]) -> str:
+    return "; ".join(f"{e.field}: {e.message}" for e in errors)
+
+
+def _json_type(value: object) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    for kind, name in names.items():
+        if isinstance(value, kind):
+            return name
+    return "a number"
