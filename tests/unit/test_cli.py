@@ -36,7 +36,7 @@ def test_arguments_after_the_command_reach_the_component(
         seen.append(argv)
         return 7
 
-    monkeypatch.setattr("eventfleet.cli.load", lambda name: fake_entry)
+    monkeypatch.setattr("eventfleet.cli.load", lambda _name: fake_entry)
     assert main(["consumer", "--mode", "stats", "--version"]) == 7
     assert seen == [["--mode", "stats", "--version"]]
 
