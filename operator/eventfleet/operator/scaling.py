@@ -1,0 +1,192 @@
+"""Autoscaling decisions: pure functions from lag and history to a replica count and a reason.
+
+The timer in handlers measures offsets (I/O); everything that decides lives here and is
+table-tested (tests/unit/operator/test_scaling.py).
+
+The algorithm follows the Horizontal Pod Autoscaler's behaviour model, on consumer-group lag:
+
+1. recommendation = ceil(lag / lagPerReplica), 0 while lag <= activationLag (scale to zero is
+   possible only when replicas.min is 0), capped at the partition count (a consumer beyond the
+   partition count sits idle) and clamped to [min, max];
+2. stabilization: scale up to the lowest recommendation of the scale-up window, down to the
+   highest recommendation of the scale-down window (so one quiet poll cannot drop replicas);
+3. step limits: at most maxScaleUpStep added and maxScaleDownStep removed per decision.
+
+Lag that cannot be read holds the current replicas (or goes to fallbackReplicas when set), and
+the decision says it is unhealthy, which becomes AutoscalerHealthy=False.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from eventfleet.operator.spec import AutoscalingSpec, ReplicasSpec
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionOffsets:
+    partition: int
+    low: int  # earliest retained offset
+    high: int  # high watermark: the offset the next message will get
+    committed: int | None  # the group's committed offset; None when it never committed
+
+
+@dataclass(frozen=True, slots=True)
+class LagReading:
+    total: int
+    partitions: int
+    partitions_with_lag: int
+    uncommitted_partitions: int  # partitions where the group has no committed offset yet
+
+
+def measure_lag(
+    offsets: Sequence[PartitionOffsets],
+    reset_policy: Literal["earliest", "latest"] = "earliest",
+) -> LagReading:
+    """Lag = sum over partitions of (high watermark - committed).
+
+    A partition the group never committed is the case other Kafka autoscalers get wrong (they
+    report 0 and never wake a scaled-to-zero consumer, or report the whole topic forever). Here it
+    counts what a consumer starting now would read: with auto.offset.reset=earliest (what
+    eventfleet consumers use) every retained message, with latest nothing. A committed offset
+    beyond the high watermark (a recreated topic) counts as no lag rather than negative lag.
+    """
+    per_partition = []
+    uncommitted = 0
+    for entry in offsets:
+        if entry.committed is None or entry.committed < 0:
+            uncommitted += 1
+            start = entry.low if reset_policy == "earliest" else entry.high
+        else:
+            start = max(entry.committed, entry.low)  # offsets below `low` were deleted
+        per_partition.append(max(entry.high - start, 0))
+    return LagReading(
+        total=sum(per_partition),
+        partitions=len(offsets),
+        partitions_with_lag=sum(1 for lag in per_partition if lag > 0),
+        uncommitted_partitions=uncommitted,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    time: datetime
+    replicas: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingPolicy:
+    min_replicas: int
+    max_replicas: int
+    lag_per_replica: int
+    activation_lag: int
+    scale_up_window: timedelta
+    scale_down_window: timedelta
+    max_scale_up_step: int
+    max_scale_down_step: int
+    cap_at_partitions: bool
+    cap_at_partitions_with_lag: bool
+    fallback_replicas: int | None
+
+    @classmethod
+    def from_spec(cls, replicas: ReplicasSpec, autoscaling: AutoscalingSpec) -> ScalingPolicy:
+        return cls(
+            min_replicas=replicas.min,
+            max_replicas=replicas.max,
+            lag_per_replica=autoscaling.lag_per_replica,
+            activation_lag=autoscaling.activation_lag,
+            scale_up_window=timedelta(seconds=autoscaling.scale_up_stabilization_seconds),
+            scale_down_window=timedelta(seconds=autoscaling.scale_down_stabilization_seconds),
+            max_scale_up_step=autoscaling.max_scale_up_step,
+            max_scale_down_step=autoscaling.max_scale_down_step,
+            cap_at_partitions=autoscaling.cap_at_partitions,
+            cap_at_partitions_with_lag=autoscaling.cap_at_partitions_with_lag,
+            fallback_replicas=autoscaling.fallback_replicas,
+        )
+
+    def clamp(self, replicas: int) -> int:
+        return min(max(replicas, self.min_replicas), self.max_replicas)
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingDecision:
+    replicas: int  # what the Deployment should run now
+    recommendation: int  # before stabilization and step limits
+    reason: str  # for status.lastScale, the Kubernetes Event and logs
+    healthy: bool  # False when lag could not be read
+    history: tuple[Recommendation, ...]  # to store for the next decision
+
+
+def recommend(policy: ScalingPolicy, reading: LagReading) -> tuple[int, str]:
+    """Step 1: the replicas this lag alone asks for, and why."""
+    if reading.total <= policy.activation_lag:
+        wanted, why = 0, f"lag {reading.total} <= activation lag {policy.activation_lag}"
+    else:
+        wanted = max(1, math.ceil(reading.total / policy.lag_per_replica))
+        why = f"lag {reading.total} / {policy.lag_per_replica} per replica = {wanted}"
+    if policy.cap_at_partitions and reading.partitions > 0 and wanted > reading.partitions:
+        wanted, why = reading.partitions, f"{why}, capped at {reading.partitions} partitions"
+    if policy.cap_at_partitions_with_lag and wanted > reading.partitions_with_lag > 0:
+        wanted = reading.partitions_with_lag
+        why = f"{why}, capped at {wanted} partitions with lag"
+    clamped = policy.clamp(wanted)
+    if clamped != wanted:
+        bound = "min" if clamped > wanted else "max"
+        why = f"{why}, clamped to replicas.{bound} {clamped}"
+    return clamped, why
+
+
+def decide(
+    policy: ScalingPolicy,
+    current: int,
+    reading: LagReading | None,
+    history: Sequence[Recommendation],
+    now: datetime,
+) -> ScalingDecision:
+    """Steps 1-3 for one poll. `history` is what the previous decision returned."""
+    if reading is None:
+        if policy.fallback_replicas is not None:
+            target = policy.clamp(policy.fallback_replicas)
+            why = f"lag unavailable: fallback to {target} replicas"
+        else:
+            target, why = current, f"lag unavailable: holding {current} replicas"
+        return ScalingDecision(target, target, why, healthy=False, history=tuple(history))
+
+    wanted, why = recommend(policy, reading)
+    longest = max(policy.scale_up_window, policy.scale_down_window)
+    kept = tuple(r for r in history if now - r.time < longest and r.time <= now)
+    window = (*kept, Recommendation(now, wanted))
+
+    up_floor = min(r.replicas for r in window if now - r.time <= policy.scale_up_window)
+    down_ceiling = max(r.replicas for r in window if now - r.time <= policy.scale_down_window)
+    if current < up_floor:
+        target = up_floor
+    elif current > down_ceiling:
+        target = down_ceiling
+    else:
+        target = current
+    if target != wanted:
+        if target == current and wanted > current:
+            why = f"{why}; held: lower recommendations in the last {_span(policy.scale_up_window)}"
+        elif target == current and wanted < current:
+            why = (
+                f"{why}; held: higher recommendations in the last {_span(policy.scale_down_window)}"
+            )
+        else:
+            why = f"{why}; stabilized at {target}"
+
+    limited = min(target, current + policy.max_scale_up_step)
+    limited = max(limited, current - policy.max_scale_down_step)
+    if limited != target:
+        step = policy.max_scale_up_step if limited > current else policy.max_scale_down_step
+        why = f"{why}; limited to {step} replica(s) per step"
+    return ScalingDecision(limited, wanted, why, healthy=True, history=window)
+
+
+def _span(window: timedelta) -> str:
+    seconds = int(window.total_seconds())
+    return f"{seconds}s"
