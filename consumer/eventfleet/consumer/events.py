@@ -229,6 +229,14 @@ def _json_value(value: object) -> object:
     return value
 
 
+def event_json_schema(ref_template: str = "#/$defs/{model}") -> dict[str, Any]:
+    """The JSON Schema of the event envelope (the top-level fields), for API documentation.
+
+    `data` is a free object here; its per-type fields are `DATA_MODELS`' schemas.
+    """
+    return _Envelope.model_json_schema(ref_template=ref_template)
+
+
 def derived_event_id(topic: str, partition: int, offset: int) -> uuid.UUID:
     """The id of an event that arrived without one: deterministic, so replays dedupe."""
     return uuid.uuid5(DERIVED_ID_NAMESPACE, f"{topic}/{partition}/{offset}")
