@@ -1,0 +1,175 @@
+"""Desired Kubernetes objects, built by pure functions from a validated spec.
+
+The handlers apply what these return (server-side apply, so a hand edit of a field the operator
+owns is set back on the next reconcile) and never assemble objects themselves. Secrets are passed
+by reference only: no function here ever sees a secret's value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Final
+
+from eventfleet.operator.spec import GROUP, KIND, VERSION, EventConsumerSpec, Mode
+
+HTTP_PORT: Final = 8080  # the consumer's /healthz, /readyz and /metrics
+FIELD_MANAGER: Final = "eventfleet-operator"
+MANAGED_BY: Final = "eventfleet-operator"
+CONSUMER_LABEL: Final = f"{GROUP}/consumer"
+DEFAULT_RESOURCES: Final = {
+    "requests": {"cpu": "100m", "memory": "128Mi"},
+    "limits": {"memory": "256Mi"},
+}
+# Enough for the consumer to finish its batch, commit and close after SIGTERM.
+TERMINATION_GRACE_SECONDS: Final = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """The EventConsumer an object belongs to."""
+
+    name: str
+    namespace: str
+    uid: str
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def label_value(text: str) -> str:
+    """A label value (at most 63 characters) that stays unique for long names."""
+    if len(text) <= 63:
+        return text
+    return f"{text[:52]}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+
+
+def deployment_name(owner_name: str) -> str:
+    return f"{owner_name}-consumer"
+
+
+def selector_labels(owner: Owner) -> dict[str, str]:
+    return {CONSUMER_LABEL: label_value(owner.name)}
+
+
+def selector_string(owner: Owner) -> str:
+    """status.selector, for the scale subresource (and `kubectl get pods -l ...`)."""
+    return ",".join(f"{key}={value}" for key, value in selector_labels(owner).items())
+
+
+def consumer_labels(owner: Owner, mode: Mode) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "eventfleet-consumer",
+        "app.kubernetes.io/instance": label_value(owner.name),
+        "app.kubernetes.io/component": mode.value,
+        "app.kubernetes.io/part-of": "eventfleet",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        **selector_labels(owner),
+    }
+
+
+def consumer_env(spec: EventConsumerSpec, group: str) -> list[dict[str, Any]]:
+    """The consumer's settings as EVENTFLEET_* variables (see eventfleet.consumer.settings)."""
+    plain: dict[str, str] = {
+        "EVENTFLEET_MODE": spec.mode.value,
+        "EVENTFLEET_KAFKA_BOOTSTRAP": spec.kafka.bootstrap_servers,
+        "EVENTFLEET_TOPIC": spec.kafka.topic,
+        "EVENTFLEET_CONSUMER_GROUP": group,
+        "EVENTFLEET_BATCH_SIZE": str(spec.processing.batch_size),
+        "EVENTFLEET_BATCH_TIMEOUT_MS": str(spec.processing.batch_timeout_ms),
+        "EVENTFLEET_HTTP_PORT": str(HTTP_PORT),
+    }
+    if spec.processing.dlq_topic:
+        plain["EVENTFLEET_DLQ_TOPIC"] = spec.processing.dlq_topic
+    if spec.mode is Mode.LEADERBOARD:
+        plain["EVENTFLEET_BOARDS"] = ",".join(spec.leaderboard.boards)
+        plain["EVENTFLEET_PERIODS"] = ",".join(spec.leaderboard.periods)
+        plain["EVENTFLEET_TOP_N"] = str(spec.leaderboard.top_n)
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in plain.items()]
+    env.append(
+        _from_secret(
+            "EVENTFLEET_POSTGRES_DSN",
+            spec.postgres.dsn_secret_ref.name,
+            spec.postgres.dsn_secret_ref.key,
+        )
+    )
+    if spec.redis is not None:
+        env.append(
+            _from_secret(
+                "EVENTFLEET_REDIS_URL",
+                spec.redis.url_secret_ref.name,
+                spec.redis.url_secret_ref.key,
+            )
+        )
+    return env
+
+
+def _from_secret(variable: str, secret: str, key: str) -> dict[str, Any]:
+    return {"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def build_deployment(
+    owner: Owner,
+    spec: EventConsumerSpec,
+    *,
+    replicas: int,
+    image: str,
+    group: str,
+) -> dict[str, Any]:
+    """The consumer Deployment of one EventConsumer."""
+    labels = consumer_labels(owner, spec.mode)
+    probe = {"periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3}
+    container = {
+        "name": "consumer",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["eventfleet", "consumer"],
+        "env": consumer_env(spec, group),
+        "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, **probe},
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, **probe},
+        "resources": spec.resources or DEFAULT_RESOURCES,
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": deployment_name(owner.name),
+            "namespace": owner.namespace,
+            "labels": labels,
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector_labels(owner)},
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(HTTP_PORT),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": {
+                    "containers": [container],
+                    "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                    "enableServiceLinks": False,
+                },
+            },
+        },
+    }
