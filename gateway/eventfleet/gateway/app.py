@@ -1,0 +1,389 @@
+"""The gateway's HTTP application (RSGI, served by granian; see cli.py for why).
+
+Thin handlers: routing, the checks every POST goes through in order (API key 401, rate limit 429,
+content type 415, size 413), then `ingest` decides 400s and `producer` 202/503. Every answer is
+JSON with a stable `error` code, and every refusal is counted by reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
+
+from eventfleet.consumer.events import ParseLimits
+from eventfleet.gateway import ingest, metrics
+from eventfleet.gateway.docs import load_assets
+from eventfleet.gateway.ids import new_event_id
+from eventfleet.gateway.ingest import BodyError, Decoded, Ready
+from eventfleet.gateway.openapi import build_openapi
+from eventfleet.gateway.producer import KafkaSink, Pending, Unavailable
+from eventfleet.gateway.ratelimit import TokenBuckets
+from eventfleet.gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH: Final = "/api/v1/events"
+BATCH_PATH: Final = "/api/v1/events/batch"
+JSON: Final = "application/json"
+Headers = list[tuple[str, str]]
+
+
+class HeaderMap(Protocol):
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+
+class Scope(Protocol):
+    """What the app reads of granian's RSGI scope (a fake one serves the unit tests)."""
+
+    @property
+    def proto(self) -> str: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def query_string(self) -> str: ...
+    @property
+    def client(self) -> str: ...
+    @property
+    def headers(self) -> HeaderMap: ...
+
+
+class Transport(Protocol):
+    def __call__(self) -> Awaitable[bytes]: ...
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+    def response_bytes(self, status: int, headers: Headers, body: bytes) -> None: ...
+
+
+class Sink(Protocol):
+    available: bool
+    status: str
+
+    def send(self, ready: tuple[Ready, ...]) -> Pending: ...
+    async def wait(self, pending: Pending) -> None: ...
+    def close(self, flush_seconds: float) -> int: ...
+
+
+class TooLarge(Exception):  # noqa: N818 - control flow, never escapes the app
+    pass
+
+
+class Gateway:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sink_factory: Callable[[Settings, asyncio.AbstractEventLoop], Sink] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        new_id: Callable[[], uuid.UUID] = new_event_id,
+    ) -> None:
+        self.settings = settings
+        self.limits = ParseLimits(max_event_bytes=settings.max_event_bytes)
+        self.api_keys = settings.all_api_keys()
+        self.buckets = (
+            TokenBuckets(
+                settings.rate_limit_per_second,
+                settings.rate_limit_burst,
+                settings.rate_limit_max_clients,
+            )
+            if settings.rate_limit_per_second > 0
+            else None
+        )
+        self.sink: Sink | None = None
+        self._sink_factory = sink_factory or _kafka_sink
+        self._clock = clock
+        self._new_id = new_id
+        self._openapi = ingest.dumps(build_openapi(settings))
+        self._docs = load_assets()
+        self._retry_after = str(settings.retry_after_seconds)
+
+    # -- RSGI lifecycle ----------------------------------------------------------------------
+
+    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.start(loop)
+
+    def __rsgi_del__(self, _loop: asyncio.AbstractEventLoop) -> None:
+        self.stop()
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.sink = self._sink_factory(self.settings, loop)
+
+    def stop(self) -> None:
+        if self.sink is not None:
+            left = self.sink.close(self.settings.shutdown_flush_seconds)
+            log.info("gateway stopped; %d events left undelivered", left)
+            self.sink = None
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    async def __rsgi__(self, scope: Scope, proto: Transport) -> None:
+        if scope.proto != "http":
+            return
+        path = scope.path
+        method = scope.method
+        if path in (EVENTS_PATH, BATCH_PATH):
+            if method != "POST":
+                self._answer(
+                    proto,
+                    path,
+                    405,
+                    _problem("method_not_allowed", "use POST"),
+                    [("allow", "POST")],
+                )
+                return
+            started = time.perf_counter()
+            await self._ingest(scope, proto, batch=path == BATCH_PATH)
+            metrics.REQUEST_SECONDS.labels(path).observe(time.perf_counter() - started)
+            return
+        if method not in ("GET", "HEAD"):
+            self._answer(
+                proto,
+                "other",
+                405,
+                _problem("method_not_allowed", "use GET"),
+                [("allow", "GET, HEAD")],
+            )
+            return
+        if path == "/healthz":
+            self._answer(proto, path, 200, b'{"status":"ok"}')
+        elif path == "/readyz":
+            ready = self.sink is not None and self.sink.available
+            status = self.sink.status if self.sink is not None else "starting"
+            body = ingest.dumps({"status": "ready" if ready else "not ready", "kafka": status})
+            self._answer(proto, path, 200 if ready else 503, body)
+        elif path == "/metrics":
+            text, kind = metrics.render()
+            self._answer(proto, path, 200, text, content_type=kind)
+        elif path == "/openapi.json":
+            self._answer(proto, path, 200, self._openapi)
+        elif path in self._docs or path == "/docs/":
+            content, kind = self._docs[path.rstrip("/")]
+            self._answer(proto, "/docs", 200, content, content_type=kind)
+        else:
+            self._answer(proto, "other", 404, _problem("not_found", f"no such path: {path}"))
+
+    def _answer(
+        self,
+        proto: Transport,
+        endpoint: str,
+        status: int,
+        body: bytes,
+        extra: Headers | None = None,
+        *,
+        content_type: str = JSON,
+    ) -> None:
+        headers = [("content-type", content_type)]
+        if extra:
+            headers.extend(extra)
+        proto.response_bytes(status, headers, body)
+        metrics.REQUESTS.labels(endpoint, str(status)).inc()
+
+    def _refuse(
+        self,
+        proto: Transport,
+        endpoint: str,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        extra: Headers | None = None,
+    ) -> None:
+        metrics.REJECTS.labels(code).inc()
+        self._answer(proto, endpoint, status, _problem(code, message), extra)
+
+    # -- ingestion ---------------------------------------------------------------------------
+
+    async def _ingest(self, scope: Scope, proto: Transport, *, batch: bool) -> None:
+        endpoint = BATCH_PATH if batch else EVENTS_PATH
+        headers = scope.headers
+        key = _api_key(headers)
+        if self.api_keys and key not in self.api_keys:
+            self._refuse(
+                proto,
+                endpoint,
+                401,
+                "unauthorized",
+                "an API key is required: X-API-Key or Authorization: Bearer",
+                extra=[("www-authenticate", 'Bearer realm="eventfleet"')],
+            )
+            return
+        if self.buckets is not None:
+            client = f"key:{key}" if key else f"ip:{_client_ip(scope.client)}"
+            decision = self.buckets.take(client, self._clock())
+            if not decision.allowed:
+                self._refuse(
+                    proto,
+                    endpoint,
+                    429,
+                    "rate_limited",
+                    f"over {self.settings.rate_limit_per_second:g} requests/s "
+                    f"(burst {self.settings.rate_limit_burst})",
+                    extra=[("retry-after", str(decision.retry_after_seconds))],
+                )
+                return
+        kind = headers.get("content-type") or ""
+        if kind.split(";", 1)[0].strip().lower() != JSON:
+            self._refuse(
+                proto,
+                endpoint,
+                415,
+                "unsupported_media_type",
+                f"the content type must be {JSON}, not {kind or 'missing'!r}",
+            )
+            return
+        limit = self.settings.max_batch_bytes if batch else self.settings.max_event_bytes
+        try:
+            body = await _read_body(headers, proto, limit)
+        except TooLarge:
+            self._refuse(proto, endpoint, 413, "too_large", f"the body is over {limit} bytes")
+            return
+        now = datetime.now(UTC)
+        decoded = (
+            ingest.decode_batch(
+                body,
+                now=now,
+                limits=self.limits,
+                max_events=self.settings.max_batch_events,
+                new_id=self._new_id,
+            )
+            if batch
+            else ingest.decode_single(body, now=now, limits=self.limits, new_id=self._new_id)
+        )
+        if isinstance(decoded, BodyError):
+            metrics.REJECTS.labels(decoded.code).inc()
+            self._answer(
+                proto,
+                endpoint,
+                decoded.status,
+                ingest.error_body(decoded.code, decoded.message, decoded.errors),
+            )
+            return
+        await self._produce(scope, proto, endpoint, decoded, batch=batch)
+
+    async def _produce(
+        self, scope: Scope, proto: Transport, endpoint: str, decoded: Decoded, *, batch: bool
+    ) -> None:
+        for refused in decoded.refused:
+            metrics.REJECTS.labels(str(refused.rejection.reason)).inc()
+        if decoded.refused:
+            metrics.EVENTS.labels("rejected").inc(len(decoded.refused))
+        atomic = batch and _flag(scope.query_string, "atomic")
+        if not decoded.ready or (atomic and decoded.refused):
+            total = len(decoded.ready) + len(decoded.refused)
+            body = (
+                ingest.batch_rejected_body(decoded.refused, atomic=atomic, total=total)
+                if batch
+                else ingest.single_rejected_body(decoded.refused[0])
+            )
+            self._answer(proto, endpoint, 400, body)
+            return
+        retry = [("retry-after", self._retry_after)]
+        if self.sink is None:
+            self._refuse(proto, endpoint, 503, "unavailable", "starting up", extra=retry)
+            return
+        try:
+            pending = self.sink.send(decoded.ready)
+            await self.sink.wait(pending)
+        except Unavailable as error:
+            metrics.EVENTS.labels("failed").inc(len(decoded.ready))
+            self._refuse(proto, endpoint, 503, "unavailable", str(error), extra=retry)
+            return
+        if pending.failed:
+            self._unacknowledged(proto, endpoint, decoded.ready, pending, retry)
+            return
+        metrics.EVENTS.labels("accepted").inc(len(decoded.ready))
+        ids = [ready.event_id for ready in decoded.ready]
+        self._answer(proto, endpoint, 202, ingest.accepted_body(ids, decoded.refused))
+
+    def _unacknowledged(
+        self,
+        proto: Transport,
+        endpoint: str,
+        ready: tuple[Ready, ...],
+        pending: Pending,
+        retry: Headers,
+    ) -> None:
+        """Kafka refused some events: 503, naming the ones it did take (retrying the batch
+        with the same event_ids lets the consumers drop the duplicates)."""
+        failed = {position for position, _ in pending.failed}
+        delivered = [r.event_id for i, r in enumerate(ready) if i not in failed]
+        metrics.EVENTS.labels("accepted").inc(len(delivered))
+        metrics.REJECTS.labels("unavailable").inc()
+        errors = sorted({error for _, error in pending.failed})
+        body = ingest.dumps(
+            {
+                "error": "unavailable",
+                "message": f"Kafka did not take {len(failed)} of {len(ready)} events "
+                f"({', '.join(errors)})",
+                "delivered_event_ids": delivered,
+                "failed": [
+                    {"index": ready[position].index, "event_id": ready[position].event_id}
+                    for position in sorted(failed)
+                ],
+            }
+        )
+        self._answer(proto, endpoint, 503, body, retry)
+
+
+def _kafka_sink(settings: Settings, loop: asyncio.AbstractEventLoop) -> Sink:
+    sink = KafkaSink(settings, loop)
+    sink.start()
+    return sink
+
+
+def _problem(code: str, message: str) -> bytes:
+    return ingest.error_body(code, message)
+
+
+def _api_key(headers: HeaderMap) -> str | None:
+    key = headers.get("x-api-key")
+    if key:
+        return str(key)
+    authorization = str(headers.get("authorization") or "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def _client_ip(client: str) -> str:
+    host, sep, port = client.rpartition(":")
+    return host if sep and port.isdigit() else client
+
+
+def _flag(query: str, name: str) -> bool:
+    for part in query.split("&"):
+        key, _, value = part.partition("=")
+        if key == name:
+            return value.lower() in ("", "1", "true", "yes")
+    return False
+
+
+async def _read_body(headers: HeaderMap, proto: Transport, limit: int) -> bytes:
+    length = headers.get("content-length")
+    if length is not None:
+        try:
+            declared = int(length)
+        except ValueError:
+            declared = -1
+        if declared > limit:
+            raise TooLarge
+        if declared >= 0:
+            body = await proto()
+            if len(body) > limit:
+                raise TooLarge
+            return body
+    # Chunked (or odd) bodies: read in pieces, stop at the limit.
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in proto:
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)

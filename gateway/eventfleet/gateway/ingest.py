@@ -1,0 +1,196 @@
+"""Request bodies into events ready for Kafka, and the JSON answers. Pure: no I/O.
+
+Validation is the consumers' own (`eventfleet.consumer.events`), so the gateway accepts exactly
+what the consumers can process. Each accepted event gets an `event_id` (UUIDv7) when it has
+none and is encoded once; the encoded form is what Kafka receives and must itself fit the
+consumers' size limit.
+
+Batches are accept-valid by default: valid items are produced, invalid ones are listed by index
+with their reasons (202 when at least one was accepted, 400 when none was). With `atomic`, one
+invalid item rejects the whole batch (400) and nothing is produced.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from eventfleet.consumer.events import (
+    Event,
+    FieldError,
+    ParseLimits,
+    Rejection,
+    RejectReason,
+    parse_event,
+    validate_event,
+)
+
+JSON_CONTENT_TYPE: Final = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A valid event with its id, encoded for Kafka."""
+
+    index: int
+    event_id: str
+    key: bytes
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    index: int
+    rejection: Rejection
+
+
+@dataclass(frozen=True, slots=True)
+class BodyError:
+    """The request as a whole is unusable (not one of its items)."""
+
+    status: int
+    code: str
+    message: str
+    errors: tuple[FieldError, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    ready: tuple[Ready, ...]
+    refused: tuple[Refused, ...]
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def encode(
+    event: Event, index: int, limits: ParseLimits, new_id: Callable[[], uuid.UUID]
+) -> Ready | Refused:
+    if event.event_id is None:
+        event = event.with_event_id(new_id())
+    payload = json.dumps(event.to_json_dict(), separators=(",", ":")).encode()
+    if len(payload) > limits.max_event_bytes:
+        return Refused(
+            index,
+            Rejection(
+                RejectReason.TOO_LARGE,
+                f"the encoded event is {len(payload)} bytes; the limit is {limits.max_event_bytes}",
+            ),
+        )
+    return Ready(index, str(event.event_id), event.player_id.encode(), payload)
+
+
+def decode_single(
+    body: bytes, *, now: datetime, limits: ParseLimits, new_id: Callable[[], uuid.UUID]
+) -> Decoded | BodyError:
+    if len(body) > limits.max_event_bytes:
+        return BodyError(
+            413,
+            RejectReason.TOO_LARGE,
+            f"the body is {len(body)} bytes; one event may have {limits.max_event_bytes}",
+        )
+    parsed = parse_event(body, now=now, limits=limits)
+    if isinstance(parsed, Rejection):
+        return Decoded((), (Refused(0, parsed),))
+    outcome = encode(parsed, 0, limits, new_id)
+    if isinstance(outcome, Refused):
+        return Decoded((), (outcome,))
+    return Decoded((outcome,), ())
+
+
+def decode_batch(
+    body: bytes,
+    *,
+    now: datetime,
+    limits: ParseLimits,
+    max_events: int,
+    new_id: Callable[[], uuid.UUID],
+) -> Decoded | BodyError:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return BodyError(
+            400, RejectReason.NOT_UTF8, f"not UTF-8: invalid byte at position {error.start}"
+        )
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as error:
+        return BodyError(400, RejectReason.INVALID_JSON, f"not valid JSON: {error}")
+    if not isinstance(value, list):
+        return BodyError(400, "not_an_array", "a batch must be a JSON array of events")
+    if not value:
+        return BodyError(400, "empty_batch", "a batch must hold at least one event")
+    if len(value) > max_events:
+        return BodyError(
+            413,
+            "too_many_events",
+            f"the batch holds {len(value)} events; the limit is {max_events}",
+        )
+    ready: list[Ready] = []
+    refused: list[Refused] = []
+    for index, item in enumerate(value):
+        checked = validate_event(item, now=now, limits=limits)
+        if isinstance(checked, Rejection):
+            refused.append(Refused(index, checked))
+            continue
+        outcome = encode(checked, index, limits, new_id)
+        if isinstance(outcome, Refused):
+            refused.append(outcome)
+        else:
+            ready.append(outcome)
+    return Decoded(tuple(ready), tuple(refused))
+
+
+def dumps(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def error_body(code: str, message: str, errors: Sequence[FieldError] = ()) -> bytes:
+    body: dict[str, Any] = {"error": str(code), "message": message}
+    if errors:
+        body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
+    return dumps(body)
+
+
+def rejection_json(refused: Refused, *, with_index: bool) -> dict[str, Any]:
+    item: dict[str, Any] = {}
+    if with_index:
+        item["index"] = refused.index
+    item["error"] = str(refused.rejection.reason)
+    item["message"] = refused.rejection.message
+    if refused.rejection.errors:
+        item["errors"] = [
+            {"field": e.field, "message": e.message} for e in refused.rejection.errors
+        ]
+    return item
+
+
+def accepted_body(event_ids: Sequence[str], refused: Sequence[Refused] = ()) -> bytes:
+    body: dict[str, Any] = {"accepted": len(event_ids), "event_ids": list(event_ids)}
+    if refused:
+        body["rejected"] = [rejection_json(r, with_index=True) for r in refused]
+    return dumps(body)
+
+
+def batch_rejected_body(refused: Sequence[Refused], *, atomic: bool, total: int) -> bytes:
+    message = f"{len(refused)} of {total} events are invalid" + (
+        "; the batch is atomic, so none was accepted" if atomic else ""
+    )
+    return dumps(
+        {
+            "error": "invalid_events",
+            "message": message,
+            "accepted": 0,
+            "event_ids": [],
+            "rejected": [rejection_json(r, with_index=True) for r in refused],
+        }
+    )
+
+
+def single_rejected_body(refused: Refused) -> bytes:
+    return dumps(rejection_json(refused, with_index=False))

@@ -1,0 +1,212 @@
+"""The Kafka side of the gateway: an idempotent producer whose acknowledgements resolve asyncio
+futures, and a watcher that knows whether Kafka is reachable.
+
+Threads (one set per worker process):
+1. the event loop produces (`produce()` only enqueues, it never blocks) and awaits one future
+   per request;
+2. the poll thread serves delivery reports and hands them to the loop in batches, one
+   `call_soon_threadsafe` per poll rather than per event;
+3. the watcher reads the topic's metadata every second; while it fails, requests get 503 at
+   once instead of waiting for the delivery timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Final
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from eventfleet.gateway import metrics
+from eventfleet.gateway.ingest import Ready
+from eventfleet.gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+WATCH_INTERVAL_SECONDS: Final = 1.0
+METADATA_TIMEOUT_SECONDS: Final = 2.0
+
+
+class Unavailable(Exception):  # noqa: N818 - reads as "raise Unavailable(...)"
+    """Kafka cannot take the events now: the client should retry later (503)."""
+
+
+@dataclass(slots=True, eq=False)
+class Pending:
+    """One request's events on their way to Kafka."""
+
+    future: asyncio.Future[None]
+    remaining: int
+    failed: list[tuple[int, str]] = field(default_factory=list)  # (position, Kafka error)
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        # Idempotence implies acks=all and bounded in-flight requests: retries after a lost
+        # connection cannot duplicate or reorder a player's events.
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": settings.linger_ms,
+        "message.timeout.ms": settings.delivery_timeout_ms,
+        "queue.buffering.max.messages": settings.queue_max_messages,
+        "compression.type": "lz4",
+        # Same key -> same partition as Java clients, so other producers of player_id keys agree.
+        "partitioner": "murmur2_random",
+        # Notice a returning broker within a second or two (the default backs off to 10 s).
+        "reconnect.backoff.max.ms": 1000,
+        "client.id": "eventfleet-gateway",
+    }
+    config.update(settings.kafka_config)
+    return config
+
+
+class KafkaSink:
+    def __init__(self, settings: Settings, loop: asyncio.AbstractEventLoop) -> None:
+        self.topic = settings.topic
+        self.queue_max = settings.queue_max_messages
+        self.fire_and_forget = settings.ack_mode == "fire-and-forget"
+        self.wait_seconds = settings.delivery_timeout_ms / 1000 + 2.0
+        self._loop = loop
+        config = producer_config(settings)
+        config["error_cb"] = self._on_error
+        self._producer = Producer(config)
+        self._done: list[tuple[Pending | None, int, KafkaError | None]] = []
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
+        self._watcher = threading.Thread(target=self._watch, name="kafka-watch", daemon=True)
+        self.available = False
+        self.status = "not checked yet"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._check()
+        self._poller.start()
+        self._watcher.start()
+
+    def close(self, flush_seconds: float) -> int:
+        """Stop the threads and deliver what is queued; returns the events left undelivered."""
+        self._stop.set()
+        self._watcher.join(timeout=METADATA_TIMEOUT_SECONDS + 1)
+        self._poller.join(timeout=2)
+        left = self._producer.flush(flush_seconds)
+        self._resolve(self._take_done())
+        if left:
+            log.error("shutdown: %d events were still undelivered after %ss", left, flush_seconds)
+        return int(left)
+
+    # -- producing (event loop) ------------------------------------------------------------
+
+    def check_room(self, count: int) -> None:
+        if not self.available:
+            raise Unavailable(self.status)
+        queued = len(self._producer)
+        if queued + count > self.queue_max:
+            metrics.REJECTS.labels("queue_full").inc()
+            raise Unavailable(f"the producer queue is full ({queued} events waiting)")
+
+    def send(self, ready: Sequence[Ready]) -> Pending:
+        """Enqueue every event or none (the room is checked first); the Pending's future
+        resolves when Kafka answered for all of them."""
+        self.check_room(len(ready))
+        pending = Pending(self._loop.create_future(), len(ready))
+        start = time.perf_counter()
+        try:
+            for position, item in enumerate(ready):
+                self._producer.produce(
+                    self.topic,
+                    item.payload,
+                    item.key,
+                    on_delivery=partial(self._delivered, pending, position, start),
+                )
+        except (BufferError, KafkaException) as error:
+            # Not expected after check_room; the events already enqueued still report.
+            raise Unavailable(f"the producer refused the events: {error}") from error
+        if self.fire_and_forget:
+            pending.future.set_result(None)
+        return pending
+
+    async def wait(self, pending: Pending) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(pending.future), self.wait_seconds)
+        except TimeoutError as error:
+            raise Unavailable("Kafka did not acknowledge in time") from error
+
+    # -- delivery reports (poll thread) ----------------------------------------------------
+
+    def _delivered(
+        self,
+        pending: Pending,
+        position: int,
+        start: float,
+        error: KafkaError | None,
+        _message: Message,
+    ) -> None:
+        if error is None:
+            metrics.PRODUCE_SECONDS.observe(time.perf_counter() - start)
+        else:
+            metrics.DELIVERY_FAILURES.labels(error.name()).inc()
+        self._done.append((None if self.fire_and_forget else pending, position, error))
+
+    def _take_done(self) -> list[tuple[Pending | None, int, KafkaError | None]]:
+        done, self._done = self._done, []
+        return done
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.05)
+            if self._done:
+                with contextlib.suppress(RuntimeError):  # loop closed during shutdown
+                    self._loop.call_soon_threadsafe(self._resolve, self._take_done())
+
+    def _resolve(self, done: list[tuple[Pending | None, int, KafkaError | None]]) -> None:
+        for pending, position, error in done:
+            if error is not None:
+                metrics.EVENTS.labels("failed").inc()
+                if pending is None:
+                    log.warning("fire-and-forget event lost: %s", error)
+            if pending is None:
+                continue
+            pending.remaining -= 1
+            if error is not None:
+                pending.failed.append((position, error.name()))
+            if pending.remaining == 0 and not pending.future.done():
+                pending.future.set_result(None)
+
+    # -- reachability (watch thread) -------------------------------------------------------
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._set(available=False, status=f"Kafka unreachable: {error.str()}")
+
+    def _check(self) -> None:
+        try:
+            found = self._producer.list_topics(self.topic, timeout=METADATA_TIMEOUT_SECONDS)
+        except KafkaException as error:
+            self._set(available=False, status=f"Kafka unreachable: {error}")
+            return
+        topic = found.topics.get(self.topic)
+        if topic is None or topic.error is not None:
+            reason = topic.error.str() if topic is not None and topic.error else "missing"
+            self._set(available=False, status=f"topic {self.topic}: {reason}")
+        else:
+            self._set(available=True, status=f"topic {self.topic}: reachable")
+
+    def _watch(self) -> None:
+        while not self._stop.wait(WATCH_INTERVAL_SECONDS):
+            self._check()
+            metrics.QUEUE_DEPTH.set(len(self._producer))
+
+    def _set(self, *, available: bool, status: str) -> None:
+        if available != self.available:
+            (log.info if available else log.warning)("Kafka: %s", status)
+        self.available = available
+        self.status = status
+        metrics.KAFKA_AVAILABLE.set(1 if available else 0)

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from eventfleet.gateway.ids import UUID7Generator, uuid7_milliseconds
+from eventfleet.gateway.ratelimit import TokenBuckets
+
+
+def test_uuid7_has_version_variant_and_time() -> None:
+    generate = UUID7Generator(clock_ms=lambda: 1_795_000_000_123)
+    value = generate()
+    assert value.version == 7
+    assert value.variant == uuid.RFC_4122
+    assert uuid7_milliseconds(value) == 1_795_000_000_123
+
+
+def test_uuid7_strictly_increases_within_and_across_milliseconds() -> None:
+    ticks = iter([5, 5, 5, 6, 4, 4] + [4] * 5000)  # the clock also steps back once
+    generate = UUID7Generator(clock_ms=lambda: next(ticks))
+    ids = [generate() for _ in range(5006)]
+    assert ids == sorted(ids, key=lambda u: u.int)
+    assert len({i.int for i in ids}) == len(ids)
+
+
+def test_uuid7_from_the_real_clock_sorts_by_creation() -> None:
+    generate = UUID7Generator()
+    ids = [generate() for _ in range(2000)]
+    assert [i.int for i in ids] == sorted(i.int for i in ids)
+
+
+def test_bucket_allows_the_burst_then_refuses_with_retry_after() -> None:
+    buckets = TokenBuckets(rate=2, burst=3)
+    assert [buckets.take("a", now=0.0).allowed for _ in range(3)] == [True] * 3
+    refused = buckets.take("a", now=0.0)
+    assert not refused.allowed
+    assert refused.retry_after_seconds == 1
+    assert buckets.take("b", now=0.0).allowed  # clients are independent
+    assert buckets.take("a", now=0.5).allowed  # refilled one token at 2/s
+
+
+def test_slow_rate_gives_a_longer_retry_after() -> None:
+    buckets = TokenBuckets(rate=0.1, burst=1)
+    assert buckets.take("a", now=0.0).allowed
+    assert buckets.take("a", now=1.0).retry_after_seconds == 9
+
+
+def test_bucket_table_is_bounded() -> None:
+    buckets = TokenBuckets(rate=1, burst=1, max_clients=100)
+    for number in range(1000):
+        buckets.take(f"spoofed-{number}", now=0.0)
+    assert len(buckets) == 100
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(0, 1), (1, 0)])
+def test_bucket_refuses_nonsense(rate: float, burst: int) -> None:
+    with pytest.raises(ValueError, match="rate"):
+        TokenBuckets(rate=rate, burst=burst)
