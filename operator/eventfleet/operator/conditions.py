@@ -33,7 +33,7 @@ class Phase(enum.StrEnum):
 
 
 # Reasons that no retry can fix: the user must change the spec (or the other resource).
-FATAL_REASONS: Final = frozenset({"SpecInvalid", "ResourceConflict", "MigrationChanged"})
+FATAL_REASONS: Final = frozenset({"SpecInvalid", "ResourceConflict", "MigrationFailed"})
 # What Ready needs: the consumers have a topic, tables, and running replicas.
 READY_NEEDS: Final = (
     ConditionType.TOPIC_READY,

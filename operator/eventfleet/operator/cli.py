@@ -1,0 +1,106 @@
+"""`eventfleet operator`: run the kopf operator that reconciles EventConsumers."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import kopf
+from prometheus_client import start_http_server
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="eventfleet operator",
+        description="Reconcile EventConsumer resources into topics, schemas and autoscaled "
+        "consumer Deployments.",
+    )
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="watch this namespace (repeatable; glob patterns allowed)",
+    )
+    scope.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        help="watch every namespace (the default when no --namespace is given)",
+    )
+    parser.add_argument(
+        "--default-image",
+        default=os.environ.get("EVENTFLEET_DEFAULT_IMAGE", "eventfleet:0.1.0"),
+        help="consumer image when spec.image is unset (env EVENTFLEET_DEFAULT_IMAGE)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=8081,
+        help="Prometheus /metrics port, 0 to disable (default 8081)",
+    )
+    parser.add_argument(
+        "--liveness-port",
+        type=_port,
+        default=8082,
+        help="liveness endpoint /healthz port, 0 to disable (default 8082)",
+    )
+    parser.add_argument(
+        "--bind",
+        default="0.0.0.0",  # noqa: S104 - probes come from the kubelet
+        help="address for the metrics and liveness endpoints",
+    )
+    peering = parser.add_mutually_exclusive_group()
+    peering.add_argument(
+        "--peering",
+        metavar="NAME",
+        help="coordinate several operator replicas through kopf peering "
+        "(needs the KopfPeering CRDs from manifests/)",
+    )
+    peering.add_argument(
+        "--standalone",
+        action="store_true",
+        help="no peering: exactly one operator replica (the default)",
+    )
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def _port(raw: str) -> int:
+    if not raw.isdigit() or int(raw) > 65535:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a port (0-65535)")
+    return int(raw)
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(list(argv))
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from eventfleet.operator import handlers  # noqa: PLC0415 - registers the kopf handlers
+
+    handlers.configure(handlers.OperatorConfig(default_image=args.default_image))
+    if args.metrics_port:
+        start_http_server(args.metrics_port, addr=args.bind)
+    liveness = f"http://{args.bind}:{args.liveness_port}/healthz" if args.liveness_port else None
+    try:
+        kopf.run(
+            clusterwide=not args.namespace,
+            namespaces=args.namespace,
+            standalone=args.peering is None,
+            peering_name=args.peering,
+            liveness_endpoint=liveness,
+        )
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

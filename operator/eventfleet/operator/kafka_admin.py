@@ -1,0 +1,181 @@
+"""Kafka I/O for the operator: topics and consumer-group offsets. Thin: every decision about
+what to do with the answers lives in topics.py and scaling.py.
+
+One AdminClient per bootstrap list, shared by every EventConsumer on that cluster. Every call
+has a timeout; a failure raises KafkaUnavailableError (the handlers turn it into a condition and a
+retry), never a hang.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any, Final
+
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    TopicCollection,
+    TopicPartition,
+)
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+    OffsetSpec,
+)
+from eventfleet.operator.scaling import PartitionOffsets
+from eventfleet.operator.spec import TopicSpec
+from eventfleet.operator.topics import ObservedTopic, TopicPlan
+
+TIMEOUT_SECONDS: Final = 10.0
+
+
+class KafkaUnavailableError(Exception):
+    """Kafka could not answer in time (or refused): the caller retries later."""
+
+
+class TopicMissingError(Exception):
+    """The topic does not exist."""
+
+
+_clients: dict[str, AdminClient] = {}
+_clients_lock = threading.Lock()
+
+
+def admin_for(bootstrap: str) -> AdminClient:
+    with _clients_lock:
+        client = _clients.get(bootstrap)
+        if client is None:
+            client = AdminClient(
+                {
+                    "bootstrap.servers": bootstrap,
+                    "client.id": "eventfleet-operator",
+                    "socket.timeout.ms": int(TIMEOUT_SECONDS * 1000),
+                    "reconnect.backoff.max.ms": 5000,
+                }
+            )
+            _clients[bootstrap] = client
+        return client
+
+
+def _wait(future: Any, what: str) -> Any:
+    try:
+        return future.result(timeout=TIMEOUT_SECONDS)
+    except KafkaException as error:
+        raise KafkaUnavailableError(f"{what}: {error.args[0]}") from error
+    except TimeoutError as error:
+        raise KafkaUnavailableError(f"{what}: no answer within {TIMEOUT_SECONDS:.0f}s") from error
+
+
+def _is_unknown_topic(error: KafkaException) -> bool:
+    reason = error.args[0] if error.args else None
+    return isinstance(reason, KafkaError) and reason.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
+def describe_topic(bootstrap: str, topic: str) -> ObservedTopic | None:
+    """What Kafka knows of the topic, or None when it does not exist."""
+    admin = admin_for(bootstrap)
+    futures = admin.describe_topics(TopicCollection([topic]), request_timeout=TIMEOUT_SECONDS)
+    try:
+        description = futures[topic].result(timeout=TIMEOUT_SECONDS)
+    except KafkaException as error:
+        if _is_unknown_topic(error):
+            return None
+        raise KafkaUnavailableError(f"describing topic {topic}: {error.args[0]}") from error
+    except TimeoutError as error:
+        raise KafkaUnavailableError(f"describing topic {topic}: no answer") from error
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    configs = _wait(
+        admin.describe_configs([resource], request_timeout=TIMEOUT_SECONDS)[resource],
+        f"reading the configuration of topic {topic}",
+    )
+    partitions = description.partitions
+    return ObservedTopic(
+        partitions=len(partitions),
+        replication_factor=len(partitions[0].replicas) if partitions else 0,
+        config={name: entry.value for name, entry in configs.items() if entry.value is not None},
+    )
+
+
+def apply_topic_plan(bootstrap: str, topic: str, spec: TopicSpec, plan: TopicPlan) -> None:
+    admin = admin_for(bootstrap)
+    if plan.create:
+        new = NewTopic(
+            topic,
+            num_partitions=spec.partitions,
+            replication_factor=spec.replication_factor,
+            config=dict(spec.config),
+        )
+        futures = admin.create_topics(
+            [new], operation_timeout=TIMEOUT_SECONDS, request_timeout=TIMEOUT_SECONDS
+        )
+        _wait(futures[topic], f"creating topic {topic}")
+        return
+    if plan.grow_to is not None:
+        futures = admin.create_partitions(
+            [NewPartitions(topic, plan.grow_to)],
+            operation_timeout=TIMEOUT_SECONDS,
+            request_timeout=TIMEOUT_SECONDS,
+        )
+        _wait(futures[topic], f"growing topic {topic} to {plan.grow_to} partitions")
+    if plan.set_config:
+        resource = ConfigResource(
+            ConfigResource.Type.TOPIC,
+            topic,
+            incremental_configs=[
+                ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+                for name, value in sorted(plan.set_config.items())
+            ],
+        )
+        altered = admin.incremental_alter_configs([resource], request_timeout=TIMEOUT_SECONDS)
+        _wait(altered[resource], f"correcting the configuration of topic {topic}")
+
+
+def delete_topic(bootstrap: str, topic: str) -> None:
+    admin = admin_for(bootstrap)
+    futures = admin.delete_topics(
+        [topic], operation_timeout=TIMEOUT_SECONDS, request_timeout=TIMEOUT_SECONDS
+    )
+    try:
+        futures[topic].result(timeout=TIMEOUT_SECONDS)
+    except KafkaException as error:
+        if not _is_unknown_topic(error):
+            raise KafkaUnavailableError(f"deleting topic {topic}: {error.args[0]}") from error
+
+
+def group_offsets(bootstrap: str, topic: str, group: str) -> list[PartitionOffsets]:
+    """Per partition: earliest and latest offsets, and the group's committed offset."""
+    observed = describe_topic(bootstrap, topic)
+    if observed is None:
+        raise TopicMissingError(topic)
+    admin = admin_for(bootstrap)
+    partitions = [TopicPartition(topic, p) for p in range(observed.partitions)]
+    request = [ConsumerGroupTopicPartitions(group, partitions)]
+    committed_result = _wait(
+        admin.list_consumer_group_offsets(request, request_timeout=TIMEOUT_SECONDS)[group],
+        f"reading the offsets of group {group}",
+    )
+    committed: Mapping[int, int] = {
+        tp.partition: tp.offset for tp in committed_result.topic_partitions if tp.error is None
+    }
+    earliest = _offsets(admin, partitions, OffsetSpec.earliest())
+    latest = _offsets(admin, partitions, OffsetSpec.latest())
+    return [
+        PartitionOffsets(
+            partition=tp.partition,
+            low=earliest[tp.partition],
+            high=latest[tp.partition],
+            committed=committed.get(tp.partition) if committed.get(tp.partition, -1) >= 0 else None,
+        )
+        for tp in partitions
+    ]
+
+
+def _offsets(admin: AdminClient, partitions: list[TopicPartition], spec: Any) -> dict[int, int]:
+    futures = admin.list_offsets(dict.fromkeys(partitions, spec), request_timeout=TIMEOUT_SECONDS)
+    return {tp.partition: _wait(future, "listing offsets").offset for tp, future in futures.items()}

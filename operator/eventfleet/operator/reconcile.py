@@ -1,0 +1,254 @@
+"""One reconcile of an EventConsumer, step by step: topic, schema, Deployment, status.
+
+Each step does its I/O, asks a pure function what to do, and returns a Condition (plus whether
+it wants a retry). The handlers in handlers.py call these; nothing here knows about kopf except
+the events it posts through the `report` callback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import psycopg2
+from eventfleet.consumer import migrate
+from eventfleet.operator import kafka_admin, kube
+from eventfleet.operator.builders import Owner, build_deployment, deployment_name
+from eventfleet.operator.conditions import (
+    Condition,
+    ConditionType,
+    merge_conditions,
+    phase_of,
+    ready_condition,
+)
+from eventfleet.operator.spec import EventConsumerSpec
+from eventfleet.operator.topics import TopicClaim, TopicPlan, conflicting_claims, plan_topic
+from kubernetes.client.exceptions import ApiException
+
+log = logging.getLogger(__name__)
+
+# Report a decision or failure as a Kubernetes Event: (type "Normal"/"Warning", reason, message).
+Report = Callable[[str, str, str], None]
+RETRY_SECONDS: Final = 10.0
+
+
+@dataclass
+class Outcome:
+    """What one reconcile learned: conditions to merge and whether to retry soon."""
+
+    conditions: list[Condition] = field(default_factory=list)
+    retry: list[str] = field(default_factory=list)  # why a retry is needed
+    schema_version: int | None = None
+    deployment: dict[str, Any] | None = None
+
+    def add(self, condition: Condition, *, retry: bool = False) -> None:
+        self.conditions.append(condition)
+        if retry:
+            self.retry.append(f"{condition.type.value}: {condition.message}")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def reconcile_topic(
+    owner: Owner,
+    spec: EventConsumerSpec,
+    claims: Sequence[TopicClaim],
+    report: Report,
+    outcome: Outcome,
+) -> None:
+    kafka = spec.kafka
+    try:
+        if spec.topic is None:  # someone else manages the topic: only check that it exists
+            exists = kafka_admin.describe_topic(kafka.bootstrap_servers, kafka.topic) is not None
+            if exists:
+                outcome.add(
+                    Condition.true(
+                        ConditionType.TOPIC_READY,
+                        "External",
+                        f"topic {kafka.topic} exists (not managed here)",
+                    )
+                )
+            else:
+                outcome.add(
+                    Condition.false(
+                        ConditionType.TOPIC_READY,
+                        "TopicMissingError",
+                        f"topic {kafka.topic} does not exist and spec.topic "
+                        "is unset, so the operator will not create it",
+                    ),
+                    retry=True,
+                )
+            return
+        mine = TopicClaim(
+            f"{owner.namespace}/{owner.name}", kafka.bootstrap_servers, kafka.topic, spec.topic
+        )
+        clashes = conflicting_claims(mine, claims)
+        if clashes:
+            message = (
+                f"topic {kafka.topic} is also managed with other settings by {'; '.join(clashes)}"
+            )
+            report("Warning", "ResourceConflict", message)
+            outcome.add(Condition.false(ConditionType.TOPIC_READY, "ResourceConflict", message))
+            return
+        observed = kafka_admin.describe_topic(kafka.bootstrap_servers, kafka.topic)
+        plan = plan_topic(spec.topic, observed)
+        if not plan.in_sync and (plan.create or plan.grow_to or plan.set_config):
+            kafka_admin.apply_topic_plan(kafka.bootstrap_servers, kafka.topic, spec.topic, plan)
+            report("Normal", "TopicUpdated", _describe_plan(kafka.topic, plan))
+        if plan.refusals:
+            message = "; ".join(plan.refusals)
+            report("Warning", "TopicChangeRefused", message)
+            outcome.add(Condition.false(ConditionType.TOPIC_READY, "ChangeRefused", message))
+            return
+        outcome.add(
+            Condition.true(
+                ConditionType.TOPIC_READY,
+                "InSync",
+                f"topic {kafka.topic}: {spec.topic.partitions} partitions",
+            )
+        )
+    except kafka_admin.KafkaUnavailableError as error:
+        outcome.add(
+            Condition.false(ConditionType.TOPIC_READY, "KafkaUnreachable", str(error)), retry=True
+        )
+
+
+def _describe_plan(topic: str, plan: TopicPlan) -> str:
+    if plan.create:
+        return f"created topic {topic}"
+    parts = []
+    if plan.grow_to:
+        parts.append(f"grew to {plan.grow_to} partitions")
+    if plan.set_config:
+        parts.append("set " + ", ".join(f"{k}={v}" for k, v in sorted(plan.set_config.items())))
+    return f"topic {topic}: {'; '.join(parts)}"
+
+
+def reconcile_schema(
+    owner: Owner, spec: EventConsumerSpec, report: Report, outcome: Outcome
+) -> None:
+    ref = spec.postgres.dsn_secret_ref
+    try:
+        dsn = kube.secret_value(owner.namespace, ref.name, ref.key)
+    except kube.SecretUnavailableError as error:
+        outcome.add(
+            Condition.false(ConditionType.SCHEMA_READY, "SecretMissing", str(error)), retry=True
+        )
+        return
+    try:
+        applied = migrate.apply(dsn, spec.mode.value)
+    except migrate.MigrationError as error:
+        unreachable = isinstance(error.__cause__, psycopg2.OperationalError)
+        reason = "DatabaseUnreachable" if unreachable else "MigrationFailed"
+        # The DSN may hold a password: the message names the failure, never the DSN.
+        message = str(error).replace(dsn, "<dsn>")
+        if not unreachable:
+            report("Warning", reason, message)
+        outcome.add(Condition.false(ConditionType.SCHEMA_READY, reason, message), retry=True)
+        return
+    version = migrate.schema_version(migrate.for_mode(spec.mode.value))
+    outcome.schema_version = version
+    if applied:
+        report(
+            "Normal",
+            "SchemaMigrated",
+            "applied " + ", ".join(m.label for m in applied) + f" (schema version {version})",
+        )
+    outcome.add(
+        Condition.true(
+            ConditionType.SCHEMA_READY, "Migrated", f"{spec.mode.value} schema at version {version}"
+        )
+    )
+
+
+def initial_replicas(spec: EventConsumerSpec, status: Mapping[str, Any]) -> int:
+    """Replicas for the Deployment: `kubectl scale`'s count when the autoscaler is hands off,
+    else the autoscaler's last decision, else replicas.min."""
+    if not spec.autoscaled and spec.replicas.count is not None:
+        return spec.replicas.count
+    decided = status.get("desiredReplicas")
+    return decided if isinstance(decided, int) else spec.replicas.min
+
+
+def reconcile_deployment(
+    owner: Owner,
+    spec: EventConsumerSpec,
+    *,
+    replicas: int,
+    image: str,
+    group: str,
+    outcome: Outcome,
+) -> None:
+    desired = build_deployment(owner, spec, replicas=replicas, image=image, group=group)
+    try:
+        applied = kube.apply(desired)
+    except ApiException as error:
+        outcome.add(
+            Condition.false(
+                ConditionType.DEPLOYMENT_AVAILABLE,
+                "ApplyFailed",
+                f"applying Deployment {deployment_name(owner.name)}: {error.reason}",
+            ),
+            retry=True,
+        )
+        return
+    outcome.deployment = applied
+    outcome.add(deployment_condition(applied))
+
+
+def deployment_condition(deployment: Mapping[str, Any]) -> Condition:
+    spec_replicas = deployment.get("spec", {}).get("replicas", 0) or 0
+    status = deployment.get("status") or {}
+    available = status.get("availableReplicas", 0) or 0
+    name = deployment.get("metadata", {}).get("name", "")
+    if spec_replicas == 0:
+        return Condition.true(
+            ConditionType.DEPLOYMENT_AVAILABLE,
+            "ScaledToZero",
+            f"Deployment {name} is scaled to zero (no lag)",
+        )
+    if available >= 1:
+        return Condition.true(
+            ConditionType.DEPLOYMENT_AVAILABLE,
+            "Available",
+            f"{available}/{spec_replicas} replicas available",
+        )
+    return Condition.false(
+        ConditionType.DEPLOYMENT_AVAILABLE,
+        "Progressing",
+        f"0/{spec_replicas} replicas available yet",
+    )
+
+
+def status_patch(
+    existing: Mapping[str, Any],
+    updates: Sequence[Condition],
+    *,
+    generation: int | None,
+    paused: bool,
+    extra: Mapping[str, Any] | None = None,
+    ready: Condition | None = None,
+) -> dict[str, Any]:
+    """The status fields after merging `updates`: conditions, Ready (derived unless given),
+    phase, extras."""
+    gen = generation if generation is not None else existing.get("observedGeneration", 0)
+    merged = merge_conditions(
+        existing.get("conditions") or [], updates, now=now_iso(), generation=gen
+    )
+    merged = merge_conditions(
+        merged, [ready or ready_condition(merged)], now=now_iso(), generation=gen
+    )
+    patch: dict[str, Any] = {
+        "conditions": merged,
+        "phase": phase_of(merged, paused=paused).value,
+    }
+    if generation is not None:
+        patch["observedGeneration"] = generation
+    if extra:
+        patch.update(extra)
+    return patch
