@@ -1,0 +1,267 @@
+"""Pure per-batch computations of the modes: no I/O, no clock (time comes in as arguments).
+
+- stats: one additive delta per (game_id, player_id);
+- leaderboard: one contribution per (game, board, period, period key, player);
+- logger: which daily partitions exist and which have expired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Final
+
+from eventfleet.consumer.events import Event
+from eventfleet.consumer.settings import Board, Period
+
+# ----------------------------------------------------------------------------------------- stats
+
+_TYPE_COLUMNS: Final = {
+    "player_login": "logins",
+    "player_logout": "logouts",
+    "player_level_up": "level_ups",
+    "match_completed": "matches_played",
+    "achievement_unlocked": "achievements",
+    "purchase": "purchases",
+}
+
+
+@dataclass(slots=True)
+class StatsDelta:
+    """What one batch adds to one player's row. Counts and sums add; maxima and times merge."""
+
+    first_seen: datetime
+    last_seen: datetime
+    total_events: int = 0
+    logins: int = 0
+    logouts: int = 0
+    level_ups: int = 0
+    matches_played: int = 0
+    achievements: int = 0
+    purchases: int = 0
+    other_events: dict[str, int] = field(default_factory=dict)
+    wins: int = 0
+    total_score: int = 0
+    high_score: int = 0
+    kills: int = 0
+    deaths: int = 0
+    max_level: int = 0
+    total_spent: Decimal = Decimal(0)
+
+    def add(self, event: Event) -> None:
+        self.total_events += 1
+        self.first_seen = min(self.first_seen, event.timestamp)
+        self.last_seen = max(self.last_seen, event.timestamp)
+        kind = event.event_type
+        data = event.data
+        if kind == "match_completed":
+            self.matches_played += 1
+            score: int = data["score"]
+            self.total_score += score
+            self.high_score = max(self.high_score, score)
+            self.wins += 1 if data["won"] else 0
+            self.kills += data.get("kills", 0)
+            self.deaths += data.get("deaths", 0)
+        elif kind == "player_login":
+            self.logins += 1
+        elif kind == "player_level_up":
+            self.level_ups += 1
+            self.max_level = max(self.max_level, data["level"])
+        elif kind == "purchase":
+            self.purchases += 1
+            self.total_spent += data["amount"]
+        elif kind == "achievement_unlocked":
+            self.achievements += 1
+        elif kind == "player_logout":
+            self.logouts += 1
+        else:
+            self.other_events[kind] = self.other_events.get(kind, 0) + 1
+
+
+def aggregate_stats(events: Iterable[Event]) -> dict[tuple[str, str], StatsDelta]:
+    """One delta per (game_id, player_id), in a stable (sorted) order to keep lock order fixed."""
+    deltas: dict[tuple[str, str], StatsDelta] = {}
+    for event in events:
+        key = (event.game_id, event.player_id)
+        delta = deltas.get(key)
+        if delta is None:
+            delta = deltas[key] = StatsDelta(event.timestamp, event.timestamp)
+        delta.add(event)
+    return dict(sorted(deltas.items()))
+
+
+def stats_redis_key(game_id: str, player_id: str) -> str:
+    return f"player_stats:{game_id}:{player_id}"
+
+
+# ----------------------------------------------------------------------------------- leaderboard
+
+ADDITIVE_BOARDS: Final[frozenset[str]] = frozenset({"total_score", "wins"})
+
+
+@dataclass(frozen=True, slots=True)
+class BoardKey:
+    game_id: str
+    board: Board
+    period: Period
+    period_key: str  # 'all_time', '2026-11-27' (daily) or '2026-W48' (weekly, ISO)
+
+    @property
+    def redis_key(self) -> str:
+        if self.period == "all_time":
+            return f"leaderboard:{self.game_id}:{self.board}:all_time"
+        return f"leaderboard:{self.game_id}:{self.board}:{self.period}:{self.period_key}"
+
+
+@dataclass(frozen=True, slots=True)
+class Keep:
+    """How long daily and weekly boards live after their period ended."""
+
+    daily_days: int = 7
+    weekly_weeks: int = 5
+
+
+def period_key(period: Period, when: datetime) -> str:
+    if period == "all_time":
+        return "all_time"
+    day = when.astimezone(UTC).date()
+    if period == "daily":
+        return day.isoformat()
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def period_end(period: Period, key: str) -> datetime | None:
+    """When a period ends (UTC), None for all_time."""
+    if period == "all_time":
+        return None
+    if period == "daily":
+        start = date.fromisoformat(key)
+        return datetime(start.year, start.month, start.day, tzinfo=UTC) + timedelta(days=1)
+    year, week = key.split("-W")
+    monday = date.fromisocalendar(int(year), int(week), 1)
+    return datetime(monday.year, monday.month, monday.day, tzinfo=UTC) + timedelta(weeks=1)
+
+
+def expires_at(period: Period, key: str, keep: Keep) -> datetime | None:
+    end = period_end(period, key)
+    if end is None:
+        return None
+    if period == "daily":
+        return end + timedelta(days=keep.daily_days)
+    return end + timedelta(weeks=keep.weekly_weeks)
+
+
+def oldest_kept(period: Period, now: datetime, keep: Keep) -> str | None:
+    """The oldest period key still kept at `now` (keys of one period sort by time)."""
+    if period == "all_time":
+        return None
+    if period == "daily":
+        return (now - timedelta(days=keep.daily_days)).date().isoformat()
+    return period_key("weekly", now - timedelta(weeks=keep.weekly_weeks))
+
+
+def contributions(event: Event, boards: Sequence[Board]) -> list[tuple[Board, int]]:
+    """What one event adds to each board (leaderboards ignore unknown and other types)."""
+    found: list[tuple[Board, int]] = []
+    if event.event_type == "match_completed":
+        score: int = event.data["score"]
+        for board in boards:
+            if board in ("total_score", "high_score"):
+                found.append((board, score))
+            elif board == "wins" and event.data["won"]:
+                found.append((board, 1))
+    elif event.event_type == "player_level_up" and "level" in boards:
+        found.append(("level", event.data["level"]))
+    return found
+
+
+def aggregate_leaderboard(
+    events: Iterable[Event],
+    boards: Sequence[Board],
+    periods: Sequence[Period],
+    *,
+    now: datetime,
+    keep: Keep,
+) -> dict[tuple[BoardKey, str], int]:
+    """(board key, player) -> contribution: sums for additive boards, maxima for the others.
+    Contributions to daily/weekly periods that have already expired are dropped."""
+    expired: dict[tuple[Period, str], bool] = {}
+    found: dict[tuple[BoardKey, str], int] = {}
+    for event in events:
+        parts = contributions(event, boards)
+        if not parts:
+            continue
+        for period in periods:
+            key_text = period_key(period, event.timestamp)
+            gone = expired.get((period, key_text))
+            if gone is None:
+                end = expires_at(period, key_text, keep)
+                gone = expired[(period, key_text)] = end is not None and end <= now
+            if gone:
+                continue
+            for board, value in parts:
+                slot = (BoardKey(event.game_id, board, period, key_text), event.player_id)
+                old = found.get(slot)
+                if old is None:
+                    found[slot] = value
+                elif board in ADDITIVE_BOARDS:
+                    found[slot] = old + value
+                else:
+                    found[slot] = max(old, value)
+    return dict(
+        sorted(
+            found.items(),
+            key=lambda item: (
+                item[0][0].game_id,
+                item[0][0].board,
+                item[0][0].period,
+                item[0][0].period_key,
+                item[0][1],
+            ),
+        )
+    )
+
+
+# ---------------------------------------------------------------------------------------- logger
+
+PARTITION_PREFIX: Final = "events_p"
+
+
+def partition_name(day: date) -> str:
+    return f"{PARTITION_PREFIX}{day:%Y%m%d}"
+
+
+def partition_day(name: str) -> date | None:
+    if not name.startswith(PARTITION_PREFIX):
+        return None
+    try:
+        return datetime.strptime(name.removeprefix(PARTITION_PREFIX), "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def earliest_kept_day(today: date, retention_days: int) -> date | None:
+    """Events before this day are past retention (None: keep everything)."""
+    if retention_days == 0:
+        return None
+    return today - timedelta(days=retention_days - 1)
+
+
+def partitions_wanted(today: date, ahead_days: int) -> list[date]:
+    """Today and the next `ahead_days` days: created ahead so inserts rarely create one."""
+    return [today + timedelta(days=n) for n in range(ahead_days + 1)]
+
+
+def expired_partitions(existing: Iterable[str], today: date, retention_days: int) -> list[str]:
+    earliest = earliest_kept_day(today, retention_days)
+    if earliest is None:
+        return []
+    found = []
+    for name in existing:
+        day = partition_day(name)
+        if day is not None and day < earliest:
+            found.append(name)
+    return sorted(found)

@@ -1,0 +1,39 @@
+"""`eventfleet consumer`: run one consumer process (see runtime.py for what it does)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+from eventfleet.consumer.observability import configure_logging
+from eventfleet.consumer.settings import SettingsError, load_settings
+
+log = logging.getLogger("eventfleet.consumer")
+
+
+def main(argv: list[str]) -> int:
+    try:
+        settings = load_settings(argv, os.environ)
+    except SettingsError as error:
+        print(f"eventfleet consumer: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    from eventfleet.consumer.runtime import Consumer  # noqa: PLC0415 - keeps --help fast
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("stop requested", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        return Consumer(settings, stop=stop).run()
+    except Exception:
+        log.exception("consumer failed")
+        return 1

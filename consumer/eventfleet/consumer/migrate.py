@@ -1,0 +1,166 @@
+"""Versioned SQL migrations: shared tables plus one track per mode.
+
+Files live in `sql/<track>/NNNN_name.sql` inside this package. `apply(dsn, mode)` applies the
+`shared` track, then the mode's track, under a PostgreSQL advisory lock, so several replicas and
+the operator can run it at once: the first applies, the others wait and find nothing to do. Each
+applied migration is recorded with its checksum; a file that changed after it was applied is an
+error (write a new migration instead).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Final
+
+import psycopg2
+from eventfleet.consumer.settings import MODES, Mode
+
+TRACKS: Final = ("shared", *MODES)
+# Any constant works; it only has to be the same for every process migrating this database.
+ADVISORY_LOCK_KEY: Final = 0x6576_6600_0001
+_FILE_NAME: Final = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+_BOOKKEEPING: Final = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    track      text        NOT NULL,
+    version    integer     NOT NULL,
+    name       text        NOT NULL,
+    checksum   text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (track, version)
+)
+"""
+
+
+class MigrationError(Exception):
+    """The database's migration history disagrees with the files, or a migration failed."""
+
+
+class DatabaseUnavailableError(MigrationError):
+    """PostgreSQL could not be reached: worth retrying."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    track: str
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+    @property
+    def label(self) -> str:
+        return f"{self.track}/{self.version:04d}_{self.name}.sql"
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    track: str
+    version: int
+    checksum: str
+
+
+def load(track: str) -> list[Migration]:
+    """The migrations of one track, in version order."""
+    folder = resources.files("eventfleet.consumer").joinpath("sql", track)
+    found = []
+    for entry in folder.iterdir():
+        match = _FILE_NAME.match(entry.name)
+        if match is None:
+            continue
+        found.append(Migration(track, int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise MigrationError(f"track {track!r} has two migrations with the same version")
+    return found
+
+
+def for_mode(mode: Mode) -> list[Migration]:
+    return [*load("shared"), *load(mode)]
+
+
+def plan(migrations: list[Migration], applied: list[Applied]) -> list[Migration]:
+    """Which migrations still need applying; refuses a changed or vanished applied migration."""
+    done = {(a.track, a.version): a for a in applied}
+    known = {(m.track, m.version) for m in migrations}
+    tracks = {m.track for m in migrations}
+    for key, applied_record in done.items():
+        if applied_record.track in tracks and key not in known:
+            raise MigrationError(
+                f"migration {applied_record.track}/{applied_record.version:04d} is applied in "
+                "the database but "
+                "its file is missing: this image is older than the schema"
+            )
+    pending = []
+    for migration in migrations:
+        record = done.get((migration.track, migration.version))
+        if record is None:
+            pending.append(migration)
+        elif record.checksum != migration.checksum:
+            raise MigrationError(
+                f"migration {migration.label} changed after it was applied (checksum "
+                f"{record.checksum[:12]} in the database, {migration.checksum[:12]} in the file); "
+                "add a new migration instead of editing an applied one"
+            )
+    return pending
+
+
+def schema_version(migrations: list[Migration]) -> int:
+    """One number for status: the highest applied version of the mode's own track."""
+    own = [m.version for m in migrations if m.track != "shared"]
+    return max(own, default=0)
+
+
+def apply(dsn: str, mode: Mode, *, connect_timeout: int = 10) -> list[Migration]:
+    """Apply what is pending for `mode`; returns what this call applied (often nothing)."""
+    migrations = for_mode(mode)
+    try:
+        connection = psycopg2.connect(dsn, connect_timeout=connect_timeout)
+    except psycopg2.OperationalError as error:
+        raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {error}".strip()) from error
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            # Session lock: held across the per-migration transactions below.
+            cursor.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
+            try:
+                cursor.execute(_BOOKKEEPING)
+                cursor.execute("SELECT track, version, checksum FROM schema_migrations")
+                applied = [Applied(t, v, c) for t, v, c in cursor.fetchall()]
+                pending = plan(migrations, applied)
+                for migration in pending:
+                    _apply_one(connection, migration)
+                return pending
+            finally:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+    except psycopg2.OperationalError as error:
+        raise DatabaseUnavailableError(f"migration interrupted: {error}".strip()) from error
+    except psycopg2.Error as error:
+        raise MigrationError(f"migration failed: {error}".strip()) from error
+    finally:
+        connection.close()
+
+
+def _apply_one(connection: psycopg2.extensions.connection, migration: Migration) -> None:
+    connection.autocommit = False
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(migration.sql)
+            cursor.execute(
+                "INSERT INTO schema_migrations (track, version, name, checksum) "
+                "VALUES (%s, %s, %s, %s)",
+                (migration.track, migration.version, migration.name, migration.checksum),
+            )
+        connection.commit()
+    except psycopg2.Error as error:
+        connection.rollback()
+        raise MigrationError(f"{migration.label}: {error}".strip()) from error
+    finally:
+        connection.autocommit = True

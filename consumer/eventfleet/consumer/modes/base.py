@@ -1,0 +1,63 @@
+"""The interface between the loop and a mode.
+
+The loop owns Kafka, the transaction, offsets, the DLQ and Redis connections; a mode only turns
+parsed events into rows (inside the loop's transaction) and describes the Redis values that
+mirror those rows. Redis values are absolute and come from PostgreSQL (rows returned by the
+upsert, or read back for a full resync), never increments, so Redis converges after any replay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from eventfleet.consumer.batch import Good
+from eventfleet.consumer.settings import Mode as ModeName
+from psycopg2.extensions import connection as Connection  # noqa: N812 - the library's name
+from psycopg2.extensions import cursor as Cursor  # noqa: N812
+
+
+@dataclass(frozen=True, slots=True)
+class HashSet:
+    """Replace the fields of a Redis hash."""
+
+    key: str
+    mapping: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ZScore:
+    """Set a member's score in a sorted set that keeps only its `top_n` best members."""
+
+    key: str
+    member: str
+    score: int
+    top_n: int
+    expire_at: datetime | None = None
+
+
+RedisOp = HashSet | ZScore
+
+
+class Mode(Protocol):
+    name: ModeName
+    # Keys of this mode's Redis values start with this (None: the mode does not use Redis).
+    redis_prefix: str | None
+
+    def prepare(self, connection: Connection, events: Sequence[Good], now: datetime) -> None:
+        """Before the batch transaction, in transactions of its own (e.g. create partitions)."""
+
+    def write(self, cursor: Cursor, events: Sequence[Good], now: datetime) -> list[RedisOp]:
+        """Write the rows for `events` inside the loop's transaction; return the Redis values
+        that mirror what was written. A psycopg2 DataError or IntegrityError means one of the
+        events is unacceptable to the database (the loop bisects to find it)."""
+        ...
+
+    def snapshot(self, connection: Connection, now: datetime) -> Iterator[list[RedisOp]]:
+        """Everything Redis should hold, read from PostgreSQL in chunks (full resync)."""
+        ...
+
+    def maintain(self, connection: Connection, now: datetime) -> None:
+        """Periodic housekeeping (partitions, expired boards), in transactions of its own."""

@@ -1,0 +1,153 @@
+"""logger: every valid event into `events`, deduplicated on event_id.
+
+Bulk path: COPY into a temporary staging table, then one INSERT ... SELECT ... ON CONFLICT DO
+NOTHING (COPY itself cannot skip duplicates). `events` is partitioned by UTC day; partitions are
+created ahead of time and dropped whole when they expire (no bulk DELETE).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Final
+
+from eventfleet.consumer.aggregate import (
+    PARTITION_PREFIX,
+    earliest_kept_day,
+    expired_partitions,
+    partition_name,
+    partitions_wanted,
+)
+from eventfleet.consumer.batch import Good
+from eventfleet.consumer.modes.base import RedisOp
+from eventfleet.consumer.settings import ConsumerSettings, Mode
+from psycopg2 import sql
+from psycopg2.extensions import connection as Connection  # noqa: N812 - the library's name
+from psycopg2.extensions import cursor as Cursor  # noqa: N812
+
+log = logging.getLogger(__name__)
+
+# Serialises partition DDL between logger replicas (IF NOT EXISTS alone races on the catalog).
+PARTITION_LOCK_KEY: Final = 0x6576_6600_0002
+_COLUMNS: Final = (
+    "event_id, event_time, event_type, game_id, player_id, data, "
+    "kafka_topic, kafka_partition, kafka_offset"
+)
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in JSON")
+
+
+class LoggerMode:
+    name: Mode = "logger"
+    redis_prefix: str | None = None
+
+    def __init__(self, settings: ConsumerSettings) -> None:
+        self.retention_days = settings.retention_days
+        self.ahead_days = settings.partitions_ahead_days
+        self._partitions: set[date] = set()
+        self._staging_on: Connection | None = None
+        self.expired_skipped = 0
+
+    # -- before the transaction --------------------------------------------------------------
+
+    def prepare(self, connection: Connection, events: Sequence[Good], now: datetime) -> None:
+        if self._staging_on is not connection:
+            self._partitions.clear()  # a new connection: do not trust what we knew
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS events_staging "
+                    "(LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                )
+            connection.commit()
+            self._staging_on = connection
+        days = {g.event.timestamp.date() for g in events}
+        earliest = earliest_kept_day(now.date(), self.retention_days)
+        missing = {
+            d for d in days if d not in self._partitions and (earliest is None or d >= earliest)
+        }
+        if missing:
+            self._create_partitions(connection, missing)
+
+    def _create_partitions(self, connection: Connection, days: set[date]) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK_KEY,))
+            for day in sorted(days):
+                start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+                cursor.execute(
+                    sql.SQL(
+                        "CREATE TABLE IF NOT EXISTS {} PARTITION OF events "
+                        "FOR VALUES FROM (%s) TO (%s)"
+                    ).format(sql.Identifier(partition_name(day))),
+                    (start, start + timedelta(days=1)),
+                )
+        connection.commit()
+        self._partitions.update(days)
+
+    # -- inside the transaction --------------------------------------------------------------
+
+    def write(self, cursor: Cursor, events: Sequence[Good], now: datetime) -> list[RedisOp]:
+        earliest = earliest_kept_day(now.date(), self.retention_days)
+        lines = []
+        dumps = json.dumps
+        for good in events:
+            event = good.event
+            if earliest is not None and event.timestamp.date() < earliest:
+                self.expired_skipped += 1  # already past retention: its partition is gone
+                continue
+            record = good.record
+            # COPY text format: tab-separated, backslash is the escape. Ids, names and topics
+            # have no tabs, newlines or backslashes (the event schema forbids them); JSON
+            # escapes control characters, so only its backslashes need doubling.
+            data = dumps(event.data, separators=(",", ":"), default=_json_default)
+            lines.append(
+                f"{event.event_id}\t{event.timestamp.isoformat()}\t{event.event_type}\t"
+                f"{event.game_id}\t{event.player_id}\t{data.replace(chr(92), chr(92) * 2)}\t"
+                f"{record.topic}\t{record.partition}\t{record.offset}\n"
+            )
+        if not lines:
+            return []
+        cursor.copy_expert(
+            f"COPY events_staging ({_COLUMNS}) FROM STDIN", io.StringIO("".join(lines))
+        )
+        cursor.execute(
+            f"INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} FROM events_staging "  # noqa: S608 - constant column list
+            "ON CONFLICT DO NOTHING"
+        )
+        cursor.execute("TRUNCATE events_staging")
+        return []
+
+    # -- around --------------------------------------------------------------------------------
+
+    def snapshot(self, connection: Connection, now: datetime) -> Iterator[list[RedisOp]]:
+        return iter(())
+
+    def maintain(self, connection: Connection, now: datetime) -> None:
+        today = now.astimezone(UTC).date()
+        self._create_partitions(connection, set(partitions_wanted(today, self.ahead_days)))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT c.relname FROM pg_inherits i "
+                "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
+                "WHERE p.relname = 'events' AND c.relname LIKE %s",
+                (PARTITION_PREFIX + "%",),
+            )
+            existing = [name for (name,) in cursor.fetchall()]
+        expired = expired_partitions(existing, today, self.retention_days)
+        if not expired:
+            connection.commit()
+            return
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK_KEY,))
+            for name in expired:
+                cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+        connection.commit()
+        self._partitions.clear()
+        log.info("dropped expired event partitions", extra={"partitions": expired})

@@ -1,0 +1,578 @@
+"""The consumer loop: Kafka in, one PostgreSQL transaction per batch, then Kafka and Redis.
+
+Per batch, in this order:
+
+1. Poll: wait up to batch_timeout_ms for a record, then take what is already queued, up to
+   batch_size (under load batches fill up; when idle a record does not wait for company).
+2. Parse (pure): valid events and rejections with their reasons.
+3. One PostgreSQL transaction:
+   a. lock the group's offset rows of the batch's partitions (SELECT ... FOR UPDATE, creating
+      missing rows first) and keep only records that continue each partition from its stored
+      offset: anything below was already processed (a replay, or by a previous owner of the
+      partition), a gap means we are positioned wrong (seek back). Two consumers that both
+      think they own a partition are serialised by the row lock and cannot both count a record;
+   b. the mode writes its rows; a DataError/IntegrityError is isolated by bisection under
+      savepoints and the guilty record goes to the DLQ with the database's message;
+   c. DLQ rows for rejected and guilty records;
+   d. the new offsets, updated only from the offset read in (a) (compare-and-set);
+   e. commit. Any other database error: roll back, back off (partitions paused, readiness
+      false), retry the same batch; nothing has been committed anywhere.
+4. Commit the same offsets to Kafka (asynchronously: PostgreSQL is the source of truth; Kafka's
+   copy makes lag visible), send DLQ records to the DLQ topic if one is configured.
+5. Redis: write the absolute values PostgreSQL returned; if Redis lost its marker, rebuild it
+   from PostgreSQL. A Redis failure never blocks step 3.
+
+On assignment the consumer seeks to the offsets stored in PostgreSQL. Rebalance callbacks run
+inside poll, between batches, so a revoked partition has nothing in flight. SIGTERM sets the stop
+flag: the current batch finishes and commits, Kafka offsets are committed synchronously and the
+consumer closes (leaving the group) before the process exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import confluent_kafka
+import psycopg2
+import psycopg2.extensions
+import redis
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from eventfleet.consumer import migrate, modes
+from eventfleet.consumer.batch import (
+    DATABASE_ERROR,
+    NO_OFFSET,
+    Admission,
+    Bad,
+    Good,
+    Record,
+    admit,
+    bisect_failures,
+    parse_records,
+)
+from eventfleet.consumer.events import ParseLimits
+from eventfleet.consumer.modes.base import RedisOp
+from eventfleet.consumer.observability import Health, HttpServer, Metrics
+from eventfleet.consumer.redis_mirror import RedisMirror
+from eventfleet.consumer.settings import ConsumerSettings
+from psycopg2.extras import execute_values
+
+log = logging.getLogger(__name__)
+TP = tuple[str, int]
+DLQ_INSERT: Final = """
+INSERT INTO dlq_events
+    (consumer_group, topic, kafka_partition, kafka_offset, raw, reason, message, errors)
+VALUES %s
+ON CONFLICT (consumer_group, topic, kafka_partition, kafka_offset) DO NOTHING
+"""
+
+
+class FencedError(Exception):
+    """The stored offset moved under us although we held its lock (should never happen)."""
+
+
+@dataclass(slots=True)
+class Outcome:
+    admission: Admission
+    written: list[Good]
+    dlq: list[Bad]
+    ops: list[RedisOp] = field(default_factory=list)
+
+
+def _clean(text: str) -> str:
+    # PostgreSQL text and jsonb cannot hold NUL; a rejection message may quote the input.
+    return text.replace("\x00", "\\u0000")
+
+
+def _database_message(error: psycopg2.Error) -> str:
+    lines = (error.pgerror or str(error) or type(error).__name__).strip().splitlines()
+    return _clean(lines[0] if lines else type(error).__name__)
+
+
+class Consumer:
+    def __init__(
+        self,
+        settings: ConsumerSettings,
+        *,
+        stop: threading.Event | None = None,
+        kafka_config: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stop = stop or threading.Event()
+        self.metrics = Metrics()
+        self.health = Health()
+        self.mode = modes.build(settings)
+        self.limits = ParseLimits(
+            settings.max_event_bytes, timedelta(seconds=settings.max_future_skew_seconds)
+        )
+        self.kafka_config: dict[str, Any] = {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": settings.group,
+            "client.id": f"eventfleet-{settings.mode}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 3_000,
+            "max.poll.interval.ms": 300_000,
+            "queued.max.messages.kbytes": 16_384,
+            **(kafka_config or {}),
+        }
+        self.http: HttpServer | None = None
+        self.redis: RedisMirror | None = None
+        self.producer: confluent_kafka.Producer | None = None
+        self._kafka: confluent_kafka.Consumer | None = None
+        self._connection: psycopg2.extensions.connection | None = None
+        self._assigned: set[TP] = set()
+        self._accepted_gaps: dict[TP, int] = {}
+        self._committed: dict[TP, int] = {}
+        self._next_maintenance = 0.0
+
+    # ------------------------------------------------------------------------------ lifecycle
+
+    def run(self) -> int:
+        """Consume until `stop` is set; returns the process exit code."""
+        settings = self.settings
+        with ExitStack() as stack:
+            if settings.http_port:
+                self.http = HttpServer(
+                    settings.http_host, settings.http_port, self.metrics, self.health
+                ).start()
+                stack.callback(self.http.stop)
+            stack.callback(self._close_connection)
+            if not self._migrate():
+                return 0 if self.stop.is_set() else 1
+            if self.mode.redis_prefix is not None and settings.redis_url:
+                self.redis = RedisMirror(
+                    settings.redis_url, settings.redis_db, settings.mode, self.mode.redis_prefix
+                )
+                stack.callback(self.redis.close)
+            if settings.dlq_topic:
+                self.producer = confluent_kafka.Producer(
+                    {"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 20}
+                )
+                stack.callback(self._flush_producer)
+            self._kafka = confluent_kafka.Consumer(self.kafka_config)
+            stack.callback(self._close_kafka)
+            self._kafka.subscribe(
+                [settings.topic],
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_revoke,
+            )
+            self._set_ready(ready=True)
+            log.info(
+                "consumer started",
+                extra={"mode": settings.mode, "topic": settings.topic, "group": settings.group},
+            )
+            while not self.stop.is_set():
+                self.health.beat()
+                self._maybe_maintain()
+                records = self._poll()
+                if records:
+                    self._handle(records)
+            log.info("stopping: batch finished, committing and leaving the group")
+        return 0
+
+    def _migrate(self) -> bool:
+        backoff = 0.5
+        while not self.stop.is_set():
+            self.health.beat()
+            try:
+                applied = migrate.apply(self.settings.postgres_dsn, self.settings.mode)
+            except migrate.DatabaseUnavailableError as error:
+                self._set_ready(ready=False)
+                log.warning("cannot migrate yet; retrying", extra={"error": str(error)})
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, self.settings.max_backoff_seconds)
+                continue
+            except migrate.MigrationError:
+                log.exception("schema migration refused")
+                return False
+            if applied:
+                log.info("migrations applied", extra={"applied": [m.label for m in applied]})
+            return True
+        return False
+
+    def _close_kafka(self) -> None:
+        if self._kafka is None:
+            return
+        offsets = [
+            TopicPartition(t, p, n)
+            for (t, p), n in self._committed.items()
+            if (t, p) in self._assigned
+        ]
+        if offsets:
+            try:
+                self._kafka.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as error:
+                log.warning("final Kafka commit failed", extra={"error": str(error)})
+        self._kafka.close()
+        self._kafka = None
+
+    def _flush_producer(self) -> None:
+        if self.producer is not None:
+            self.producer.flush(10)
+
+    def _set_ready(self, *, ready: bool) -> None:
+        self.health.ready = ready
+        self.metrics.ready.set(1 if ready else 0)
+
+    # ---------------------------------------------------------------------------- PostgreSQL
+
+    def _db(self) -> psycopg2.extensions.connection:
+        if self._connection is None or self._connection.closed:
+            self._connection = psycopg2.connect(
+                self.settings.postgres_dsn,
+                connect_timeout=5,
+                application_name=f"eventfleet-{self.settings.mode}",
+                keepalives=1,
+                keepalives_idle=10,
+                keepalives_interval=3,
+                keepalives_count=3,
+                tcp_user_timeout=15_000,
+            )
+        return self._connection
+
+    def _close_connection(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            except psycopg2.Error:
+                log.debug("closing a broken connection failed", exc_info=True)
+            self._connection = None
+
+    def _read_offsets(self, tps: Sequence[TP]) -> dict[TP, int]:
+        connection = self._db()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT topic, kafka_partition, next_offset FROM consumer_offsets "
+                    "WHERE consumer_group = %s AND (topic, kafka_partition) IN %s",
+                    (self.settings.group, tuple(tps)),
+                )
+                found = {(t, p): o for t, p, o in cursor.fetchall()}
+            connection.commit()
+        except psycopg2.Error:
+            self._close_connection()
+            raise
+        return found
+
+    def _maybe_maintain(self) -> None:
+        if time.monotonic() < self._next_maintenance:
+            return
+        self._next_maintenance = time.monotonic() + self.settings.maintenance_interval_seconds
+        try:
+            self.mode.maintain(self._db(), datetime.now(UTC))
+        except psycopg2.Error as error:
+            log.warning("maintenance failed; will retry", extra={"error": str(error).strip()})
+            self._close_connection()
+            self._next_maintenance = time.monotonic() + 30
+
+    # --------------------------------------------------------------------------------- Kafka
+
+    def _on_assign(
+        self, consumer: confluent_kafka.Consumer, partitions: list[TopicPartition]
+    ) -> None:
+        tps = [(tp.topic, tp.partition) for tp in partitions]
+        try:
+            stored = self._read_offsets(tps) if tps else {}
+        except psycopg2.Error as error:
+            # The transaction's offset check still guarantees correctness; we only lose the
+            # head start of seeking to the right place now.
+            log.warning("cannot read stored offsets on assignment", extra={"error": str(error)})
+            stored = {}
+        for tp in partitions:
+            offset = stored.get((tp.topic, tp.partition), NO_OFFSET)
+            if offset >= 0:
+                tp.offset = offset
+        consumer.assign(partitions)
+        self._assigned.update(tps)
+        for tp_key in tps:
+            self._accepted_gaps.pop(tp_key, None)
+        log.info(
+            "partitions assigned",
+            extra={"partitions": [f"{t}/{p}@{stored.get((t, p), 'kafka')}" for t, p in tps]},
+        )
+
+    def _on_revoke(
+        self,
+        consumer: confluent_kafka.Consumer,  # noqa: ARG002 - the callback's signature
+        partitions: list[TopicPartition],
+    ) -> None:
+        # Batches are processed between polls, so nothing is in flight for these partitions.
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            self._assigned.discard(key)
+            self._committed.pop(key, None)
+            with suppress(KeyError):
+                self.metrics.lag.remove(tp.topic, str(tp.partition))
+        log.info(
+            "partitions revoked",
+            extra={"partitions": [f"{t.topic}/{t.partition}" for t in partitions]},
+        )
+
+    def _poll(self) -> list[Record]:
+        if self._kafka is None:
+            raise RuntimeError("the Kafka consumer is not running")
+        timeout = min(self.settings.batch_timeout_ms / 1000, 0.5)
+        first = self._kafka.poll(timeout)
+        if first is None:
+            return []
+        messages = [first]
+        if self.settings.batch_size > 1:
+            messages.extend(self._kafka.consume(self.settings.batch_size - 1, timeout=0))
+        records = []
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("Kafka reported an error", extra={"error": str(error)})
+                continue
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            if topic is None or partition is None or offset is None:
+                continue
+            records.append(Record(topic, partition, offset, message.value() or b""))
+        self.metrics.consumed.inc(len(records))
+        return records
+
+    def _wait(self, seconds: float) -> None:
+        """Back off while keeping the group membership alive: partitions paused, poll served."""
+        if self._kafka is None:
+            return
+        paused = [TopicPartition(t, p) for t, p in self._assigned]
+        if paused:
+            self._kafka.pause(paused)
+        deadline = time.monotonic() + seconds
+        try:
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                self.health.beat()
+                # A message here was fetched before the pause; dropping it leaves a gap that
+                # the next transaction detects, so we seek back to it.
+                self._kafka.poll(min(0.2, max(deadline - time.monotonic(), 0)))
+        finally:
+            still = [tp for tp in paused if (tp.topic, tp.partition) in self._assigned]
+            if still:
+                self._kafka.resume(still)
+
+    # --------------------------------------------------------------------------------- batch
+
+    def _handle(self, records: list[Record]) -> None:
+        started = time.perf_counter()
+        now = datetime.now(UTC)
+        good, bad = parse_records(records, now=now, limits=self.limits)
+        backoff = 0.2
+        while True:
+            owned = [r for r in records if r.tp in self._assigned]
+            if len(owned) != len(records):
+                records = owned
+                good = [g for g in good if g.record.tp in self._assigned]
+                bad = [b for b in bad if b.record.tp in self._assigned]
+            if not records:
+                return
+            try:
+                outcome = self._transaction(records, good, bad, now)
+                break
+            except (psycopg2.Error, FencedError) as error:
+                self.metrics.db_errors.inc()
+                self._set_ready(ready=False)
+                self._close_connection()
+                log.warning(
+                    "batch not committed; retrying",
+                    extra={"error": str(error).strip(), "retry_in_seconds": backoff},
+                )
+                if self.stop.is_set():
+                    return  # nothing was committed: whoever consumes next redoes this batch
+                self._wait(backoff)
+                backoff = min(backoff * 2, self.settings.max_backoff_seconds)
+        self._set_ready(ready=True)
+        self._after_commit(outcome, records, started)
+
+    def _transaction(
+        self, records: list[Record], good: list[Good], bad: list[Bad], now: datetime
+    ) -> Outcome:
+        connection = self._db()
+        self.mode.prepare(connection, good, now)
+        group = self.settings.group
+        try:
+            with connection.cursor() as cursor:
+                tps = sorted({r.tp for r in records})
+                execute_values(
+                    cursor,
+                    "INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, "
+                    "next_offset) VALUES %s ON CONFLICT DO NOTHING",
+                    [(group, t, p, NO_OFFSET) for t, p in tps],
+                )
+                cursor.execute(
+                    "SELECT topic, kafka_partition, next_offset FROM consumer_offsets "
+                    "WHERE consumer_group = %s AND (topic, kafka_partition) IN %s "
+                    "ORDER BY topic, kafka_partition FOR UPDATE",
+                    (group, tuple(tps)),
+                )
+                stored: dict[TP, int] = {(t, p): o for t, p, o in cursor.fetchall()}
+                admission = admit(records, stored, self._accepted_gaps)
+                keep = {(r.tp, r.offset) for r in admission.records}
+                goods = [g for g in good if (g.record.tp, g.record.offset) in keep]
+                dlq = [b for b in bad if (b.record.tp, b.record.offset) in keep]
+                outcome = Outcome(admission, goods, dlq)
+
+                def attempt(items: Sequence[Good]) -> str | None:
+                    cursor.execute("SAVEPOINT batch")
+                    try:
+                        ops = self.mode.write(cursor, items, now)
+                    except (psycopg2.DataError, psycopg2.IntegrityError) as error:
+                        cursor.execute("ROLLBACK TO SAVEPOINT batch")
+                        return _database_message(error)
+                    cursor.execute("RELEASE SAVEPOINT batch")
+                    outcome.ops.extend(ops)
+                    return None
+
+                poisoned = bisect_failures(goods, attempt)
+                if poisoned:
+                    guilty = {id(g) for g, _ in poisoned}
+                    outcome.written = [g for g in goods if id(g) not in guilty]
+                    dlq.extend(Bad(g.record, DATABASE_ERROR, error) for g, error in poisoned)
+                if dlq:
+                    execute_values(cursor, DLQ_INSERT, [_dlq_row(group, b) for b in dlq])
+                for (topic, partition), next_offset in admission.next_offsets.items():
+                    cursor.execute(
+                        "UPDATE consumer_offsets SET next_offset = %s, updated_at = now() "
+                        "WHERE consumer_group = %s AND topic = %s AND kafka_partition = %s "
+                        "AND next_offset = %s",
+                        (next_offset, group, topic, partition, stored[(topic, partition)]),
+                    )
+                    if cursor.rowcount != 1:
+                        message = f"offset of {topic}/{partition} moved under its lock"
+                        raise FencedError(message)  # noqa: TRY301 - must roll back like the rest
+            connection.commit()
+        except BaseException:
+            try:
+                connection.rollback()
+            except psycopg2.Error:
+                self._close_connection()
+            raise
+        return outcome
+
+    def _after_commit(self, outcome: Outcome, records: list[Record], started: float) -> None:
+        admission = outcome.admission
+        committed_at = time.time()
+        metrics = self.metrics
+        if admission.next_offsets:
+            self._committed.update(admission.next_offsets)
+            if self._kafka is not None:
+                try:
+                    self._kafka.commit(
+                        offsets=[
+                            TopicPartition(t, p, n) for (t, p), n in admission.next_offsets.items()
+                        ],
+                        asynchronous=True,
+                    )
+                except KafkaException as error:
+                    log.warning("Kafka offset commit failed", extra={"error": str(error)})
+        for (topic, partition), offset in admission.seeks.items():
+            self._seek(topic, partition, offset)
+        if self.producer is not None and outcome.dlq:
+            self._produce_dlq(outcome.dlq)
+        if self.redis is not None and (outcome.ops or self.redis.dirty):
+            self._publish(outcome.ops)
+
+        metrics.processed.inc(len(outcome.written))
+        metrics.replayed.inc(admission.already_done)
+        for bad in outcome.dlq:
+            metrics.dlq.labels(bad.reason).inc()
+        metrics.batch_size.observe(len(records))
+        metrics.batch_duration.observe(time.perf_counter() - started)
+        metrics.last_commit.set(committed_at)
+        observe = metrics.latency.observe
+        for good in outcome.written:
+            observe(max(committed_at - good.event.timestamp.timestamp(), 0.0))
+        self._update_lag(admission.next_offsets)
+
+    def _seek(self, topic: str, partition: int, offset: int) -> None:
+        if self._kafka is None or (topic, partition) not in self._assigned:
+            return
+        self._accepted_gaps[(topic, partition)] = offset
+        try:
+            self._kafka.seek(TopicPartition(topic, partition, offset))
+            log.info(
+                "repositioned to the stored offset",
+                extra={"partition": f"{topic}/{partition}", "offset": offset},
+            )
+        except KafkaException as error:
+            log.warning("seek failed; the next batch retries", extra={"error": str(error)})
+
+    def _produce_dlq(self, dlq: list[Bad]) -> None:
+        if self.producer is None or self.settings.dlq_topic is None:
+            return
+        for bad in dlq:
+            record = bad.record
+            try:
+                self.producer.produce(
+                    self.settings.dlq_topic,
+                    value=record.value,
+                    headers=[
+                        ("reason", bad.reason.encode()),
+                        ("message", bad.message[:1000].encode()),
+                        ("source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+                        ("consumer_group", self.settings.group.encode()),
+                    ],
+                )
+            except (KafkaException, BufferError) as error:
+                # dlq_events in PostgreSQL is the record of truth; the topic is a convenience.
+                log.warning("DLQ topic produce failed", extra={"error": str(error)})
+        self.producer.poll(0)
+
+    def _publish(self, ops: list[RedisOp]) -> None:
+        if self.redis is None:
+            return
+        resyncs = self.redis.resyncs
+
+        def snapshot() -> Iterator[list[RedisOp]]:
+            return self.mode.snapshot(self._db(), datetime.now(UTC))
+
+        try:
+            self.redis.publish(ops, snapshot)
+        except redis.RedisError as error:
+            self.metrics.redis_errors.inc()
+            log.warning("Redis write failed; will rebuild when back", extra={"error": str(error)})
+        except psycopg2.Error as error:
+            self.redis.dirty = True
+            self._close_connection()
+            log.warning("Redis rebuild could not read PostgreSQL", extra={"error": str(error)})
+        if self.redis.resyncs != resyncs:
+            self.metrics.redis_resyncs.inc()
+
+    def _update_lag(self, offsets: dict[TP, int]) -> None:
+        if self._kafka is None:
+            return
+        for (topic, partition), next_offset in offsets.items():
+            try:
+                _low, high = self._kafka.get_watermark_offsets(
+                    TopicPartition(topic, partition), cached=True
+                )
+            except KafkaException:
+                continue
+            if high is not None and high >= 0:
+                self.metrics.lag.labels(topic, str(partition)).set(max(high - next_offset, 0))
+
+
+def _dlq_row(group: str, bad: Bad) -> tuple[Any, ...]:
+    record = bad.record
+    errors = json.dumps([{"field": f, "message": _clean(m)} for f, m in bad.errors])
+    return (
+        group,
+        record.topic,
+        record.partition,
+        record.offset,
+        psycopg2.Binary(record.value),
+        bad.reason,
+        _clean(bad.message),
+        errors,
+    )

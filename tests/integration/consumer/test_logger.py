@@ -1,0 +1,87 @@
+"""logger mode on the real stack: every valid event stored once, whatever is replayed."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import pytest
+from confluent_kafka import Consumer as KafkaConsumer
+from confluent_kafka import TopicPartition
+from eventfleet.consumer.events import derived_event_id
+from eventfleet.consumer.runtime import Consumer
+
+from tests.fixtures.stack import Stack
+from tests.integration.consumer.helpers import (
+    counter,
+    generate_events,
+    produce_events,
+    rows,
+    run_until_done,
+    running,
+    settings_for,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def test_logger_stores_every_event_once_and_a_replay_changes_nothing(
+    stack: Stack,
+    create_topic: Callable[..., str],
+    consumer_group: str,
+    postgres_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    topic = create_topic(partitions=3)
+    events = generate_events(3000)
+    events += events[1:200:7]  # the producer sent some twice: same event_id, stored once
+    produce_events(stack.kafka_bootstrap, topic, events)
+    settings = settings_for(
+        "logger",
+        bootstrap=stack.kafka_bootstrap,
+        topic=topic,
+        group=consumer_group,
+        dsn=postgres_dsn,
+        redis_url=stack.redis_url,
+    )
+    run_until_done(Consumer(settings), len(events))
+
+    stored = rows(
+        postgres_dsn,
+        "SELECT event_id, kafka_topic, kafka_partition, kafka_offset, "
+        "event_type, player_id, game_id, data FROM events",
+    )
+    ids_with_id = {uuid.UUID(e["event_id"]) for e in events if "event_id" in e}
+    without_id = sum(1 for e in events if "event_id" not in e)
+    assert len(stored) == len(ids_with_id) + without_id
+    by_id = {row[0]: row for row in stored}
+    for event in events:
+        if "event_id" in event:
+            row = by_id[event["event_id"]]
+            assert (row[4], row[5], row[6]) == (
+                event["event_type"],
+                event["player_id"],
+                event["game_id"],
+            )
+            assert row[7] == event["data"]
+    for row in stored:
+        if row[0] not in {str(i) for i in ids_with_id}:
+            assert row[0] == str(derived_event_id(row[1], row[2], row[3]))
+    before = rows(postgres_dsn, "SELECT count(*), sum(kafka_offset) FROM events")
+
+    # Replay: Kafka's committed offsets go back to 0 and the consumer does not seek to the
+    # stored ones, so the records come again; the transaction's offset check skips them (and
+    # the consumer seeks forward to the stored offsets).
+    offsets_before = rows(postgres_dsn, "SELECT * FROM consumer_offsets ORDER BY 3")
+    rewind = KafkaConsumer({"bootstrap.servers": stack.kafka_bootstrap, "group.id": consumer_group})
+    rewind.commit(offsets=[TopicPartition(topic, p, 0) for p in range(3)], asynchronous=False)
+    rewind.close()
+    again = Consumer(settings)
+    monkeypatch.setattr(again, "_read_offsets", lambda _tps: {})
+    with running(again):
+        wait_for(lambda: counter(again.metrics.replayed) >= 3, timeout=60, what="the replay")
+    assert counter(again.metrics.processed) == 0
+    assert rows(postgres_dsn, "SELECT count(*), sum(kafka_offset) FROM events") == before
+    assert rows(postgres_dsn, "SELECT * FROM consumer_offsets ORDER BY 3") == offsets_before
+    assert rows(postgres_dsn, "SELECT count(*) FROM dlq_events") == [(0,)]
