@@ -1,0 +1,405 @@
+"""Failures on the real stack: malformed input, a database that refuses a record, kill -9 in the
+middle of batches, PostgreSQL becoming unreachable, SIGTERM, bad configuration."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis
+from confluent_kafka import Consumer as KafkaConsumer
+from eventfleet.consumer.runtime import Consumer
+
+from tests.fixtures.stack import Stack
+from tests.integration.consumer.helpers import (
+    counter,
+    generate_events,
+    processed_count,
+    produce,
+    produce_events,
+    rows,
+    run_until_done,
+    running,
+    settings_for,
+    spawn,
+    wait_for,
+)
+from tests.integration.consumer.test_modes import expected_stats, redis_stats, stored_stats
+
+pytestmark = pytest.mark.integration
+
+
+def good(n: int, **overrides: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "event_id": f"00000000-0000-4000-8000-{n:012d}",
+        "event_type": "match_completed",
+        "player_id": f"p{n % 7}",
+        "game_id": "g",
+        "timestamp": datetime.now(UTC).isoformat(),
+        "data": {"score": n, "won": n % 2 == 0},
+    }
+    event.update(overrides)
+    return event
+
+
+def encoded(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+def malformed_corpus() -> list[tuple[bytes, str]]:
+    """(raw bytes, expected DLQ reason): at least 30 ways to be wrong."""
+    future = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    missing = good(0)
+    del missing["player_id"]
+    no_type = good(0)
+    del no_type["event_type"]
+    no_time = good(0)
+    del no_time["timestamp"]
+    return [
+        (b"", "invalid_json"),
+        (b"{", "invalid_json"),
+        (b"not json at all", "invalid_json"),
+        (b'{"a": NaN}', "invalid_json"),
+        (b"\xff\xfe\x00binary\x01\x02", "not_utf8"),
+        (bytes(range(256)), "not_utf8"),
+        (b"[1, 2, 3]", "not_an_object"),
+        (b'"just a string"', "not_an_object"),
+        (b"null", "not_an_object"),
+        (b"42", "not_an_object"),
+        (encoded(missing), "missing_field"),
+        (encoded(no_type), "missing_field"),
+        (encoded(no_time), "missing_field"),
+        (encoded({}), "missing_field"),
+        (encoded(good(0, player_id=42)), "invalid_field"),
+        (encoded(good(0, player_id="a:b")), "invalid_field"),
+        (encoded(good(0, game_id="")), "invalid_field"),
+        (encoded(good(0, event_type="Not Snake")), "invalid_field"),
+        (encoded(good(0, timestamp="yesterday")), "invalid_field"),
+        (encoded(good(0, timestamp="2026-11-27T10:00:00")), "invalid_field"),
+        (encoded(good(0, timestamp="1999-01-01T00:00:00Z")), "invalid_field"),
+        (encoded(good(0, event_id="not-a-uuid")), "invalid_field"),
+        (encoded(good(0, data=[1, 2])), "invalid_field"),
+        (encoded(good(0, timestamp=future)), "future_timestamp"),
+        (encoded(good(0, data={"score": -5, "won": True})), "invalid_data"),
+        (encoded(good(0, data={"score": "10", "won": True})), "invalid_data"),
+        (encoded(good(0, data={"score": 1.5, "won": True})), "invalid_data"),
+        (encoded(good(0, data={"score": 10, "won": "yes"})), "invalid_data"),
+        (encoded(good(0, data={"won": True})), "invalid_data"),
+        (
+            encoded(good(0, event_type="player_level_up", data={"level": 0})),
+            "invalid_data",
+        ),
+        (
+            encoded(good(0, event_type="purchase", data={"amount": -1, "currency": "EUR"})),
+            "invalid_data",
+        ),
+        (
+            encoded(good(0, event_type="purchase", data={"amount": 5, "currency": "euro"})),
+            "invalid_data",
+        ),
+        (encoded(good(0, event_type="achievement_unlocked", data={})), "invalid_data"),
+        (encoded(good(0, data={"score": 1, "won": True, "pad": "x" * 70_000})), "too_large"),
+        # Valid JSON and a valid event, but PostgreSQL's jsonb refuses a NUL character: found by
+        # bisecting the batch, the rest of the batch is stored.
+        (encoded(good(10_001, data={"score": 1, "won": True, "note": "nul\u0000here"})),
+         "database_error"),
+    ]  # fmt: skip
+
+
+def test_malformed_records_all_land_in_the_dlq_beside_every_good_event(
+    stack: Stack,
+    create_topic: Callable[..., str],
+    consumer_group: str,
+    postgres_dsn: str,
+) -> None:
+    topic = create_topic(partitions=2)
+    dlq_topic = create_topic(partitions=1, prefix="dlq")
+    corpus = malformed_corpus()
+    assert len(corpus) >= 30
+    goods = [encoded(good(n)) for n in range(1, 301)]
+    # Interleave: bad records sit inside batches of good ones.
+    values: list[bytes] = []
+    for n, value in enumerate(goods):
+        values.append(value)
+        if n % 8 == 0 and n // 8 < len(corpus):
+            values.append(corpus[n // 8][0])
+    assert len(values) == len(goods) + len(corpus)
+    produce(stack.kafka_bootstrap, topic, values)
+    settings = settings_for(
+        "logger",
+        bootstrap=stack.kafka_bootstrap,
+        topic=topic,
+        group=consumer_group,
+        dsn=postgres_dsn,
+        redis_url=stack.redis_url,
+        dlq_topic=dlq_topic,
+        batch_size=64,
+    )
+    consumer = Consumer(settings)
+    run_until_done(consumer, len(values))
+
+    stored = rows(postgres_dsn, "SELECT raw, reason, message, topic FROM dlq_events")
+    assert sorted((bytes(raw), reason) for raw, reason, _, _ in stored) == sorted(corpus)
+    assert all(message for _, _, message, _ in stored)
+    assert {t for *_, t in stored} == {topic}
+    nul = [m for _, reason, m, _ in stored if reason == "database_error"]
+    assert nul
+    assert "Unicode" in nul[0] or "\\u0000" in nul[0]
+    assert rows(postgres_dsn, "SELECT count(*) FROM events") == [(len(goods),)]
+    assert counter(consumer.metrics.processed) == len(goods)
+
+    # The optional DLQ topic got the same records, with the reason in a header.
+    reader = KafkaConsumer(
+        {
+            "bootstrap.servers": stack.kafka_bootstrap,
+            "group.id": consumer_group + "-reader",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    reader.subscribe([dlq_topic])
+    seen: list[tuple[bytes, str]] = []
+    deadline = datetime.now(UTC) + timedelta(seconds=30)
+    while len(seen) < len(corpus) and datetime.now(UTC) < deadline:
+        message = reader.poll(0.5)
+        if message is None or message.error():
+            continue
+        headers = dict(message.headers() or [])
+        reason = headers["reason"]
+        text = reason.decode() if isinstance(reason, bytes) else str(reason)
+        seen.append((message.value() or b"", text))
+    reader.close()
+    assert sorted(seen) == sorted(corpus)
+
+
+def test_kill_9_mid_batch_then_restart_loses_and_doubles_nothing(  # noqa: PLR0917 - fixtures
+    stack: Stack,
+    create_topic: Callable[..., str],
+    consumer_group: str,
+    postgres_dsn: str,
+    consumer_redis: redis.Redis,
+    tmp_path: Path,
+) -> None:
+    topic = create_topic(partitions=3)
+    events = generate_events(20_000, seed=11, players=200)
+    produce_events(stack.kafka_bootstrap, topic, events)
+    settings = settings_for(
+        "stats",
+        bootstrap=stack.kafka_bootstrap,
+        topic=topic,
+        group=consumer_group,
+        dsn=postgres_dsn,
+        redis_url=stack.redis_url,
+        batch_size=50,
+    )
+    log = tmp_path / "consumer.log"
+    first = spawn(settings, log=log)
+    try:
+        wait_for(
+            lambda: processed_count(postgres_dsn, consumer_group) >= 3000,
+            timeout=60,
+            what="progress before the kill",
+        )
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        assert processed_count(postgres_dsn, consumer_group) < len(events)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    second = spawn(settings, log=log)
+    try:
+        wait_for(
+            lambda: processed_count(postgres_dsn, consumer_group) >= len(events),
+            timeout=120,
+            what="the restarted consumer to finish",
+        )
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(30) == 0, log.read_text()[-3000:]
+    finally:
+        if second.poll() is None:
+            second.kill()
+    expected = expected_stats(events)
+    assert stored_stats(postgres_dsn) == expected
+    assert redis_stats(consumer_redis) == expected
+    assert '"message": "stopping: batch finished' in log.read_text()
+
+
+class Proxy:
+    """A TCP proxy to PostgreSQL that the test can cut (every connection dropped, new ones
+    refused) and restore: PostgreSQL becomes unreachable for the consumer only, while the
+    shared server keeps running for everyone else."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.cut = threading.Event()
+        self.closed = False
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.cut.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self.lock:
+                self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+
+    def disconnect(self) -> None:
+        self.cut.set()
+        with self.lock:
+            for s in self.sockets:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            self.sockets.clear()
+
+    def restore(self) -> None:
+        self.cut.clear()
+
+    def close(self) -> None:
+        self.closed = True
+        self.disconnect()
+        self.listener.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def probe(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_postgres_unreachable_mid_run_backs_off_not_ready_then_catches_up_exactly(
+    stack: Stack,
+    create_topic: Callable[..., str],
+    consumer_group: str,
+    postgres_dsn: str,
+    consumer_redis: redis.Redis,
+) -> None:
+    parts = urlsplit(postgres_dsn)
+    proxy = Proxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    netloc = parts.netloc.rsplit(":", 1)[0] + f":{proxy.port}"
+    via_proxy = urlunsplit(parts._replace(netloc=netloc))
+    topic = create_topic(partitions=3)
+    first = generate_events(3000, seed=21)
+    second = generate_events(3000, seed=22)
+    produce_events(stack.kafka_bootstrap, topic, first)
+    port = free_port()
+    settings = settings_for(
+        "stats",
+        bootstrap=stack.kafka_bootstrap,
+        topic=topic,
+        group=consumer_group,
+        dsn=via_proxy,
+        redis_url=stack.redis_url,
+        batch_size=100,
+        http_port=port,
+        http_host="127.0.0.1",
+    )
+    consumer = Consumer(settings)
+    try:
+        with running(consumer):
+            wait_for(
+                lambda: processed_count(postgres_dsn, consumer_group) >= 1000,
+                timeout=60,
+                what="progress before the outage",
+            )
+            assert probe(port, "/readyz") == 200
+            proxy.disconnect()
+            produce_events(stack.kafka_bootstrap, topic, second)
+            wait_for(lambda: counter(consumer.metrics.db_errors) >= 3, timeout=60, what="retries")
+            assert probe(port, "/readyz") == 503
+            assert probe(port, "/healthz") == 200  # alive: backing off, not crash-looping
+            stuck = processed_count(postgres_dsn, consumer_group)
+            assert stuck < len(first) + len(second)
+            proxy.restore()
+            wait_for(
+                lambda: processed_count(postgres_dsn, consumer_group) >= len(first) + len(second),
+                timeout=90,
+                what="catching up after the outage",
+            )
+            wait_for(lambda: probe(port, "/readyz") == 200, timeout=10, what="ready again")
+            metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+            assert b"eventfleet_consumer_processed_total" in metrics
+            assert b"eventfleet_consumer_lag{" in metrics
+    finally:
+        proxy.close()
+    expected = expected_stats(first + second)
+    assert stored_stats(postgres_dsn) == expected
+    assert redis_stats(consumer_redis) == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--mode", "stats", "--batch-size", "0"], "batch_size"),
+        (["--mode", "nonsense"], "mode"),
+        (["--mode", "logger", "--http-port", "99999"], "http_port"),
+        (["--mode", "stats", "--redis-url", ""], "redis_url"),
+    ],
+)
+def test_bad_configuration_names_the_setting_and_exits_non_zero(
+    stack: Stack, args: list[str], named: str
+) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "EVENTFLEET_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
+        "EVENTFLEET_POSTGRES_DSN": stack.postgres_dsn,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "eventfleet.cli", "consumer", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert named in done.stderr
+    assert stack.postgres_dsn not in done.stderr  # settings errors never echo secrets
