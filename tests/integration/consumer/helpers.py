@@ -205,7 +205,7 @@ def counter(metric: Any) -> float:
 
 def rows(dsn: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
     with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
-        cursor.execute(query, args)
+        cursor.execute(query, args or None)
         found = cursor.fetchall()
     connection.close()
     return found
