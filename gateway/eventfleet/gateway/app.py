@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 EVENTS_PATH: Final = "/api/v1/events"
 BATCH_PATH: Final = "/api/v1/events/batch"
 JSON: Final = "application/json"
+METRICS_FLUSH_SECONDS: Final = 1.0
 Headers = list[tuple[str, str]]
 
 
@@ -95,6 +96,7 @@ class Gateway:
             else None
         )
         self.sink: Sink | None = None
+        self._flusher: asyncio.TimerHandle | None = None
         self._sink_factory = sink_factory or _kafka_sink
         self._clock = clock
         self._new_id = new_id
@@ -112,8 +114,17 @@ class Gateway:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.sink = self._sink_factory(self.settings, loop)
+        self._flusher = loop.call_later(METRICS_FLUSH_SECONDS, self._flush_metrics, loop)
+
+    def _flush_metrics(self, loop: asyncio.AbstractEventLoop) -> None:
+        metrics.flush()
+        self._flusher = loop.call_later(METRICS_FLUSH_SECONDS, self._flush_metrics, loop)
 
     def stop(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        metrics.flush()
         if self.sink is not None:
             left = self.sink.close(self.settings.shutdown_flush_seconds)
             log.info("gateway stopped; %d events left undelivered", left)

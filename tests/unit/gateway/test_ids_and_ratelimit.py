@@ -4,7 +4,9 @@ import uuid
 
 import pytest
 from eventfleet.gateway.ids import UUID7Generator, uuid7_milliseconds
+from eventfleet.gateway.metrics import LocalCounter, LocalHistogram
 from eventfleet.gateway.ratelimit import TokenBuckets
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 
 def test_uuid7_has_version_variant_and_time() -> None:
@@ -56,3 +58,27 @@ def test_bucket_table_is_bounded() -> None:
 def test_bucket_refuses_nonsense(rate: float, burst: int) -> None:
     with pytest.raises(ValueError, match="rate"):
         TokenBuckets(rate=rate, burst=burst)
+
+
+def test_local_histogram_exposes_what_observe_would() -> None:
+    buckets = (0.01, 0.1, 1.0)
+    direct_registry, local_registry = CollectorRegistry(), CollectorRegistry()
+    direct = Histogram("h", "h", ["endpoint"], buckets=buckets, registry=direct_registry)
+    local = LocalHistogram(
+        Histogram("h", "h", ["endpoint"], buckets=buckets, registry=local_registry), buckets
+    )
+    direct_counter = Counter("c", "c", ["reason"], registry=direct_registry)
+    local_counter = LocalCounter(Counter("c", "c", ["reason"], registry=local_registry))
+    for value in (0.0, 0.01, 0.05, 0.1, 0.5, 1.0, 7.0, 0.01):
+        direct.labels("a").observe(value)
+        local.labels("a").observe(value)
+        direct_counter.labels("x").inc()
+        local_counter.labels("x").inc()
+    local.flush()
+    local_counter.flush()
+
+    def samples(registry: CollectorRegistry) -> list[str]:
+        lines = generate_latest(registry).decode().splitlines()
+        return [line for line in lines if not line.startswith("#") and "_created" not in line]
+
+    assert samples(local_registry) == samples(direct_registry)
