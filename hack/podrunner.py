@@ -14,7 +14,7 @@ plays kubelet and Deployment controller for the Deployments the eventfleet opera
   observedGeneration) is written through the status subresource, so the operator and kubectl
   see the truth.
 
-    python hack/podrunner.py [--selector app.kubernetes.io/managed-by=eventfleet-operator]
+    python hack/podrunner.py [--selector LABELS] [--namespace GLOB]
 
 SIGTERM or Ctrl-C stops every process it started (SIGTERM, grace period, then SIGKILL).
 """
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import fnmatch
 import hashlib
 import json
 import logging
@@ -80,6 +81,7 @@ class Runner:
     apps: client.AppsV1Api
     selector: str
     log_dir: Path
+    namespace_glob: str = "*"
     replicas: dict[str, list[Replica]] = field(default_factory=dict)
     stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -110,7 +112,13 @@ class Runner:
         if not argv:
             log.error("%s: container has no command; cannot run it locally", replica.deployment)
             return
-        executable = shutil.which(argv[0]) or argv[0]
+        # The image's commands live in the virtualenv this runner runs from.
+        venv_bin = str(Path(sys.executable).parent)
+        executable = shutil.which(argv[0], path=f"{venv_bin}:{os.environ.get('PATH', '')}")
+        if executable is None:
+            log.error("%s: %s not found on PATH", replica.deployment, argv[0])
+            replica.next_start = time.monotonic() + MAX_BACKOFF_SECONDS
+            return
         try:
             env = self.resolve_env(namespace, container, replica.port)
         except (ApiException, KeyError) as error:
@@ -120,14 +128,19 @@ class Runner:
         name = replica.deployment.replace("/", "_")
         replica.log_path = self.log_dir / f"{name}-{replica.index}.log"
         with replica.log_path.open("ab") as out:
-            replica.process = subprocess.Popen(
-                [executable, *argv[1:]],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            try:
+                replica.process = subprocess.Popen(
+                    [executable, *argv[1:]],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            except OSError as error:
+                log.error("%s: cannot start %s: %s", replica.deployment, executable, error)  # noqa: TRY400 - the reason suffices
+                replica.next_start = time.monotonic() + MAX_BACKOFF_SECONDS
+                return
         log.info(
             "%s: replica %d started (pid %d, port %d)",
             replica.deployment,
@@ -267,7 +280,9 @@ class Runner:
                 present = set()
                 for deployment in deployments:
                     meta = deployment["metadata"]
-                    if meta.get("deletionTimestamp"):
+                    if meta.get("deletionTimestamp") or not fnmatch.fnmatchcase(
+                        meta["namespace"], self.namespace_glob
+                    ):
                         continue
                     present.add(f"{meta['namespace']}/{meta['name']}")
                     self.sync(deployment)
@@ -291,6 +306,12 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_SELECTOR,
         help=f"label selector of the Deployments to run (default {DEFAULT_SELECTOR})",
     )
+    parser.add_argument(
+        "--namespace",
+        default="*",
+        metavar="GLOB",
+        help="only Deployments in namespaces matching this pattern (default *)",
+    )
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between passes")
     parser.add_argument(
         "--log-dir",
@@ -302,7 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s podrunner %(message)s")
     config.load_kube_config()
     args.log_dir.mkdir(parents=True, exist_ok=True)
-    runner = Runner(client.CoreV1Api(), client.AppsV1Api(), args.selector, args.log_dir)
+    runner = Runner(
+        client.CoreV1Api(), client.AppsV1Api(), args.selector, args.log_dir, args.namespace
+    )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: runner.stopping.set())
     log.info("running Deployments matching %s", args.selector)
