@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
@@ -18,7 +17,7 @@ from typing import Any, Final, Protocol
 from eventfleet.consumer.events import ParseLimits
 from eventfleet.gateway import ingest, metrics
 from eventfleet.gateway.docs import load_assets
-from eventfleet.gateway.ids import new_event_id
+from eventfleet.gateway.ids import new_event_id_text
 from eventfleet.gateway.ingest import BodyError, Decoded, Ready
 from eventfleet.gateway.openapi import build_openapi
 from eventfleet.gateway.producer import KafkaSink, Pending, Unavailable
@@ -81,7 +80,7 @@ class Gateway:
         *,
         sink_factory: Callable[[Settings, asyncio.AbstractEventLoop], Sink] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        new_id: Callable[[], uuid.UUID] = new_event_id,
+        new_id: Callable[[], str] = new_event_id_text,
     ) -> None:
         self.settings = settings
         self.limits = ParseLimits(max_event_bytes=settings.max_event_bytes)

@@ -13,12 +13,12 @@ invalid item rejects the whole batch (400) and nothing is produced.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+import orjson
 from eventfleet.consumer.events import (
     Event,
     FieldError,
@@ -87,11 +87,13 @@ def _refuse_constant(name: str) -> None:
 
 
 def encode(
-    event: Event, index: int, limits: ParseLimits, new_id: Callable[[], uuid.UUID]
+    event: Event, index: int, limits: ParseLimits, new_id: Callable[[], str]
 ) -> Ready | Refused:
-    if event.event_id is None:
-        event = event.with_event_id(new_id())
-    payload = json.dumps(event.to_json_dict(), separators=(",", ":")).encode()
+    record = event.to_json_dict()
+    event_id = record["event_id"]
+    if event_id is None:
+        record["event_id"] = event_id = new_id()
+    payload = _dumps_event(record)
     if len(payload) > limits.max_event_bytes:
         return Refused(
             index,
@@ -100,11 +102,18 @@ def encode(
                 f"the encoded event is {len(payload)} bytes; the limit is {limits.max_event_bytes}",
             ),
         )
-    return Ready(index, str(event.event_id), event.player_id.encode(), payload)
+    return Ready(index, event_id, event.player_id.encode(), payload)
+
+
+def _dumps_event(record: dict[str, Any]) -> bytes:
+    """orjson (~6x faster) for the common case; the standard library for what orjson refuses
+    but JSON allows and the consumers' parser reads back: integers beyond 64 bits, lone
+    surrogates, nesting deeper than 255."""
+    return dumps(record)
 
 
 def decode_single(
-    body: bytes, *, now: datetime, limits: ParseLimits, new_id: Callable[[], uuid.UUID]
+    body: bytes, *, now: datetime, limits: ParseLimits, new_id: Callable[[], str]
 ) -> Decoded | BodyError:
     if len(body) > limits.max_event_bytes:
         return BodyError(
@@ -127,7 +136,7 @@ def decode_batch(
     now: datetime,
     limits: ParseLimits,
     max_events: int,
-    new_id: Callable[[], uuid.UUID],
+    new_id: Callable[[], str],
 ) -> Decoded | BodyError:
     try:
         text = body.decode("utf-8")
@@ -165,7 +174,10 @@ def decode_batch(
 
 
 def dumps(value: object) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:  # see _dumps_event
+        return json.dumps(value, separators=(",", ":")).encode()
 
 
 def error_body(code: str, message: str, errors: Sequence[FieldError] = ()) -> bytes:

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 WATCH_INTERVAL_SECONDS: Final = 1.0
 POLL_INTERVAL_SECONDS: Final = 0.001
 METADATA_TIMEOUT_SECONDS: Final = 2.0
+FAILED_CHECKS_FOR_OUTAGE: Final = 2
 
 
 class Unavailable(Exception):  # noqa: N818 - reads as "raise Unavailable(...)"
@@ -88,11 +89,14 @@ class KafkaSink:
         self._watcher = threading.Thread(target=self._watch, name="kafka-watch", daemon=True)
         self.available = False
         self.status = "not checked yet"
+        self._failed_checks = 0
+        self._checked_once = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
         self._check()
+        self._checked_once = True
         self._watcher.start()
 
     def close(self, flush_seconds: float) -> int:
@@ -205,14 +209,22 @@ class KafkaSink:
         try:
             found = self._producer.list_topics(self.topic, timeout=METADATA_TIMEOUT_SECONDS)
         except KafkaException as error:
-            self._set(available=False, status=f"Kafka unreachable: {error}")
+            self._failed_check(f"Kafka unreachable: {error}")
             return
         topic = found.topics.get(self.topic)
         if topic is None or topic.error is not None:
             reason = topic.error.str() if topic is not None and topic.error else "missing"
-            self._set(available=False, status=f"topic {self.topic}: {reason}")
+            self._failed_check(f"topic {self.topic}: {reason}")
         else:
+            self._failed_checks = 0
             self._set(available=True, status=f"topic {self.topic}: reachable")
+
+    def _failed_check(self, status: str) -> None:
+        # One slow metadata answer on a busy host is not an outage: two in a row are (the
+        # delivery timeout still bounds every request meanwhile).
+        self._failed_checks += 1
+        if self._failed_checks >= FAILED_CHECKS_FOR_OUTAGE or not self._checked_once:
+            self._set(available=False, status=status)
 
     def _watch(self) -> None:
         while not self._stop.wait(WATCH_INTERVAL_SECONDS):
