@@ -47,6 +47,14 @@ test: system-deps venv stack lint  ## set up everything and run the whole suite
 demo: system-deps venv stack  ## set up and run the whole pipeline, with readable output
 	@source <(hack/stack env) && $(STEP) "demo" $(PY) hack/demo.py
 
+.PHONY: loadtest
+loadtest: venv  ## send realistic events to a running gateway: make loadtest TOTAL=100000 CONCURRENCY=50
+	@$(PY) hack/loadtest.py $(or $(TOTAL),10000) $(or $(CONCURRENCY),50) $(LOADTEST_ARGS)
+
+.PHONY: bench-gateway
+bench-gateway: system-deps venv stack  ## the gateway's req/s and latency beside its ceiling (not part of make test)
+	@source <(hack/stack env) && $(STEP) "gateway benchmark" hack/bench-gateway
+
 .PHONY: clean
 clean:  ## stop the stack and delete .stack/ and the virtualenv (caches in ~/.cache stay)
 	-@hack/stack down
