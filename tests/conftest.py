@@ -1,3 +1,3 @@
 """Test configuration: fixtures live in tests/fixtures and are loaded as plugins."""
 
-pytest_plugins = ["tests.fixtures.stack", "tests.fixtures.kube"]
+pytest_plugins = ["tests.fixtures.stack", "tests.fixtures.kube", "tests.fixtures.operator"]

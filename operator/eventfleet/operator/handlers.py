@@ -1,16 +1,26 @@
-"""kopf handlers: read, call a step or a pure decision, apply, patch status. Nothing else.
+"""kopf handlers: read, call a step or a pure decision, apply, write status. Nothing else.
 
 - create / update of spec / resume  -> reconcile: topic, schema, Deployment, status
-- a timer every few seconds         -> autoscaling when a poll is due; Deployment drift and
-                                        status kept in step in between
-- changes of an owned Deployment    -> status (replicas, readiness) and drift restored at once
-- delete with deletionPolicy Delete -> the topic is deleted; only such objects get a finalizer
+- every EventConsumer event          -> the registry the autoscaling loop walks
+- the autoscaling loop (a thread)    -> lag once per pollIntervalSeconds and the scaling decision;
+                                        Deployment drift and readiness kept in step in between
+- changes of an owned Deployment     -> status (replicas, readiness) and drift restored at once
+- delete with deletionPolicy Delete  -> the topic is deleted; only such objects get a finalizer
+
+Why a loop and not a kopf timer: kopf puts a finalizer on every object that has a timer, and a
+finalizer without an operator leaves namespaces stuck terminating. Here only objects whose
+deletion has work to do (deleting the topic) carry one.
+
+Status is written through kube.update_consumer_status (fresh read, per-object lock), never with
+kopf's patch, so the three writers never overwrite each other's conditions.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -24,7 +34,6 @@ from eventfleet.operator.reconcile import (
     Outcome,
     deployment_condition,
     initial_replicas,
-    now_iso,
     reconcile_deployment,
     reconcile_schema,
     reconcile_topic,
@@ -40,19 +49,19 @@ from eventfleet.operator.scaling import (
 )
 from eventfleet.operator.spec import GROUP, KIND, PLURAL, VERSION, EventConsumerSpec
 from eventfleet.operator.topics import TopicClaim, cluster_key
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
 
-TIMER_SECONDS: Final = 3.0
+TICK_SECONDS: Final = 2.0  # how often the loop looks at each EventConsumer
 ANNOTATION_PREFIX: Final = GROUP
 
 
 @dataclass(frozen=True)
 class OperatorConfig:
     default_image: str = "eventfleet:0.1.0"
+    workers: int = 8  # EventConsumers handled in parallel by the autoscaling loop
 
 
 CONFIG = OperatorConfig()
@@ -63,29 +72,44 @@ def configure(config: OperatorConfig) -> None:
     CONFIG = config
 
 
-@kopf.on.startup()
-def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-    # Silent watch hangs are kopf's most reported problem: bound every watch request.
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.watching.connect_timeout = 30
-    # The CRD's structural schema prunes unknown status fields: keep kopf's bookkeeping in
-    # annotations instead of status.kopf, which would be silently dropped.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
-        prefix=ANNOTATION_PREFIX
-    )
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
-    )
-    settings.persistence.finalizer = f"{GROUP}/topic-cleanup"
-    # Events are posted deliberately by the handlers, not for every log line.
-    settings.posting.level = logging.WARNING
-    settings.posting.reporting_component = "eventfleet-operator"
-    settings.execution.max_workers = 16
-
-
 # ---------------------------------------------------------------------------------------------
-# Index of topic claims: which EventConsumers manage which topic, for conflict detection.
+# Registry of EventConsumers (what the loop walks) and of topic claims (conflict detection),
+# kept from watch events: no finalizer, no extra API calls.
+
+
+@dataclass
+class Known:
+    uid: str
+    spec: Mapping[str, Any]
+    last_poll: datetime | None = None
+
+
+_known: dict[tuple[str, str], Known] = {}
+_known_lock = threading.Lock()
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def track(
+    *,
+    type: str,  # noqa: A002 - kopf's keyword
+    name: str,
+    namespace: str | None,
+    uid: str,
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    **_: Any,
+) -> None:
+    key = (namespace or "default", name)
+    with _known_lock:
+        if type == "DELETED" or meta.get("deletionTimestamp"):
+            _known.pop(key, None)
+            kube.forget_consumer(*key)
+            return
+        entry = _known.get(key)
+        if entry is None or entry.uid != uid:
+            _known[key] = Known(uid, dict(spec))
+        else:
+            entry.spec = dict(spec)
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
@@ -113,11 +137,11 @@ def _claims_for(
     return list(index.get(key, []))
 
 
-def _reporter(body: kopf.Body) -> Any:
+def _reporter(namespace: str, name: str, uid: str) -> Any:
     def report(kind: str, reason: str, message: str) -> None:
-        kopf.event(body, type=kind, reason=reason, message=message)
+        kube.post_event(namespace, name, uid, kind=kind, reason=reason, message=message)
         (log.warning if kind == "Warning" else log.info)(
-            "%s/%s %s: %s", body.metadata.namespace, body.metadata.name, reason, message
+            "%s/%s %s: %s", namespace, name, reason, message
         )
 
     return report
@@ -136,6 +160,54 @@ def _invalid(error: ValidationError) -> str:
     )
 
 
+def _replica_counts(deployment: Mapping[str, Any]) -> dict[str, int]:
+    found = deployment.get("status") or {}
+    return {
+        "replicas": int(found.get("replicas") or 0),
+        "readyReplicas": int(found.get("readyReplicas") or 0),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Startup and shutdown
+
+
+_stop = threading.Event()
+_loop_thread: threading.Thread | None = None
+
+
+@kopf.on.startup()
+def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    global _loop_thread  # noqa: PLW0603 - one loop per operator process
+    # Silent watch hangs are kopf's most reported problem: bound every watch request.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    # The CRD's structural schema prunes unknown status fields: keep kopf's bookkeeping in
+    # annotations instead of status.kopf, which would be silently dropped.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=ANNOTATION_PREFIX
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{GROUP}/topic-cleanup"
+    # Events are posted deliberately by the handlers, not for every log line.
+    settings.posting.level = logging.WARNING
+    settings.posting.reporting_component = "eventfleet-operator"
+    settings.execution.max_workers = 16
+    _stop.clear()
+    _loop_thread = threading.Thread(target=_autoscaling_loop, name="autoscaling", daemon=True)
+    _loop_thread.start()
+
+
+@kopf.on.cleanup()
+def cleanup(**_: Any) -> None:
+    _stop.set()
+    if _loop_thread is not None:
+        _loop_thread.join(timeout=30)
+
+
 # ---------------------------------------------------------------------------------------------
 # Reconcile
 
@@ -145,19 +217,16 @@ def _invalid(error: ValidationError) -> str:
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", id="reconcile-update")
 def reconcile(
     *,
-    body: kopf.Body,
     name: str,
     namespace: str | None,
     uid: str,
     spec: kopf.Spec,
-    status: kopf.Status,
     meta: kopf.Meta,
-    patch: kopf.Patch,
     topic_claims: kopf.Index[Any, TopicClaim] | None = None,
     **_: Any,
 ) -> None:
     namespace = namespace or "default"
-    report = _reporter(body)
+    report = _reporter(namespace, name, uid)
     generation = int(meta.get("generation", 0))
     with metrics.RECONCILE_SECONDS.time():
         try:
@@ -165,14 +234,13 @@ def reconcile(
         except ValidationError as error:
             message = _invalid(error)
             report("Warning", "SpecInvalid", message)
-            patch.status.update(
-                status_patch(
-                    status,
-                    [],
-                    generation=generation,
-                    paused=False,
-                    ready=Condition.false(ConditionType.READY, "SpecInvalid", message),
-                )
+            ready = Condition.false(ConditionType.READY, "SpecInvalid", message)
+            kube.update_consumer_status(
+                namespace,
+                name,
+                lambda status: status_patch(
+                    status, [], generation=generation, paused=False, ready=ready
+                ),
             )
             metrics.RECONCILES.labels("invalid").inc()
             raise kopf.PermanentError(message) from None
@@ -182,7 +250,8 @@ def reconcile(
         outcome = Outcome()
         reconcile_topic(owner, parsed, _claims_for(topic_claims, parsed), report, outcome)
         reconcile_schema(owner, parsed, report, outcome)
-        replicas = initial_replicas(parsed, status)
+        current = kube.get_consumer(namespace, name) or {}
+        replicas = initial_replicas(parsed, current.get("status") or {})
         reconcile_deployment(
             owner,
             parsed,
@@ -200,10 +269,12 @@ def reconcile(
             extra["schemaVersion"] = outcome.schema_version
         if outcome.deployment is not None:
             extra.update(_replica_counts(outcome.deployment))
-        patch.status.update(
-            status_patch(
+        kube.update_consumer_status(
+            namespace,
+            name,
+            lambda status: status_patch(
                 status, outcome.conditions, generation=generation, paused=parsed.paused, extra=extra
-            )
+            ),
         )
     if outcome.retry:
         metrics.RECONCILES.labels("retry").inc()
@@ -211,50 +282,46 @@ def reconcile(
     metrics.RECONCILES.labels("ok").inc()
 
 
-def _replica_counts(deployment: Mapping[str, Any]) -> dict[str, int]:
-    found = deployment.get("status") or {}
-    return {
-        "replicas": int(found.get("replicas") or 0),
-        "readyReplicas": int(found.get("readyReplicas") or 0),
-    }
-
-
 # ---------------------------------------------------------------------------------------------
-# Autoscaling, drift and status between reconciles
+# The autoscaling loop
 
 
-@kopf.timer(
-    GROUP, VERSION, PLURAL, interval=TIMER_SECONDS, initial_delay=TIMER_SECONDS, id="autoscale"
-)
-def autoscale(
-    *,
-    body: kopf.Body,
-    name: str,
-    namespace: str | None,
-    uid: str,
-    spec: kopf.Spec,
-    status: kopf.Status,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    **_: Any,
-) -> None:
-    namespace = namespace or "default"
+def _autoscaling_loop() -> None:
+    with ThreadPoolExecutor(max_workers=CONFIG.workers, thread_name_prefix="autoscale") as pool:
+        while not _stop.wait(TICK_SECONDS):
+            with _known_lock:
+                work = list(_known.items())
+            futures = [pool.submit(_autoscale_safely, key, entry) for key, entry in work]
+            for future in futures:
+                future.result()
+
+
+def _autoscale_safely(key: tuple[str, str], entry: Known) -> None:
     try:
-        parsed = _parse(spec)
+        autoscale(key[0], key[1], entry)
+    except Exception:  # the loop must survive anything one object does
+        log.exception("%s/%s: autoscaling pass failed", *key)
+
+
+def autoscale(namespace: str, name: str, entry: Known) -> None:
+    """One pass for one EventConsumer: lag and decision when a poll is due, drift and status."""
+    try:
+        parsed = _parse(entry.spec)
     except ValidationError:
         return  # reported by reconcile
-    owner = Owner(name, namespace, uid)
+    owner = Owner(name, namespace, entry.uid)
     deployment = kube.read_deployment(namespace, deployment_name(name))
     if deployment is None:
         return  # reconcile creates it (and retries until it can)
     current = int(deployment.get("spec", {}).get("replicas") or 0)
     now = datetime.now(UTC)
     conditions: list[Condition] = []
-    extra: dict[str, Any] = _replica_counts(deployment)
-    target = current
-    if _poll_due(memo, parsed, now):
+    extra: dict[str, Any] = {}
+    target: int | None = None
+    if _poll_due(entry, parsed, now):
         reading = _read_lag(parsed, namespace, name)
-        decision = _decision(parsed, current, reading, status, now)
+        state = kube.get_consumer(namespace, name) or {}
+        decision = _decision(parsed, current, reading, state.get("status") or {}, now)
         target = decision.replicas
         extra["desiredReplicas"] = target
         extra["recommendations"] = [
@@ -278,17 +345,19 @@ def autoscale(
             }
             direction = "up" if target > current else "down"
             metrics.SCALE_ACTIONS.labels(direction).inc()
-            kopf.event(
-                body,
-                type="Normal",
-                reason=f"Scaled{direction.capitalize()}",
-                message=f"{current} -> {target} replicas: {decision.reason}",
+            _reporter(namespace, name, entry.uid)(
+                "Normal",
+                f"Scaled{direction.capitalize()}",
+                f"{current} -> {target} replicas: {decision.reason}",
             )
         metrics.DESIRED_REPLICAS.labels(namespace, name).set(target)
-    elif isinstance(status.get("desiredReplicas"), int):
-        target = status["desiredReplicas"]
-    if not parsed.paused or target != current:
+    if target is None:  # between polls: keep what was decided (or what kubectl scale set)
+        state = kube.get_consumer(namespace, name) or {}
+        target = initial_replicas(parsed, state.get("status") or {})
+    if not parsed.paused:
         # Server-side apply: restores hand edits of owned fields and sets the replica count.
+        # Paused is hands off: only a spec change (e.g. `kubectl scale ec`) reaches the
+        # Deployment, through reconcile.
         outcome = Outcome()
         reconcile_deployment(
             owner,
@@ -298,24 +367,28 @@ def autoscale(
             group=parsed.consumer_group(namespace, name),
             outcome=outcome,
         )
-        if outcome.deployment is not None:
-            extra.update(_replica_counts(outcome.deployment))
+        deployment = outcome.deployment or deployment
         conditions.extend(outcome.conditions)
     else:
         conditions.append(deployment_condition(deployment))
-    patch.status.update(
-        status_patch(status, conditions, generation=None, paused=parsed.paused, extra=extra)
+    extra.update(_replica_counts(deployment))
+    kube.update_consumer_status(
+        namespace,
+        name,
+        lambda status: _if_changed(
+            status,
+            status_patch(status, conditions, generation=None, paused=parsed.paused, extra=extra),
+        ),
     )
 
 
-def _poll_due(memo: kopf.Memo, spec: EventConsumerSpec, now: datetime) -> bool:
-    """Lag is read once per pollIntervalSeconds per EventConsumer (the timer ticks faster so
-    that drift and readiness are seen quickly); the operator's restart polls at once."""
-    last = memo.get("last_poll")
+def _poll_due(entry: Known, spec: EventConsumerSpec, now: datetime) -> bool:
+    """Lag is read once per pollIntervalSeconds per EventConsumer (the loop ticks faster so
+    that drift and readiness are seen quickly); a restarted operator polls at once."""
     interval = timedelta(seconds=spec.autoscaling.poll_interval_seconds)
-    if isinstance(last, datetime) and now - last < interval:
+    if entry.last_poll is not None and now - entry.last_poll < interval:
         return False
-    memo["last_poll"] = now
+    entry.last_poll = now
     return True
 
 
@@ -341,11 +414,7 @@ def _decision(
         target = spec.replicas.count if spec.replicas.count is not None else current
         why = "paused" if spec.paused else "autoscaling disabled"
         return ScalingDecision(
-            target,
-            target,
-            f"{why}: {target} replicas (replicas.count)",
-            healthy=reading is not None,
-            history=(),
+            target, target, f"{why}: {target} replicas", healthy=reading is not None, history=()
         )
     history = tuple(
         Recommendation(datetime.fromisoformat(r["time"].replace("Z", "+00:00")), r["replicas"])
@@ -371,6 +440,21 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _if_changed(status: Mapping[str, Any], update: dict[str, Any]) -> dict[str, Any] | None:
+    """Skip writes that change nothing (transition times aside): fewer watch events."""
+
+    def essence(conditions: Any) -> list[tuple[Any, ...]]:
+        return sorted(
+            (c.get("type"), c.get("status"), c.get("reason"), c.get("message"))
+            for c in conditions or []
+        )
+
+    same = all(status.get(k) == v for k, v in update.items() if k != "conditions") and essence(
+        status.get("conditions")
+    ) == essence(update.get("conditions"))
+    return None if same else update
+
+
 # ---------------------------------------------------------------------------------------------
 # Owned Deployments: a change (pods becoming ready, a hand edit, a deletion) is reflected at once.
 
@@ -392,58 +476,45 @@ def deployment_event(
     if not owners:
         return
     owner_name = owners[0]["name"]
-    api = client.CustomObjectsApi(kube._api())
-    try:
-        consumer: dict[str, Any] = api.get_namespaced_custom_object(  # type: ignore[assignment]
-            GROUP, VERSION, namespace, PLURAL, owner_name
-        )
-    except ApiException as error:
-        if error.status == 404:
-            return  # the owner is gone: the garbage collector takes the Deployment
-        raise
-    if consumer.get("metadata", {}).get("deletionTimestamp"):
-        return
+    consumer = kube.get_consumer(namespace, owner_name)
+    if consumer is None or consumer.get("metadata", {}).get("deletionTimestamp"):
+        return  # the owner is gone: the garbage collector takes the Deployment
     try:
         parsed = _parse(consumer.get("spec", {}))
     except ValidationError:
         return
-    status = consumer.get("status") or {}
     owner = Owner(owner_name, namespace, consumer["metadata"]["uid"])
     outcome = Outcome()
     if type == "DELETED" or not parsed.paused:
-        reconcile_deployment(
-            owner,
-            parsed,
-            replicas=initial_replicas(parsed, status),
-            image=parsed.image or CONFIG.default_image,
-            group=parsed.consumer_group(namespace, owner_name),
-            outcome=outcome,
-        )
+        try:
+            reconcile_deployment(
+                owner,
+                parsed,
+                replicas=initial_replicas(parsed, consumer.get("status") or {}),
+                image=parsed.image or CONFIG.default_image,
+                group=parsed.consumer_group(namespace, owner_name),
+                outcome=outcome,
+            )
+        except ApiException as error:
+            raise kopf.TemporaryError(
+                f"restoring the Deployment: {error.reason}", delay=RETRY_SECONDS
+            ) from error
     deployment = outcome.deployment or dict(body)
-    update = status_patch(
-        status,
-        outcome.conditions or [deployment_condition(deployment)],
-        generation=None,
-        paused=parsed.paused,
-        extra=_replica_counts(deployment),
+    conditions = outcome.conditions or [deployment_condition(deployment)]
+    kube.update_consumer_status(
+        namespace,
+        owner_name,
+        lambda status: _if_changed(
+            status,
+            status_patch(
+                status,
+                conditions,
+                generation=None,
+                paused=parsed.paused,
+                extra=_replica_counts(deployment),
+            ),
+        ),
     )
-    if all(
-        status.get(key) == value for key, value in update.items() if key != "conditions"
-    ) and _same_conditions(status, update):
-        return
-    api.patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, PLURAL, owner_name, {"status": update}
-    )
-
-
-def _same_conditions(status: Mapping[str, Any], update: Mapping[str, Any]) -> bool:
-    def key(conditions: Any) -> list[tuple[Any, ...]]:
-        return sorted(
-            (c.get("type"), c.get("status"), c.get("reason"), c.get("message"))
-            for c in conditions or []
-        )
-
-    return key(status.get("conditions")) == key(update.get("conditions"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -458,9 +529,9 @@ def _deletes_topic(*, spec: kopf.Spec, **_: Any) -> bool:
 @kopf.on.delete(GROUP, VERSION, PLURAL, when=_deletes_topic, id="delete-topic")
 def delete_topic(
     *,
-    body: kopf.Body,
     name: str,
     namespace: str | None,
+    uid: str,
     spec: kopf.Spec,
     topic_claims: kopf.Index[Any, TopicClaim] | None = None,
     **_: Any,
@@ -468,7 +539,7 @@ def delete_topic(
     namespace = namespace or "default"
     parsed = _parse(spec)
     others = [c for c in _claims_for(topic_claims, parsed) if c.owner != f"{namespace}/{name}"]
-    report = _reporter(body)
+    report = _reporter(namespace, name, uid)
     if others:
         report(
             "Normal",
@@ -484,6 +555,3 @@ def delete_topic(
             f"cannot delete topic yet: {error}", delay=RETRY_SECONDS
         ) from error
     report("Normal", "TopicDeleted", f"deleted topic {parsed.kafka.topic} (deletionPolicy Delete)")
-
-
-__all__ = ["OperatorConfig", "configure", "now_iso"]

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import base64
 import functools
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from eventfleet.operator.builders import FIELD_MANAGER
+from eventfleet.operator.spec import GROUP, KIND, PLURAL, VERSION
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+
+log = logging.getLogger(__name__)
 
 
 class SecretUnavailableError(Exception):
@@ -73,3 +80,85 @@ def read_deployment(namespace: str, name: str) -> dict[str, Any] | None:
         raise
     found: dict[str, Any] = _api().sanitize_for_serialization(result)
     return found
+
+
+# ---------------------------------------------------------------------------------------------
+# EventConsumers: status written under a per-object lock from a fresh read, so that the
+# reconcile handler, the autoscaling loop and Deployment events never overwrite each other's
+# conditions (a merge patch replaces the whole conditions list).
+
+_locks: dict[tuple[str, str], threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def consumer_lock(namespace: str, name: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault((namespace, name), threading.Lock())
+
+
+def forget_consumer(namespace: str, name: str) -> None:
+    with _locks_guard:
+        _locks.pop((namespace, name), None)
+
+
+def custom() -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(_api())
+
+
+def get_consumer(namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        found: dict[str, Any] = custom().get_namespaced_custom_object(  # type: ignore[assignment]
+            GROUP, VERSION, namespace, PLURAL, name
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return found
+
+
+def update_consumer_status(
+    namespace: str, name: str, compute: Callable[[dict[str, Any]], dict[str, Any] | None]
+) -> None:
+    """Read the EventConsumer, let `compute` turn its current status into a status patch (or
+    None for nothing to do), and write it; all under the object's lock."""
+    with consumer_lock(namespace, name):
+        current = get_consumer(namespace, name)
+        if current is None or current.get("metadata", {}).get("deletionTimestamp"):
+            return
+        update = compute(current.get("status") or {})
+        if not update:
+            return
+        try:
+            custom().patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, name, {"status": update}
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+
+def post_event(
+    namespace: str, name: str, uid: str, *, kind: str, reason: str, message: str
+) -> None:
+    """A Kubernetes Event on an EventConsumer (kubectl describe ec, kubectl get events)."""
+    now = datetime.now(UTC)
+    event = client.CoreV1Event(
+        metadata=client.V1ObjectMeta(generate_name=f"{name}.", namespace=namespace),
+        involved_object=client.V1ObjectReference(
+            api_version=f"{GROUP}/{VERSION}", kind=KIND, name=name, namespace=namespace, uid=uid
+        ),
+        reason=reason,
+        message=message[:1024],
+        type=kind,
+        source=client.V1EventSource(component=FIELD_MANAGER),
+        first_timestamp=now,
+        last_timestamp=now,
+        count=1,
+        reporting_component=FIELD_MANAGER,
+        reporting_instance=FIELD_MANAGER,
+    )
+    try:
+        core().create_namespaced_event(namespace, event)
+    except ApiException as error:  # an event is best effort: never fail a reconcile for it
+        log.warning("could not post event %s on %s/%s: %s", reason, namespace, name, error.reason)

@@ -1,0 +1,427 @@
+"""The operator against the real API server, Kafka and PostgreSQL, with consumers really running
+(hack/podrunner.py plays kubelet): provisioning, edits, drift, autoscaling, pause, deletion."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg2
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tests.fixtures.kube import wait_for
+from tests.fixtures.operator import Process
+from tests.fixtures.stack import Stack
+
+GROUP, VERSION, PLURAL = "eventfleet.dev", "v1alpha1", "eventconsumers"
+
+pytestmark = pytest.mark.usefixtures("operator", "podrunner")
+
+
+@pytest.fixture
+def topic_name(kafka_admin: AdminClient) -> Iterator[str]:
+    """A topic name of this test's own; the topic is deleted afterwards if it exists."""
+    name = f"test.{uuid.uuid4().hex[:10]}"
+    yield name
+    futures = kafka_admin.delete_topics([name], operation_timeout=30)
+    for future in futures.values():
+        with contextlib.suppress(Exception):  # the topic may never have been created
+            future.result(timeout=30)
+
+
+@pytest.fixture
+def consumer_ns(
+    kube_api: client.ApiClient, namespace: str, postgres_dsn: str, redis_url: str
+) -> str:
+    """A namespace with the Secrets the samples reference: db/dsn and cache/url."""
+    core = client.CoreV1Api(kube_api)
+    for name, key, value in (("db", "dsn", postgres_dsn), ("cache", "url", redis_url)):
+        core.create_namespaced_secret(
+            namespace,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name=name),
+                data={key: base64.b64encode(value.encode()).decode()},
+            ),
+        )
+    return namespace
+
+
+def body(namespace: str, name: str, stack: Stack, kafka_topic: str, **spec: Any) -> dict[str, Any]:
+    full: dict[str, Any] = {
+        "mode": "logger",
+        "kafka": {"bootstrapServers": stack.kafka_bootstrap, "topic": kafka_topic},
+        "topic": {"partitions": 3},
+        "postgres": {"dsnSecretRef": {"name": "db", "key": "dsn"}},
+        "replicas": {"min": 1, "max": 4},
+        "autoscaling": {"pollIntervalSeconds": 5},
+    }
+    full.update(spec)
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "EventConsumer",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": full,
+    }
+
+
+class Cluster:
+    """Small verbs over the API for readable tests."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
+
+    def create(self, manifest: dict[str, Any]) -> None:
+        self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, manifest
+        )
+
+    def patch(self, name: str, spec: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name, {"spec": spec}
+        )
+
+    def get(self, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.custom.get_namespaced_custom_object(  # type: ignore[assignment]
+            GROUP, VERSION, self.namespace, PLURAL, name
+        )
+        return found
+
+    def delete(self, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+
+    def condition(self, name: str, kind: str) -> dict[str, Any]:
+        for found in self.get(name).get("status", {}).get("conditions", []):
+            if found["type"] == kind:
+                return dict(found)
+        return {}
+
+    def wait_condition(
+        self, name: str, kind: str, status: str, timeout: float = 60, reason: str | None = None
+    ) -> dict[str, Any]:
+        def matches() -> dict[str, Any] | None:
+            found = self.condition(name, kind)
+            ok = found.get("status") == status and (reason is None or found["reason"] == reason)
+            return found if ok else None
+
+        result: dict[str, Any] = wait_for(
+            matches, timeout=timeout, what=f"{name} {kind}={status} {reason or ''}"
+        )
+        return result
+
+    def deployment(self, name: str) -> client.V1Deployment | None:
+        try:
+            return self.apps.read_namespaced_deployment(f"{name}-consumer", self.namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def env_of(self, name: str) -> dict[str, str]:
+        deployment = self.deployment(name)
+        assert deployment is not None
+        assert deployment.spec is not None
+        container = deployment.spec.template.spec.containers[0]  # type: ignore[union-attr]
+        return {e.name: e.value for e in container.env or [] if e.value is not None}
+
+    def events(self, name: str) -> list[str]:
+        found = self.core.list_namespaced_event(
+            self.namespace, field_selector=f"involvedObject.name={name}"
+        )
+        return [f"{e.reason}: {e.message}" for e in found.items]
+
+
+@pytest.fixture
+def cluster(kube_api: client.ApiClient, consumer_ns: str) -> Cluster:
+    return Cluster(kube_api, consumer_ns)
+
+
+def topic_partitions(admin: AdminClient, topic: str) -> int:
+    metadata = admin.list_topics(topic, timeout=10).topics.get(topic)
+    return 0 if metadata is None or metadata.error is not None else len(metadata.partitions)
+
+
+def produce(stack: Stack, topic: str, count: int) -> None:
+    producer = Producer({"bootstrap.servers": stack.kafka_bootstrap, "linger.ms": 20})
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for index in range(count):
+        player = f"p{index % 97}"
+        event = {
+            "event_type": "player_login",
+            "player_id": player,
+            "game_id": "g1",
+            "timestamp": stamp,
+            "data": {"platform": "pc"},
+        }
+        producer.produce(topic, key=player, value=json.dumps(event))
+        if index % 1000 == 0:
+            producer.poll(0)
+    assert producer.flush(30) == 0
+
+
+def test_create_becomes_ready_with_topic_schema_and_deployment(
+    cluster: Cluster, stack: Stack, kafka_admin: AdminClient, topic_name: str, postgres_dsn: str
+) -> None:
+    started = time.monotonic()
+    cluster.create(body(cluster.namespace, "logger", stack, topic_name))
+    cluster.wait_condition("logger", "Ready", "True", timeout=60)
+    elapsed = time.monotonic() - started
+    print(f"\napply -> Ready in {elapsed:.1f}s")  # reported, never asserted (timing)
+
+    cluster.wait_condition("logger", "AutoscalerHealthy", "True", timeout=30)
+    found = cluster.get("logger")
+    status = found["status"]
+    assert status["phase"] == "Running"
+    assert status["observedGeneration"] == found["metadata"]["generation"]
+    assert status["readyReplicas"] == 1
+    assert status["consumerGroup"] == f"eventfleet.{cluster.namespace}.logger"
+    assert status["schemaVersion"] >= 1
+    assert {c["type"] for c in status["conditions"]} >= {
+        "TopicReady",
+        "SchemaReady",
+        "DeploymentAvailable",
+        "AutoscalerHealthy",
+        "Ready",
+    }
+    assert topic_partitions(kafka_admin, topic_name) == 3
+    with psycopg2.connect(postgres_dsn) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('events') IS NOT NULL")
+        assert cursor.fetchone() == (True,)
+    connection.close()
+    deployment = cluster.deployment("logger")
+    assert deployment is not None
+    assert deployment.metadata is not None
+    (owner,) = deployment.metadata.owner_references or []
+    assert (owner.kind, owner.name, owner.controller) == ("EventConsumer", "logger", True)
+    # No secret value anywhere in the Deployment, the status or the events.
+    rendered = json.dumps(client.ApiClient().sanitize_for_serialization(deployment))
+    assert stack.postgres_dsn.split("@")[0] not in rendered
+    assert stack.postgres_dsn.split("@")[0] not in json.dumps(status)
+    assert "finalizers" not in found["metadata"]  # Retain: nothing to clean up, no finalizer
+
+
+def test_spec_edit_updates_the_deployment_and_partitions_grow(
+    cluster: Cluster, stack: Stack, kafka_admin: AdminClient, topic_name: str
+) -> None:
+    cluster.create(body(cluster.namespace, "logger", stack, topic_name))
+    cluster.wait_condition("logger", "Ready", "True")
+    cluster.patch("logger", {"processing": {"batchSize": 250}, "topic": {"partitions": 6}})
+    wait_for(
+        lambda: cluster.env_of("logger").get("EVENTFLEET_BATCH_SIZE") == "250",
+        timeout=30,
+        what="the Deployment to carry the new batch size",
+    )
+    wait_for(
+        lambda: topic_partitions(kafka_admin, topic_name) == 6,
+        timeout=30,
+        what="the topic to grow to 6 partitions",
+    )
+
+    def caught_up() -> bool:
+        found = cluster.get("logger")
+        return bool(found["status"].get("observedGeneration") == found["metadata"]["generation"])
+
+    wait_for(caught_up, timeout=30, what="observedGeneration to follow the edit")
+    assert any("grew to 6 partitions" in e for e in cluster.events("logger"))
+
+
+def test_a_topic_with_more_partitions_is_not_shrunk(
+    cluster: Cluster, stack: Stack, kafka_admin: AdminClient, topic_name: str
+) -> None:
+    kafka_admin.create_topics([NewTopic(topic_name, 6, 1)])[topic_name].result(30)
+    cluster.create(body(cluster.namespace, "logger", stack, topic_name))
+    refused = cluster.wait_condition("logger", "TopicReady", "False", reason="ChangeRefused")
+    assert "cannot shrink from 6 to 3" in refused["message"]
+    assert topic_partitions(kafka_admin, topic_name) == 6
+    assert any(e.startswith("TopicChangeRefused") for e in cluster.events("logger"))
+
+
+def test_a_hand_edited_deployment_is_restored(
+    cluster: Cluster, stack: Stack, topic_name: str
+) -> None:
+    cluster.create(body(cluster.namespace, "logger", stack, topic_name))
+    cluster.wait_condition("logger", "Ready", "True")
+    cluster.apps.patch_namespaced_deployment(
+        "logger-consumer",
+        cluster.namespace,
+        {"spec": {"replicas": 4, "template": {"spec": {"terminationGracePeriodSeconds": 5}}}},
+    )
+
+    def restored() -> bool:
+        deployment = cluster.deployment("logger")
+        return bool(
+            deployment
+            and deployment.spec
+            and deployment.spec.replicas == 1
+            and deployment.spec.template.spec
+            and deployment.spec.template.spec.termination_grace_period_seconds == 30
+        )
+
+    wait_for(restored, timeout=30, what="the operator to restore the Deployment")
+    cluster.apps.delete_namespaced_deployment("logger-consumer", cluster.namespace)
+    wait_for(
+        lambda: cluster.deployment("logger") is not None,
+        timeout=30,
+        what="the deleted Deployment to be recreated",
+    )
+
+
+def test_backlog_scales_up_to_the_partition_count_and_back_to_zero(
+    cluster: Cluster, stack: Stack, topic_name: str
+) -> None:
+    cluster.create(
+        body(
+            cluster.namespace,
+            "logger",
+            stack,
+            topic_name,
+            replicas={"min": 0, "max": 8},
+            autoscaling={
+                "pollIntervalSeconds": 5,
+                "lagPerReplica": 100,
+                "activationLag": 10,
+                "scaleDownStabilizationSeconds": 10,
+                "maxScaleDownStep": 8,
+            },
+        )
+    )
+    cluster.wait_condition("logger", "Ready", "True")
+    assert cluster.get("logger")["status"]["desiredReplicas"] == 0  # nothing to do yet
+
+    produce(stack, topic_name, 3000)
+    started = time.monotonic()
+    up = wait_for(
+        lambda: (
+            cluster.get("logger")["status"].get("lastScale", {}).get("to", 0) > 0
+            and cluster.get("logger")["status"]["lastScale"]
+        ),
+        timeout=30,
+        what="a scale-up decision",
+    )
+    print(f"\nbacklog -> scale-up decision in {time.monotonic() - started:.1f}s")
+    assert up["from"] == 0
+    assert up["to"] == 3  # 3000 / 100 = 30, capped at 3 partitions
+    assert "capped at 3 partitions" in up["reason"]
+
+    def drained_and_down() -> bool:
+        status = cluster.get("logger")["status"]
+        return bool(status.get("lag", {}).get("total") == 0 and status["desiredReplicas"] == 0)
+
+    wait_for(drained_and_down, timeout=90, what="the backlog to drain and a scale-down to 0")
+    reasons = cluster.events("logger")
+    assert any(r.startswith("ScaledUp: 0 -> 3") for r in reasons)
+    assert any(r.startswith("ScaledDown") and "-> 0 replicas" in r for r in reasons)
+
+
+def test_kafka_unreachable_holds_replicas_and_says_so(
+    cluster: Cluster, stack: Stack, topic_name: str
+) -> None:
+    cluster.create(
+        body(cluster.namespace, "logger", stack, topic_name, replicas={"min": 2, "max": 4})
+    )
+    cluster.wait_condition("logger", "Ready", "True")
+    # Kafka "stops" for this EventConsumer: its bootstrap now points at a closed port.
+    cluster.patch("logger", {"kafka": {"bootstrapServers": "127.0.0.1:1"}})
+    unhealthy = cluster.wait_condition("logger", "AutoscalerHealthy", "False", timeout=60)
+    assert unhealthy["reason"] == "LagUnavailable"
+    assert "holding 2 replicas" in unhealthy["message"]
+    status = cluster.get("logger")["status"]
+    assert status["desiredReplicas"] == 2
+    assert status["phase"] in {"Degraded", "Provisioning"}
+    cluster.patch("logger", {"kafka": {"bootstrapServers": stack.kafka_bootstrap}})
+    cluster.wait_condition("logger", "AutoscalerHealthy", "True", timeout=60)
+
+
+def test_paused_is_hands_off_and_kubectl_scale_works(
+    cluster: Cluster,
+    stack: Stack,
+    topic_name: str,
+    kubectl: Callable[..., Any],
+) -> None:
+    cluster.create(body(cluster.namespace, "logger", stack, topic_name, paused=True))
+    cluster.wait_condition("logger", "Ready", "True")
+    assert cluster.get("logger")["status"]["phase"] == "Paused"
+    scaled = kubectl("scale", "ec/logger", "-n", cluster.namespace, "--replicas=2")
+    assert scaled.returncode == 0, scaled.stderr
+    wait_for(
+        lambda: cluster.deployment("logger").spec.replicas == 2,  # type: ignore[union-attr]
+        timeout=30,
+        what="kubectl scale to reach the Deployment",
+    )
+    # A hand edit while paused is left alone.
+    cluster.apps.patch_namespaced_deployment(
+        "logger-consumer", cluster.namespace, {"spec": {"replicas": 3}}
+    )
+    time.sleep(8)  # longer than a timer tick and a poll: a hands-on operator would have acted
+    assert cluster.deployment("logger").spec.replicas == 3  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("policy", ["Retain", "Delete"])
+def test_deletion_by_policy(
+    cluster: Cluster, stack: Stack, kafka_admin: AdminClient, topic_name: str, policy: str
+) -> None:
+    cluster.create(
+        body(
+            cluster.namespace,
+            "logger",
+            stack,
+            topic_name,
+            topic={"partitions": 3, "deletionPolicy": policy},
+        )
+    )
+    cluster.wait_condition("logger", "Ready", "True")
+    finalizers = cluster.get("logger")["metadata"].get("finalizers", [])
+    assert (finalizers != []) == (policy == "Delete")
+    cluster.delete("logger")
+
+    def gone() -> bool:
+        try:
+            cluster.get("logger")
+        except ApiException as error:
+            return bool(error.status == 404)
+        return False
+
+    wait_for(gone, timeout=60, what="the EventConsumer to be deleted")
+    wait_for(
+        lambda: cluster.deployment("logger") is None,
+        timeout=60,
+        what="the garbage collector to delete the Deployment",
+    )
+    expected = 0 if policy == "Delete" else 3
+    wait_for(
+        lambda: topic_partitions(kafka_admin, topic_name) == expected,
+        timeout=30,
+        what=f"the topic to be {'deleted' if expected == 0 else 'kept'}",
+    )
+
+
+def test_operator_restarted_mid_reconcile_converges(
+    cluster: Cluster, stack: Stack, topic_name: str, operator: Process
+) -> None:
+    operator.stop()
+    try:
+        cluster.create(body(cluster.namespace, "logger", stack, topic_name))
+        time.sleep(1)
+        assert not cluster.get("logger").get("status")  # nobody has reconciled it yet
+    finally:
+        operator.start()
+    cluster.wait_condition("logger", "Ready", "True", timeout=60)
+    operator.stop(sig=9)  # a crash, not a graceful stop
+    operator.start()
+    cluster.patch("logger", {"processing": {"batchSize": 300}})
+    wait_for(
+        lambda: cluster.env_of("logger").get("EVENTFLEET_BATCH_SIZE") == "300",
+        timeout=60,
+        what="the restarted operator to reconcile an edit",
+    )
