@@ -81,7 +81,7 @@ class StatsDelta:
 
 
 def aggregate_stats(events: Iterable[Event]) -> dict[tuple[str, str], StatsDelta]:
-    """One delta per (game_id, player_id), in a stable (sorted) order to keep lock order fixed."""
+    """One delta per (game_id, player_id). (The upsert orders rows itself: fixed lock order.)"""
     deltas: dict[tuple[str, str], StatsDelta] = {}
     for event in events:
         key = (event.game_id, event.player_id)
@@ -89,7 +89,7 @@ def aggregate_stats(events: Iterable[Event]) -> dict[tuple[str, str], StatsDelta
         if delta is None:
             delta = deltas[key] = StatsDelta(event.timestamp, event.timestamp)
         delta.add(event)
-    return dict(sorted(deltas.items()))
+    return deltas
 
 
 def stats_redis_key(game_id: str, player_id: str) -> str:
@@ -98,7 +98,9 @@ def stats_redis_key(game_id: str, player_id: str) -> str:
 
 # ----------------------------------------------------------------------------------- leaderboard
 
-ADDITIVE_BOARDS: Final[frozenset[str]] = frozenset({"total_score", "wins"})
+BOARD_BITS: Final[dict[str, int]] = {"total_score": 1, "high_score": 2, "level": 4, "wins": 8}
+# Index of each board's value in a leaderboard delta: [total_score, high_score, level, wins, bits]
+BOARD_INDEX: Final[dict[str, int]] = {"total_score": 0, "high_score": 1, "level": 2, "wins": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +112,13 @@ class BoardKey:
 
     @property
     def redis_key(self) -> str:
-        if self.period == "all_time":
-            return f"leaderboard:{self.game_id}:{self.board}:all_time"
-        return f"leaderboard:{self.game_id}:{self.board}:{self.period}:{self.period_key}"
+        return board_redis_key(self.game_id, self.board, self.period, self.period_key)
+
+
+def board_redis_key(game_id: str, board: str, period: str, period_key: str) -> str:
+    if period == "all_time":
+        return f"leaderboard:{game_id}:{board}:all_time"
+    return f"leaderboard:{game_id}:{board}:{period}:{period_key}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,19 +169,7 @@ def oldest_kept(period: Period, now: datetime, keep: Keep) -> str | None:
     return period_key("weekly", now - timedelta(weeks=keep.weekly_weeks))
 
 
-def contributions(event: Event, boards: Sequence[Board]) -> list[tuple[Board, int]]:
-    """What one event adds to each board (leaderboards ignore unknown and other types)."""
-    found: list[tuple[Board, int]] = []
-    if event.event_type == "match_completed":
-        score: int = event.data["score"]
-        for board in boards:
-            if board in ("total_score", "high_score"):
-                found.append((board, score))
-            elif board == "wins" and event.data["won"]:
-                found.append((board, 1))
-    elif event.event_type == "player_level_up" and "level" in boards:
-        found.append(("level", event.data["level"]))
-    return found
+LeaderboardSlot = tuple[str, str, str, str]  # game_id, period, period_key, player_id
 
 
 def aggregate_leaderboard(
@@ -185,44 +179,51 @@ def aggregate_leaderboard(
     *,
     now: datetime,
     keep: Keep,
-) -> dict[tuple[BoardKey, str], int]:
-    """(board key, player) -> contribution: sums for additive boards, maxima for the others.
-    Contributions to daily/weekly periods that have already expired are dropped."""
-    expired: dict[tuple[Period, str], bool] = {}
-    found: dict[tuple[BoardKey, str], int] = {}
+) -> dict[LeaderboardSlot, list[int]]:
+    """(game, period, period key, player) -> [total_score, high_score, level, wins, board bits]:
+    what the batch adds (sums) or proposes (maxima). Leaderboards ignore types other than
+    match_completed and player_level_up; contributions to expired daily/weekly periods are
+    dropped (they would resurrect a trimmed board)."""
+    want_total, want_high = "total_score" in boards, "high_score" in boards
+    want_wins, want_level = "wins" in boards, "level" in boards
+    # Period keys of each UTC day, None where that period has already expired.
+    by_day: dict[date, list[tuple[str, str]]] = {}
+    found: dict[LeaderboardSlot, list[int]] = {}
     for event in events:
-        parts = contributions(event, boards)
-        if not parts:
-            continue
-        for period in periods:
-            key_text = period_key(period, event.timestamp)
-            gone = expired.get((period, key_text))
-            if gone is None:
-                end = expires_at(period, key_text, keep)
-                gone = expired[(period, key_text)] = end is not None and end <= now
-            if gone:
+        kind = event.event_type
+        if kind == "match_completed":
+            score: int = event.data["score"]
+            won = bool(event.data["won"]) and want_wins
+            bits = (1 if want_total else 0) | (2 if want_high else 0) | (8 if won else 0)
+            if not bits:
                 continue
-            for board, value in parts:
-                slot = (BoardKey(event.game_id, board, period, key_text), event.player_id)
-                old = found.get(slot)
-                if old is None:
-                    found[slot] = value
-                elif board in ADDITIVE_BOARDS:
-                    found[slot] = old + value
-                else:
-                    found[slot] = max(old, value)
-    return dict(
-        sorted(
-            found.items(),
-            key=lambda item: (
-                item[0][0].game_id,
-                item[0][0].board,
-                item[0][0].period,
-                item[0][0].period_key,
-                item[0][1],
-            ),
-        )
-    )
+            add = (score if want_total else 0, score if want_high else 0, 0, 1 if won else 0)
+        elif kind == "player_level_up" and want_level:
+            bits = 4
+            add = (0, 0, event.data["level"], 0)
+        else:
+            continue
+        day = event.timestamp.date()  # timestamps are UTC (events.py converts them)
+        keys = by_day.get(day)
+        if keys is None:
+            keys = by_day[day] = []
+            for period in periods:
+                key_text = period_key(period, event.timestamp)
+                end = expires_at(period, key_text, keep)
+                if end is None or end > now:
+                    keys.append((period, key_text))
+        for period_name, key_text in keys:
+            slot = (event.game_id, period_name, key_text, event.player_id)
+            row = found.get(slot)
+            if row is None:
+                found[slot] = [add[0], add[1], add[2], add[3], bits]
+            else:
+                row[0] += add[0]
+                row[1] = max(row[1], add[1])
+                row[2] = max(row[2], add[2])
+                row[3] += add[3]
+                row[4] |= bits
+    return found
 
 
 # ---------------------------------------------------------------------------------------- logger

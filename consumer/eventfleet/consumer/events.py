@@ -67,6 +67,7 @@ DEFAULT_MAX_EVENT_BYTES: Final = 64 * 1024
 DEFAULT_MAX_FUTURE_SKEW: Final = timedelta(minutes=5)
 # Derived ids are stable across replays: the same record always gets the same id.
 DERIVED_ID_NAMESPACE: Final = uuid.UUID("5b0f8a52-3f5e-4a51-9d1e-6c7a2f1e0b7d")
+_BOM: Final = b"\xef\xbb\xbf"
 
 Identifier = Annotated[StrictStr, Field(pattern=IDENTIFIER_PATTERN)]
 Count = Annotated[StrictInt, Field(ge=0, le=INT32_MAX)]
@@ -251,6 +252,17 @@ def parse_event(
             RejectReason.TOO_LARGE,
             f"event is {len(raw)} bytes; the limit is {limits.max_event_bytes}",
         )
+    # Fast path for the common case: pydantic parses and checks the JSON in one pass. It gives
+    # up on anything unusual (invalid UTF-8, a BOM, NaN/Infinity, which json.loads and this
+    # contract refuse but pydantic's parser accepts, or any error), and the path below then
+    # decides exactly as it always did, with the precise reason.
+    if not raw.startswith(_BOM) and b"NaN" not in raw and b"Infinity" not in raw:
+        try:
+            envelope = _Envelope.model_validate_json(raw)
+        except ValidationError:
+            pass
+        else:
+            return _validate_envelope(envelope, now=now, limits=limits)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -283,7 +295,12 @@ def validate_event(
         missing = any(e["type"] == "missing" for e in error.errors())
         reason = RejectReason.MISSING_FIELD if missing else RejectReason.INVALID_FIELD
         return Rejection(reason, _summary(errors), errors)
+    return _validate_envelope(envelope, now=now, limits=limits)
 
+
+def _validate_envelope(
+    envelope: _Envelope, *, now: datetime, limits: ParseLimits
+) -> Event | Rejection:
     timestamp = datetime.fromisoformat(envelope.timestamp.replace("z", "Z").replace("t", "T"))
     timestamp = timestamp.astimezone(UTC)
     if timestamp > now + limits.max_future_skew:

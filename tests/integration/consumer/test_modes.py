@@ -186,6 +186,23 @@ def expected_boards(events: list[dict[str, Any]]) -> dict[tuple[str, ...], int]:
     return found
 
 
+def stored_boards(dsn: str) -> dict[tuple[str, ...], int]:
+    """The leaderboards table as (game, board, period, key, player) -> score, for the boards
+    each player has entered."""
+    found: dict[tuple[str, ...], int] = {}
+    bits = {"total_score": 1, "high_score": 2, "level": 4, "wins": 8}
+    query = (
+        "SELECT game_id, period, period_key, player_id, total_score, high_score, level, wins, "
+        "boards FROM leaderboards"
+    )
+    for game_id, period, key, player, total, high, level, wins, entered in rows(dsn, query):
+        values = {"total_score": total, "high_score": high, "level": level, "wins": wins}
+        for board, bit in bits.items():
+            if entered & bit:
+                found[(game_id, board, period, key, player)] = int(values[board])
+    return found
+
+
 def redis_boards(client: redis.Redis) -> dict[tuple[str, ...], int]:
     found: dict[tuple[str, ...], int] = {}
     for key in client.scan_iter(match="leaderboard:*"):
@@ -206,7 +223,6 @@ def test_leaderboards_exact_with_two_consumers_splitting_the_partitions(
 ) -> None:
     topic = create_topic(partitions=4)
     events = generate_events(6000, seed=3, players=60)
-    produce_events(stack.kafka_bootstrap, topic, events)
     settings = settings_for(
         "leaderboard",
         bootstrap=stack.kafka_bootstrap,
@@ -218,6 +234,13 @@ def test_leaderboards_exact_with_two_consumers_splitting_the_partitions(
     )
     one, two = Consumer(settings), Consumer(settings)
     with running(one), running(two):
+        # Both in the group first, so that neither finishes alone before the other joins.
+        wait_for(
+            lambda: len(one._assigned) == 2 and len(two._assigned) == 2,
+            timeout=60,
+            what="the group to split the 4 partitions",
+        )
+        produce_events(stack.kafka_bootstrap, topic, events)
         wait_for(
             lambda: processed_count(postgres_dsn, consumer_group) >= len(events),
             timeout=120,
@@ -227,14 +250,7 @@ def test_leaderboards_exact_with_two_consumers_splitting_the_partitions(
     assert counter(one.metrics.consumed) > 0
     assert counter(two.metrics.consumed) > 0
     expected = expected_boards(events)
-    stored = {
-        tuple(row[:5]): row[5]
-        for row in rows(
-            postgres_dsn,
-            "SELECT game_id, board, period, period_key, player_id, score FROM leaderboards",
-        )
-    }
-    assert stored == expected
+    assert stored_boards(postgres_dsn) == expected
     assert redis_boards(consumer_redis) == expected
 
 

@@ -88,8 +88,23 @@ def test_leaderboard_sums_additive_boards_and_keeps_maxima() -> None:
         now=NOW,
         keep=Keep(),
     )
-    scores = {key.board: value for (key, _player), value in found.items()}
-    assert scores == {"total_score": 40, "high_score": 30, "level": 5, "wins": 1}
+    # [total_score, high_score, level, wins, bits of the boards entered]
+    assert found == {("g", "all_time", "all_time", "p1"): [40, 30, 5, 1, 1 | 2 | 4 | 8]}
+
+
+def test_only_configured_boards_are_entered() -> None:
+    found = aggregate_leaderboard(
+        [ev("match_completed", score=10, won=True), ev("player_level_up", level=5)],
+        ["wins"],
+        ["all_time", "daily", "weekly"],
+        now=NOW,
+        keep=Keep(),
+    )
+    assert found == {
+        ("g", "all_time", "all_time", "p1"): [0, 0, 0, 1, 8],
+        ("g", "daily", "2026-11-27", "p1"): [0, 0, 0, 1, 8],
+        ("g", "weekly", "2026-W48", "p1"): [0, 0, 0, 1, 8],
+    }
 
 
 def test_expired_periods_are_not_written() -> None:
@@ -101,7 +116,7 @@ def test_expired_periods_are_not_written() -> None:
         now=NOW,
         keep=Keep(daily_days=7, weekly_weeks=2),
     )
-    assert {key.period for key, _ in found} == {"all_time"}
+    assert {period for _, period, _, _ in found} == {"all_time"}
 
 
 def test_expiry_and_the_oldest_kept_period_agree() -> None:

@@ -8,6 +8,7 @@ upsert, or read back for a full resync), never increments, so Redis converges af
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,10 +22,12 @@ from psycopg2.extensions import cursor as Cursor  # noqa: N812
 
 @dataclass(frozen=True, slots=True)
 class HashSet:
-    """Replace the fields of a Redis hash."""
+    """Set the fields of a Redis hash (values are ASCII text; ops of one batch usually share
+    the same field names, which lets the mirror send them as one command)."""
 
     key: str
-    mapping: dict[str, str]
+    fields: tuple[str, ...]
+    values: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,30 @@ class ZScore:
 
 
 RedisOp = HashSet | ZScore
+
+
+class Staging:
+    """A temporary table per connection for COPY-then-upsert (COPY cannot upsert). Created
+    outside the batch transaction, so a rolled-back batch does not take it away."""
+
+    def __init__(self, ddl: str) -> None:
+        self.ddl = ddl
+        self._on: Connection | None = None
+
+    def ensure(self, connection: Connection) -> bool:
+        """Create it on a new connection; True when it was (re)created."""
+        if self._on is connection:
+            return False
+        with connection.cursor() as cursor:
+            cursor.execute(self.ddl)
+        connection.commit()
+        self._on = connection
+        return True
+
+
+def copy_lines(cursor: Cursor, table: str, columns: str, lines: list[str]) -> None:
+    """COPY text-format lines (tab-separated, newline-terminated) into `table`."""
+    cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", io.StringIO("".join(lines)))
 
 
 class Mode(Protocol):

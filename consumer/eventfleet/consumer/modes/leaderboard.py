@@ -5,7 +5,7 @@ weekly (event time, UTC, ISO weeks) in `leaderboards`, mirrored to Redis sorted 
 `leaderboard:{game_id}:{board}:weekly:{YYYY-Www}`.
 
 Redis keeps each board's top N and expires daily/weekly boards when their keep time is over;
-PostgreSQL keeps every player's score and deletes expired daily/weekly rows in maintenance.
+PostgreSQL keeps every player's scores and deletes expired daily/weekly rows in maintenance.
 """
 
 from __future__ import annotations
@@ -15,33 +15,55 @@ from datetime import datetime
 from typing import Any, Final, cast
 
 from eventfleet.consumer.aggregate import (
-    BoardKey,
+    BOARD_BITS,
+    BOARD_INDEX,
     Keep,
+    LeaderboardSlot,
     aggregate_leaderboard,
+    board_redis_key,
     expires_at,
     oldest_kept,
 )
 from eventfleet.consumer.batch import Good
-from eventfleet.consumer.modes.base import RedisOp, ZScore
-from eventfleet.consumer.settings import Board, ConsumerSettings, Mode, Period
+from eventfleet.consumer.modes.base import RedisOp, Staging, ZScore, copy_lines
+from eventfleet.consumer.settings import ConsumerSettings, Mode, Period
 from psycopg2.extensions import connection as Connection  # noqa: N812 - the library's name
 from psycopg2.extensions import cursor as Cursor  # noqa: N812
-from psycopg2.extras import execute_values
 
-UPSERT: Final = """
-INSERT INTO leaderboards AS l (game_id, board, period, period_key, player_id, score) VALUES %s
-ON CONFLICT (game_id, board, period, period_key, player_id) DO UPDATE SET
-    score = CASE WHEN l.board IN ('total_score', 'wins') THEN l.score + EXCLUDED.score
-                 ELSE GREATEST(l.score, EXCLUDED.score) END,
+COLUMNS: Final = (
+    "game_id, period, period_key, player_id, total_score, high_score, level, wins, boards"
+)
+UPSERT: Final = f"""
+INSERT INTO leaderboards AS l ({COLUMNS})
+SELECT {COLUMNS} FROM leaderboard_staging
+ORDER BY game_id, period, period_key, player_id
+ON CONFLICT (game_id, period, period_key, player_id) DO UPDATE SET
+    total_score = l.total_score + EXCLUDED.total_score,
+    high_score = GREATEST(l.high_score, EXCLUDED.high_score),
+    level = GREATEST(l.level, EXCLUDED.level),
+    wins = l.wins + EXCLUDED.wins,
+    boards = l.boards | EXCLUDED.boards,
     updated_at = now()
-RETURNING game_id, board, period, period_key, player_id, score
-"""
+RETURNING game_id, period, period_key, player_id, total_score, high_score, level, wins
+"""  # noqa: S608 - constants
+STAGING: Final = (
+    "CREATE TEMP TABLE IF NOT EXISTS leaderboard_staging "
+    "(LIKE leaderboards INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
+# The top N of every board of every live period, ranked in one scan.
 TOP: Final = """
-SELECT game_id, board, period, period_key, player_id, score FROM (
-    SELECT *, row_number() OVER (
-        PARTITION BY game_id, board, period, period_key ORDER BY score DESC, player_id
-    ) AS rank
-    FROM leaderboards
+SELECT game_id, period, period_key, board, player_id, score FROM (
+    SELECT l.game_id, l.period, l.period_key, b.board, l.player_id, b.score,
+           row_number() OVER (
+               PARTITION BY l.game_id, l.period, l.period_key, b.board
+               ORDER BY b.score DESC, l.player_id
+           ) AS rank
+    FROM leaderboards l
+    CROSS JOIN LATERAL (VALUES
+        ('total_score', l.total_score, 1), ('high_score', l.high_score, 2),
+        ('level', l.level::bigint, 4), ('wins', l.wins, 8)
+    ) AS b(board, score, bit)
+    WHERE l.boards & b.bit <> 0 AND b.board = ANY(%s)
 ) ranked WHERE rank <= %s
 """
 
@@ -55,47 +77,68 @@ class LeaderboardMode:
         self.periods = settings.periods
         self.top_n = settings.top_n
         self.keep = Keep(settings.daily_keep_days, settings.weekly_keep_weeks)
+        self._staging = Staging(STAGING)
+        self._expiry: dict[tuple[str, str], datetime | None] = {}
+        self._bits = [(board, BOARD_BITS[board], BOARD_INDEX[board]) for board in self.boards]
 
-    def _op(self, row: Sequence[Any]) -> ZScore:
-        game_id, board, period, period_key, player_id, score = row
-        key = BoardKey(game_id, cast(Board, board), cast(Period, period), period_key)
-        return ZScore(
-            key.redis_key,
-            player_id,
-            int(score),
-            self.top_n,
-            expires_at(key.period, period_key, self.keep),
-        )
+    def _expires(self, period: str, period_key: str) -> datetime | None:
+        found = self._expiry.get((period, period_key), False)
+        if found is False:
+            found = self._expiry[(period, period_key)] = expires_at(
+                cast(Period, period), period_key, self.keep
+            )
+        return cast(datetime | None, found)
 
     def prepare(self, connection: Connection, events: Sequence[Good], now: datetime) -> None:
-        return
+        self._staging.ensure(connection)
 
     def write(self, cursor: Cursor, events: Sequence[Good], now: datetime) -> list[RedisOp]:
-        scores = aggregate_leaderboard(
+        deltas = aggregate_leaderboard(
             (g.event for g in events), self.boards, self.periods, now=now, keep=self.keep
         )
-        if not scores:
+        if not deltas:
             return []
-        rows = [
-            (key.game_id, key.board, key.period, key.period_key, player_id, value)
-            for (key, player_id), value in scores.items()
+        # COPY text: identifiers and period keys hold no tab, newline or backslash.
+        lines = [
+            f"{game_id}\t{period}\t{period_key}\t{player_id}\t{d[0]}\t{d[1]}\t{d[2]}\t{d[3]}\t{d[4]}\n"
+            for (game_id, period, period_key, player_id), d in deltas.items()
         ]
-        returned = execute_values(cursor, UPSERT, rows, page_size=len(rows), fetch=True)
-        return [self._op(row) for row in returned]
+        copy_lines(cursor, "leaderboard_staging", COLUMNS, lines)
+        cursor.execute(UPSERT)
+        returned = cursor.fetchall()
+        cursor.execute("TRUNCATE leaderboard_staging")
+        return self._ops(returned, deltas)
+
+    def _ops(
+        self, returned: Sequence[Sequence[Any]], deltas: dict[LeaderboardSlot, list[int]]
+    ) -> list[RedisOp]:
+        """The new absolute scores of the boards this batch touched."""
+        ops: list[RedisOp] = []
+        top_n = self.top_n
+        for row in returned:
+            game_id, period, period_key, player_id = row[0], row[1], row[2], row[3]
+            touched = deltas[(game_id, period, period_key, player_id)][4]
+            expire = self._expires(period, period_key)
+            for board, bit, index in self._bits:
+                if touched & bit:
+                    key = board_redis_key(game_id, board, period, period_key)
+                    ops.append(ZScore(key, player_id, int(row[4 + index]), top_n, expire))
+        return ops
 
     def snapshot(self, connection: Connection, now: datetime) -> Iterator[list[RedisOp]]:
         with connection.cursor(name="leaderboard_snapshot") as cursor:
             cursor.itersize = 5000
-            cursor.execute(TOP, (self.top_n,))
+            cursor.execute(TOP, (list(self.boards), self.top_n))
             while True:
                 rows = cursor.fetchmany(5000)
                 if not rows:
                     break
                 ops: list[RedisOp] = []
-                for row in rows:
-                    op = self._op(row)
-                    if op.expire_at is None or op.expire_at > now:
-                        ops.append(op)
+                for game_id, period, period_key, board, player_id, score in rows:
+                    expire = self._expires(period, period_key)
+                    if expire is None or expire > now:
+                        key = board_redis_key(game_id, board, period, period_key)
+                        ops.append(ZScore(key, player_id, int(score), self.top_n, expire))
                 yield ops
         connection.commit()
 

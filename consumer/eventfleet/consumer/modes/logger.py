@@ -1,13 +1,13 @@
 """logger: every valid event into `events`, deduplicated on event_id.
 
-Bulk path: COPY into a temporary staging table, then one INSERT ... SELECT ... ON CONFLICT DO
-NOTHING (COPY itself cannot skip duplicates). `events` is partitioned by UTC day; partitions are
-created ahead of time and dropped whole when they expire (no bulk DELETE).
+Bulk path: COPY straight into `events`; only when that meets a duplicate id does the batch go
+through a staging table and INSERT ... ON CONFLICT DO NOTHING (COPY cannot skip duplicates).
+`events` is partitioned by UTC day; partitions are created ahead of time and dropped whole when
+they expire (no bulk DELETE).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from collections.abc import Iterator, Sequence
@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Final
 
+import psycopg2.errors
 from eventfleet.consumer.aggregate import (
     PARTITION_PREFIX,
     earliest_kept_day,
@@ -23,7 +24,7 @@ from eventfleet.consumer.aggregate import (
     partitions_wanted,
 )
 from eventfleet.consumer.batch import Good
-from eventfleet.consumer.modes.base import RedisOp
+from eventfleet.consumer.modes.base import RedisOp, Staging, copy_lines
 from eventfleet.consumer.settings import ConsumerSettings, Mode
 from psycopg2 import sql
 from psycopg2.extensions import connection as Connection  # noqa: N812 - the library's name
@@ -37,6 +38,21 @@ _COLUMNS: Final = (
     "event_id, event_time, event_type, game_id, player_id, data, "
     "kafka_topic, kafka_partition, kafka_offset"
 )
+
+# `data` is staged as text and parsed into jsonb once, by the INSERT.
+STAGING: Final = """
+CREATE TEMP TABLE IF NOT EXISTS events_staging (
+    event_id uuid, event_time timestamptz, event_type text, game_id text, player_id text,
+    data text, kafka_topic text, kafka_partition integer, kafka_offset bigint
+) ON COMMIT DELETE ROWS
+"""
+INSERT: Final = f"""
+INSERT INTO events ({_COLUMNS})
+SELECT event_id, event_time, event_type, game_id, player_id, data::jsonb,
+       kafka_topic, kafka_partition, kafka_offset
+FROM events_staging
+ON CONFLICT DO NOTHING
+"""  # noqa: S608 - constants
 
 
 def _json_default(value: object) -> str:
@@ -53,21 +69,14 @@ class LoggerMode:
         self.retention_days = settings.retention_days
         self.ahead_days = settings.partitions_ahead_days
         self._partitions: set[date] = set()
-        self._staging_on: Connection | None = None
+        self._staging = Staging(STAGING)
         self.expired_skipped = 0
 
     # -- before the transaction --------------------------------------------------------------
 
     def prepare(self, connection: Connection, events: Sequence[Good], now: datetime) -> None:
-        if self._staging_on is not connection:
+        if self._staging.ensure(connection):
             self._partitions.clear()  # a new connection: do not trust what we knew
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS events_staging "
-                    "(LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-                )
-            connection.commit()
-            self._staging_on = connection
         days = {g.event.timestamp.date() for g in events}
         earliest = earliest_kept_day(now.date(), self.retention_days)
         missing = {
@@ -114,14 +123,19 @@ class LoggerMode:
             )
         if not lines:
             return []
-        cursor.copy_expert(
-            f"COPY events_staging ({_COLUMNS}) FROM STDIN", io.StringIO("".join(lines))
-        )
-        cursor.execute(
-            f"INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} FROM events_staging "  # noqa: S608 - constant column list
-            "ON CONFLICT DO NOTHING"
-        )
-        cursor.execute("TRUNCATE events_staging")
+        # Fast path: COPY straight into `events`. Duplicate ids are rare (a producer that
+        # retried; replays never get here, the offsets fence them off), so only when COPY hits
+        # one does the batch go the slower way: staging table, then INSERT ... ON CONFLICT.
+        cursor.execute("SAVEPOINT logger_copy")
+        try:
+            copy_lines(cursor, "events", _COLUMNS, lines)
+        except psycopg2.errors.UniqueViolation:
+            cursor.execute("ROLLBACK TO SAVEPOINT logger_copy")
+            copy_lines(cursor, "events_staging", _COLUMNS, lines)
+            cursor.execute(INSERT)
+            cursor.execute("TRUNCATE events_staging")
+        else:
+            cursor.execute("RELEASE SAVEPOINT logger_copy")
         return []
 
     # -- around --------------------------------------------------------------------------------

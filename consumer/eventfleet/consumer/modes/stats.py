@@ -1,8 +1,9 @@
 """stats: per-player aggregates in `player_statistics`, mirrored to Redis hashes
 `player_stats:{game_id}:{player_id}` (db 0 by default).
 
-Each batch is aggregated in memory (one delta per player) and upserted in one statement; the
-upsert returns the rows' new absolute values, which are what Redis gets.
+Each batch is aggregated in memory (one delta per player), COPYed into a staging table and
+upserted in one statement; the upsert returns the rows' new absolute values, formatted for
+Redis by PostgreSQL, and those are what Redis gets.
 """
 
 from __future__ import annotations
@@ -10,15 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
 from eventfleet.consumer.aggregate import aggregate_stats, stats_redis_key
 from eventfleet.consumer.batch import Good
-from eventfleet.consumer.modes.base import HashSet, RedisOp
+from eventfleet.consumer.modes.base import HashSet, RedisOp, Staging, copy_lines
 from eventfleet.consumer.settings import ConsumerSettings, Mode
 from psycopg2.extensions import connection as Connection  # noqa: N812 - the library's name
 from psycopg2.extensions import cursor as Cursor  # noqa: N812
-from psycopg2.extras import execute_values
 
 ADDED: Final = (
     "total_events",
@@ -44,7 +44,21 @@ COLUMNS: Final = (
     "first_seen",
     "last_seen",
 )
-RETURNED: Final = (*COLUMNS, "version")
+# What Redis gets, formatted by PostgreSQL (cheaper than converting every value in Python).
+REDIS_FIELDS: Final = (
+    *ADDED,
+    "other_events",
+    "high_score",
+    "max_level",
+    "first_seen",
+    "last_seen",
+    "version",
+)
+_ISO: Final = '\'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"\''
+REDIS_VALUES: Final = ", ".join(
+    f"to_char({c} AT TIME ZONE 'UTC', {_ISO})" if c in ("first_seen", "last_seen") else f"{c}::text"
+    for c in REDIS_FIELDS
+)
 _SET: Final = ",\n    ".join(
     [
         *(f"{c} = s.{c} + EXCLUDED.{c}" for c in ADDED),
@@ -60,31 +74,23 @@ _SET: Final = ",\n    ".join(
         "updated_at = now()",
     ]
 )
+_COLUMN_LIST: Final = ", ".join(COLUMNS)
 UPSERT: Final = f"""
-INSERT INTO player_statistics AS s ({", ".join(COLUMNS)}) VALUES %s
+INSERT INTO player_statistics AS s ({_COLUMN_LIST})
+SELECT {_COLUMN_LIST} FROM stats_staging ORDER BY game_id, player_id
 ON CONFLICT (game_id, player_id) DO UPDATE SET
     {_SET}
-RETURNING {", ".join(RETURNED)}
+RETURNING game_id, player_id, {REDIS_VALUES}
 """  # noqa: S608 - built from constants
-_TEMPLATE: Final = (
-    "(" + ", ".join("%s::jsonb" if c == "other_events" else "%s" for c in COLUMNS) + ")"
+STAGING: Final = (
+    "CREATE TEMP TABLE IF NOT EXISTS stats_staging "
+    "(LIKE player_statistics INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
 
 
-def redis_hash(row: Sequence[Any]) -> HashSet:
-    """A player_statistics row (in RETURNED order) as its Redis hash."""
-    values = dict(zip(RETURNED, row, strict=True))
-    mapping: dict[str, str] = {}
-    for name, value in values.items():
-        if name in ("game_id", "player_id"):
-            continue
-        if isinstance(value, datetime):
-            mapping[name] = value.isoformat()
-        elif isinstance(value, dict):
-            mapping[name] = json.dumps(value, sort_keys=True, separators=(",", ":"))
-        else:
-            mapping[name] = str(value)
-    return HashSet(stats_redis_key(values["game_id"], values["player_id"]), mapping)
+def redis_hash(row: Sequence[str]) -> HashSet:
+    """A row of (game_id, player_id, *REDIS_VALUES) as its Redis hash."""
+    return HashSet(stats_redis_key(row[0], row[1]), REDIS_FIELDS, tuple(row[2:]))
 
 
 class StatsMode:
@@ -93,47 +99,36 @@ class StatsMode:
 
     def __init__(self, settings: ConsumerSettings) -> None:
         self.settings = settings
+        self._staging = Staging(STAGING)
 
     def prepare(self, connection: Connection, events: Sequence[Good], now: datetime) -> None:
-        return
+        self._staging.ensure(connection)
 
     def write(self, cursor: Cursor, events: Sequence[Good], now: datetime) -> list[RedisOp]:
         deltas = aggregate_stats(g.event for g in events)
         if not deltas:
             return []
-        rows = [
-            (
-                game_id,
-                player_id,
-                d.total_events,
-                d.logins,
-                d.logouts,
-                d.level_ups,
-                d.matches_played,
-                d.achievements,
-                d.purchases,
-                d.wins,
-                d.total_score,
-                d.kills,
-                d.deaths,
-                d.total_spent,
-                json.dumps(d.other_events),
-                d.high_score,
-                d.max_level,
-                d.first_seen,
-                d.last_seen,
-            )
+        dumps = json.dumps
+        # COPY text: identifiers, numbers, ISO times and {type: count} JSON hold no tab,
+        # newline or backslash (the event schema restricts ids and type names).
+        lines = [
+            f"{game_id}\t{player_id}\t{d.total_events}\t{d.logins}\t{d.logouts}\t"
+            f"{d.level_ups}\t{d.matches_played}\t{d.achievements}\t{d.purchases}\t{d.wins}\t"
+            f"{d.total_score}\t{d.kills}\t{d.deaths}\t{d.total_spent}\t"
+            f"{dumps(d.other_events) if d.other_events else '{}'}\t{d.high_score}\t"
+            f"{d.max_level}\t{d.first_seen.isoformat()}\t{d.last_seen.isoformat()}\n"
             for (game_id, player_id), d in deltas.items()
         ]
-        returned = execute_values(
-            cursor, UPSERT, rows, template=_TEMPLATE, page_size=len(rows), fetch=True
-        )
+        copy_lines(cursor, "stats_staging", _COLUMN_LIST, lines)
+        cursor.execute(UPSERT)
+        returned = cursor.fetchall()
+        cursor.execute("TRUNCATE stats_staging")
         return [redis_hash(row) for row in returned]
 
     def snapshot(self, connection: Connection, now: datetime) -> Iterator[list[RedisOp]]:
         with connection.cursor(name="stats_snapshot") as cursor:
             cursor.itersize = 5000
-            cursor.execute(f"SELECT {', '.join(RETURNED)} FROM player_statistics")  # noqa: S608 - constants
+            cursor.execute(f"SELECT game_id, player_id, {REDIS_VALUES} FROM player_statistics")  # noqa: S608 - constants
             while True:
                 rows = cursor.fetchmany(5000)
                 if not rows:
