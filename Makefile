@@ -55,6 +55,10 @@ loadtest: venv  ## send realistic events to a running gateway: make loadtest TOT
 bench-gateway: system-deps venv stack  ## the gateway's req/s and latency beside its ceiling (not part of make test)
 	@source <(hack/stack env) && $(STEP) "gateway benchmark" hack/bench-gateway
 
+.PHONY: bench-consumer
+bench-consumer: system-deps venv stack  ## each consumer mode's events/s beside a raw ceiling and a naive baseline (not part of make test)
+	@source <(hack/stack env) && $(STEP) "consumer benchmark" $(PY) hack/bench_consumer.py $(BENCH_ARGS)
+
 .PHONY: clean
 clean:  ## stop the stack and delete .stack/ and the virtualenv (caches in ~/.cache stay)
 	-@hack/stack down
