@@ -55,6 +55,10 @@ loadtest: venv  ## send realistic events to a running gateway: make loadtest TOT
 bench-gateway: system-deps venv stack  ## the gateway's req/s and latency beside its ceiling (not part of make test)
 	@source <(hack/stack env) && $(STEP) "gateway benchmark" hack/bench-gateway
 
+.PHONY: bench-operator
+bench-operator: system-deps venv stack  ## API round trip, apply -> Ready for 1 and 50 EventConsumers, scale-up latency (not part of make test)
+	@source <(hack/stack env) && $(STEP) "operator benchmark" $(PY) hack/bench_operator.py
+
 .PHONY: bench-consumer
 bench-consumer: system-deps venv stack  ## each consumer mode's events/s beside a raw ceiling and a naive baseline (not part of make test)
 	@source <(hack/stack env) && $(STEP) "consumer benchmark" $(PY) hack/bench_consumer.py $(BENCH_ARGS)
