@@ -39,7 +39,9 @@ class Settings(BaseModel):
     ack_mode: AckMode = "ack"
     # How long the producer may try to deliver an event before the request answers 503.
     delivery_timeout_ms: Annotated[int, Field(ge=100, le=300_000)] = 5000
-    linger_ms: Annotated[float, Field(ge=0, le=1000)] = 5
+    # Each request waits for its ack, so a client's throughput is about connections / latency:
+    # 2 ms instead of librdkafka's 5 took 64 connections from ~6,300 to ~8,300 req/s here.
+    linger_ms: Annotated[float, Field(ge=0, le=1000)] = 2
     queue_max_messages: Annotated[int, Field(ge=100, le=10_000_000)] = 100_000
     max_event_bytes: Annotated[int, Field(ge=256, le=1_048_576)] = 64 * 1024
     max_batch_events: Annotated[int, Field(ge=1, le=10_000)] = 500
