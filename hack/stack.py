@@ -94,6 +94,8 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
+# Default ports sit below Linux's ephemeral range (32768-60999): a port in that range can be held
+# at any moment by some client's outgoing connection, and then a server cannot bind it.
 def port_from_env(variable: str, default: int) -> int:
     raw = os.environ.get(variable, str(default))
     if not raw.isdigit() or not 0 < int(raw) < 65536:
@@ -163,7 +165,7 @@ def listener_of(port: int) -> str:
                 if target.startswith("socket:[") and target[8:-1] in inodes:
                     cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
                     return f"pid {proc.name} ({cmd.strip()})"
-    return "another process"
+    return "another process (nothing listens on it: an outgoing connection may hold it)"
 
 
 def port_is_free(port: int) -> bool:
@@ -419,7 +421,7 @@ class Postgres(Component):
         self.rehome(target)
 
     def ports(self) -> list[int]:
-        return [port_from_env("EVENTFLEET_POSTGRES_PORT", 55432)]
+        return [port_from_env("EVENTFLEET_POSTGRES_PORT", 25432)]
 
     @property
     def data(self) -> Path:
@@ -540,7 +542,7 @@ class Redis(Component):
     start_timeout = 15.0
 
     def ports(self) -> list[int]:
-        return [port_from_env("EVENTFLEET_REDIS_PORT", 56379)]
+        return [port_from_env("EVENTFLEET_REDIS_PORT", 26379)]
 
     def env(self) -> dict[str, str]:
         return {"EVENTFLEET_REDIS_URL": f"redis://{self.address()}/0"}
@@ -613,8 +615,8 @@ class Kafka(Component):
 
     def ports(self) -> list[int]:
         return [
-            port_from_env("EVENTFLEET_KAFKA_PORT", 59092),
-            port_from_env("EVENTFLEET_KAFKA_CONTROLLER_PORT", 59093),
+            port_from_env("EVENTFLEET_KAFKA_PORT", 29092),
+            port_from_env("EVENTFLEET_KAFKA_CONTROLLER_PORT", 29093),
         ]
 
     def env(self) -> dict[str, str]:
@@ -933,8 +935,8 @@ class Etcd(Component):
 
     def ports(self) -> list[int]:
         return [
-            port_from_env("EVENTFLEET_ETCD_PORT", 52379),
-            port_from_env("EVENTFLEET_ETCD_PEER_PORT", 52380),
+            port_from_env("EVENTFLEET_ETCD_PORT", 22379),
+            port_from_env("EVENTFLEET_ETCD_PEER_PORT", 22380),
         ]
 
     def prepare(self) -> None:
@@ -979,7 +981,7 @@ class KubeApiserver(Component):
     start_timeout = 90.0
 
     def ports(self) -> list[int]:
-        return [port_from_env("EVENTFLEET_KUBE_APISERVER_PORT", 56443)]
+        return [port_from_env("EVENTFLEET_KUBE_APISERVER_PORT", 26443)]
 
     def env(self) -> dict[str, str]:
         return {
@@ -1038,7 +1040,7 @@ class KubeControllerManager(Component):
     )
 
     def ports(self) -> list[int]:
-        return [port_from_env("EVENTFLEET_KUBE_CONTROLLER_MANAGER_PORT", 50257)]
+        return [port_from_env("EVENTFLEET_KUBE_CONTROLLER_MANAGER_PORT", 20257)]
 
     def prepare(self) -> None:
         ensure_kube_binaries(self.name)
