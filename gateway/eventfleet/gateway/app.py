@@ -332,7 +332,7 @@ class Gateway:
                 f"({', '.join(errors)})",
                 "delivered_event_ids": delivered,
                 "failed": [
-                    {"index": ready[position].index, "event_id": ready[position].event_id}
+                    {"index": ready[position].at, "event_id": ready[position].event_id}
                     for position in sorted(failed)
                 ],
             }

@@ -138,7 +138,8 @@ REJECTS = LocalCounter(
 PRODUCE_SECONDS = LocalHistogram(
     Histogram(
         "eventfleet_gateway_produce_latency_seconds",
-        "Time from handing an event to the producer to Kafka's acknowledgement",
+        "Time from handing a request's events to the producer to Kafka's last "
+        "acknowledgement (or failure), once a request",
         buckets=LATENCY_BUCKETS,
     ),
     LATENCY_BUCKETS,

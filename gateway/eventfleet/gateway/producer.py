@@ -45,6 +45,7 @@ class Pending:
 
     future: asyncio.Future[None]
     remaining: int
+    started: float = 0.0
     failed: list[tuple[int, str]] = field(default_factory=list)  # (position, Kafka error)
     timed_out: bool = False
 
@@ -125,15 +126,12 @@ class KafkaSink:
         """Enqueue every event or none (the room is checked first); the Pending's future
         resolves when Kafka answered for all of them."""
         self.check_room(len(ready))
-        pending = Pending(self._loop.create_future(), len(ready))
-        start = time.perf_counter()
+        pending = Pending(self._loop.create_future(), len(ready), time.perf_counter())
+        produce, topic, delivered = self._producer.produce, self.topic, self._delivered
         try:
             for position, item in enumerate(ready):
-                self._producer.produce(
-                    self.topic,
-                    item.payload,
-                    item.key,
-                    on_delivery=partial(self._delivered, pending, position, start),
+                produce(
+                    topic, item.payload, item.key, on_delivery=partial(delivered, pending, position)
                 )
                 self._in_flight += 1
         except (BufferError, KafkaException) as error:
@@ -175,29 +173,22 @@ class KafkaSink:
         self._arm()
 
     def _delivered(
-        self,
-        pending: Pending,
-        position: int,
-        start: float,
-        error: KafkaError | None,
-        _message: Message,
+        self, pending: Pending, position: int, error: KafkaError | None, _message: Message
     ) -> None:
         self._in_flight -= 1
-        if error is None:
-            metrics.PRODUCE_SECONDS.observe(time.perf_counter() - start)
-        else:
+        if error is not None:
             metrics.DELIVERY_FAILURES.labels(error.name()).inc()
             metrics.EVENTS.labels("failed").inc()
-        if self.fire_and_forget:
-            if error is not None:
-                log.warning("fire-and-forget event lost: %s", error)
-            return
-        pending.remaining -= 1
-        if error is not None:
             pending.failed.append((position, error.name()))
-        if pending.remaining == 0 and not pending.future.done():
-            with contextlib.suppress(RuntimeError):  # the loop is gone at shutdown
-                pending.future.set_result(None)
+            if self.fire_and_forget:
+                log.warning("fire-and-forget event lost: %s", error)
+        pending.remaining -= 1
+        if pending.remaining == 0:
+            # Once a request: from handing its events to the producer to the last answer.
+            metrics.PRODUCE_SECONDS.observe(time.perf_counter() - pending.started)
+            if not pending.future.done():
+                with contextlib.suppress(RuntimeError):  # the loop is gone at shutdown
+                    pending.future.set_result(None)
 
     # -- reachability (watch thread) -------------------------------------------------------
 
