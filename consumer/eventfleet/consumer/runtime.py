@@ -134,6 +134,9 @@ class Consumer:
             "session.timeout.ms": 10_000,
             "heartbeat.interval.ms": 3_000,
             "max.poll.interval.ms": 300_000,
+            # Prefetch enough to fill batches back to back, not librdkafka's default 100,000
+            # messages per partition (which alone would take most of the memory budget).
+            "queued.min.messages": 20_000,
             "queued.max.messages.kbytes": 16_384,
             **(kafka_config or {}),
         }
