@@ -163,6 +163,22 @@ def test_rate_limit_is_enforced_per_client(
         assert gateway.post(EVENTS, event(), {"x-api-key": "b"}).status == 202
 
 
+def test_a_full_producer_queue_is_503_and_produces_nothing(
+    stack: Stack, create_topic: Callable[..., str], consumer_group: str, tmp_path: Path
+) -> None:
+    topic = create_topic()
+    with running_gateway(
+        tmp_path, stack.kafka_bootstrap, topic, "--queue-max-messages", "100"
+    ) as gateway:
+        full = gateway.post(BATCH, [event(player=f"q{n}") for n in range(150)])
+        assert full.status == 503
+        assert full.headers["retry-after"] == "1"
+        assert "queue is full" in full.json()["message"]
+        assert gateway.post(BATCH, [event(player="fits")]).status == 202
+    records = consume_all(stack.kafka_bootstrap, topic, consumer_group, expected=1)
+    assert [value["player_id"] for _, value in records] == ["fits"]
+
+
 def test_unreachable_kafka_is_503_then_recovers(
     stack: Stack, create_topic: Callable[..., str], consumer_group: str, tmp_path: Path
 ) -> None:
