@@ -485,7 +485,10 @@ def main() -> int:
     finally:
         for process in processes:
             stop(process)
-        admin.delete_topics([topic])[topic].result(timeout=30)
+        try:
+            admin.delete_topics([topic])[topic].result(timeout=30)
+        except Exception as error:  # noqa: BLE001 - report, do not hide the run's own error
+            say(f"could not delete topic {topic}: {error}")
         shutil.rmtree(folder, ignore_errors=True)
 
 
