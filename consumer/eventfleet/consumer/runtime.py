@@ -22,10 +22,13 @@ Per batch, in this order:
 5. Redis: write the absolute values PostgreSQL returned; if Redis lost its marker, rebuild it
    from PostgreSQL. A Redis failure never blocks step 3.
 
+Steps 1-2 of the next batch overlap step 3 of the previous one (the transaction runs in a worker
+thread); steps 4-5 follow once it is done, and at most one batch is ever in flight.
+
 On assignment the consumer seeks to the offsets stored in PostgreSQL. Rebalance callbacks run
-inside poll, between batches, so a revoked partition has nothing in flight. SIGTERM sets the stop
-flag: the current batch finishes and commits, Kafka offsets are committed synchronously and the
-consumer closes (leaving the group) before the process exits 0.
+inside poll; before partitions are given up (or new ones read their offsets) the batch in flight
+is finished. SIGTERM sets the stop flag: the current batch finishes and commits, the last
+offsets go to Kafka and the consumer closes (leaving the group) before the process exits 0.
 """
 
 from __future__ import annotations
@@ -237,8 +240,10 @@ class Consumer:
             if (t, p) in self._assigned
         ]
         if offsets:
+            # Asynchronous: close() delivers it while the broker is there, and does not hang on
+            # it when the broker is gone (PostgreSQL has the offsets that count).
             try:
-                self._kafka.commit(offsets=offsets, asynchronous=False)
+                self._kafka.commit(offsets=offsets, asynchronous=True)
             except KafkaException as error:
                 log.warning("final Kafka commit failed", extra={"error": str(error)})
         self._kafka.close()
