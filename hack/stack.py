@@ -147,8 +147,7 @@ class OwnedProcess:
                 time.sleep(0.1)
 
 
-def listener_of(port: int) -> str:
-    """Who is listening on 127.0.0.1:port, as 'pid N (command)', best effort from /proc."""
+def listening_inodes(port: int) -> set[str]:
     inodes: set[str] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError):
@@ -156,16 +155,40 @@ def listener_of(port: int) -> str:
                 fields = line.split()
                 if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
                     inodes.add(fields[9])
+    return inodes
+
+
+def holds_socket(pid: str, inodes: set[str]) -> bool:
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            target = str(fd.readlink())
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                return True
+    return False
+
+
+def listener_of(port: int) -> str:
+    """Who is listening on 127.0.0.1:port, as 'pid N (command)', best effort from /proc."""
+    inodes = listening_inodes(port)
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            for fd in (proc / "fd").iterdir():
-                target = str(fd.readlink())
-                if target.startswith("socket:[") and target[8:-1] in inodes:
-                    cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
-                    return f"pid {proc.name} ({cmd.strip()})"
+        if proc.name.isdigit() and inodes and holds_socket(proc.name, inodes):
+            with contextlib.suppress(OSError):
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
+                return f"pid {proc.name} ({cmd.strip()})"
     return "another process (nothing listens on it: an outgoing connection may hold it)"
+
+
+def serves_port(pid: int, port: int) -> bool:
+    """Whether our process is the one listening on the port (and not a stranger's server that
+    happens to answer the health probe there). Unknowable without /proc access: assume yes."""
+    inodes = listening_inodes(port)
+    if not inodes or not Path(f"/proc/{pid}/fd").exists():
+        return True
+    try:
+        next(Path(f"/proc/{pid}/fd").iterdir(), None)
+    except PermissionError:
+        return True
+    return holds_socket(str(pid), inodes)
 
 
 def port_is_free(port: int) -> bool:
@@ -250,6 +273,12 @@ class Component:
     def address(self) -> str:
         return f"{HOST}:{self.ports()[0]}"
 
+    def health(self, proc: OwnedProcess) -> str | None:
+        """The probe, plus: the answer must come from our process, not another on the port."""
+        if not serves_port(proc.pid, self.ports()[0]):
+            return f"port {self.ports()[0]} is served by {listener_of(self.ports()[0])}, not by us"
+        return self.probe()
+
     def env(self) -> dict[str, str]:
         return {}
 
@@ -324,7 +353,7 @@ class Component:
                 raise StackError(
                     self.name, "the process exited while starting", self.log, self.start_fix()
                 )
-            found = self.probe()
+            found = self.health(proc)
             if found is None:
                 return
             problem = found
@@ -342,7 +371,7 @@ class Component:
         """Bring the component to healthy; return what was done, for the progress line."""
         proc = self.running()
         if proc is not None:
-            problem = self.probe()
+            problem = self.health(proc)
             if problem is None:
                 return f"reused (pid {proc.pid})"
             # Maybe still starting (a previous `up` was interrupted): give it its start time.
@@ -372,7 +401,7 @@ class Component:
         proc = self.running()
         if proc is None:
             return False, "not running"
-        problem = self.probe()
+        problem = self.health(proc)
         if problem is not None:
             return False, f"unhealthy: {problem} (pid {proc.pid})"
         return True, f"healthy (pid {proc.pid})"

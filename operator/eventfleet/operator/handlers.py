@@ -48,7 +48,7 @@ from eventfleet.operator.scaling import (
     measure_lag,
 )
 from eventfleet.operator.spec import GROUP, KIND, PLURAL, VERSION, EventConsumerSpec
-from eventfleet.operator.topics import TopicClaim, cluster_key
+from eventfleet.operator.topics import TopicClaim
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
@@ -73,8 +73,8 @@ def configure(config: OperatorConfig) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Registry of EventConsumers (what the loop walks) and of topic claims (conflict detection),
-# kept from watch events: no finalizer, no extra API calls.
+# Registry of EventConsumers, kept from watch events (no finalizer, no extra API calls): what the
+# loop walks, and the topic claims for conflict detection.
 
 
 @dataclass
@@ -112,29 +112,27 @@ def track(
             entry.spec = dict(spec)
 
 
-@kopf.index(GROUP, VERSION, PLURAL)
-def topic_claims(
-    *, name: str, namespace: str | None, spec: kopf.Spec, **_: Any
-) -> dict[tuple[frozenset[str], str], TopicClaim]:
-    try:
-        parsed = EventConsumerSpec.model_validate(dict(spec))
-    except ValidationError:
-        return {}
-    if parsed.topic is None:
-        return {}
-    claim = TopicClaim(
-        f"{namespace}/{name}", parsed.kafka.bootstrap_servers, parsed.kafka.topic, parsed.topic
-    )
-    return {(cluster_key(claim.bootstrap), claim.topic): claim}
-
-
-def _claims_for(
-    index: kopf.Index[Any, TopicClaim] | None, spec: EventConsumerSpec
-) -> list[TopicClaim]:
-    if index is None:  # kopf always passes its indices; a plain call may not
-        return []
-    key = (cluster_key(spec.kafka.bootstrap_servers), spec.kafka.topic)
-    return list(index.get(key, []))
+def _known_claims(spec: EventConsumerSpec) -> list[TopicClaim]:
+    """Topic claims of every watched EventConsumer on this spec's topic (for the loop, which
+    has no kopf index at hand)."""
+    with _known_lock:
+        entries = list(_known.items())
+    claims = []
+    for (namespace, name), entry in entries:
+        try:
+            other = _parse(entry.spec)
+        except ValidationError:
+            continue
+        if other.topic is not None and other.kafka.topic == spec.kafka.topic:
+            claims.append(
+                TopicClaim(
+                    f"{namespace}/{name}",
+                    other.kafka.bootstrap_servers,
+                    other.kafka.topic,
+                    other.topic,
+                )
+            )
+    return claims
 
 
 def _reporter(namespace: str, name: str, uid: str) -> Any:
@@ -222,7 +220,6 @@ def reconcile(
     uid: str,
     spec: kopf.Spec,
     meta: kopf.Meta,
-    topic_claims: kopf.Index[Any, TopicClaim] | None = None,
     **_: Any,
 ) -> None:
     namespace = namespace or "default"
@@ -248,7 +245,7 @@ def reconcile(
         owner = Owner(name, namespace, uid)
         group = parsed.consumer_group(namespace, name)
         outcome = Outcome()
-        reconcile_topic(owner, parsed, _claims_for(topic_claims, parsed), report, outcome)
+        reconcile_topic(owner, parsed, _known_claims(parsed), report, outcome)
         reconcile_schema(owner, parsed, report, outcome)
         current = kube.get_consumer(namespace, name) or {}
         replicas = initial_replicas(parsed, current.get("status") or {})
@@ -319,6 +316,18 @@ def autoscale(namespace: str, name: str, entry: Known) -> None:
     extra: dict[str, Any] = {}
     target: int | None = None
     if _poll_due(entry, parsed, now):
+        if parsed.topic is not None and not parsed.paused:
+            # Level-triggered topic management: drift of the topic's configuration (or another
+            # EventConsumer now claiming the topic differently) is found once per poll.
+            topic_outcome = Outcome()
+            reconcile_topic(
+                owner,
+                parsed,
+                _known_claims(parsed),
+                _reporter(namespace, name, entry.uid),
+                topic_outcome,
+            )
+            conditions.extend(topic_outcome.conditions)
         reading = _read_lag(parsed, namespace, name)
         state = kube.get_consumer(namespace, name) or {}
         decision = _decision(parsed, current, reading, state.get("status") or {}, now)
@@ -533,12 +542,11 @@ def delete_topic(
     namespace: str | None,
     uid: str,
     spec: kopf.Spec,
-    topic_claims: kopf.Index[Any, TopicClaim] | None = None,
     **_: Any,
 ) -> None:
     namespace = namespace or "default"
     parsed = _parse(spec)
-    others = [c for c in _claims_for(topic_claims, parsed) if c.owner != f"{namespace}/{name}"]
+    others = [c for c in _known_claims(parsed) if c.owner != f"{namespace}/{name}"]
     report = _reporter(namespace, name, uid)
     if others:
         report(

@@ -14,7 +14,13 @@ from typing import Any
 import psycopg2
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+)
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -425,3 +431,57 @@ def test_operator_restarted_mid_reconcile_converges(
         timeout=60,
         what="the restarted operator to reconcile an edit",
     )
+
+
+def test_topic_config_drift_is_corrected(
+    cluster: Cluster, stack: Stack, kafka_admin: AdminClient, topic_name: str
+) -> None:
+    retention = "604800000"
+    cluster.create(
+        body(
+            cluster.namespace,
+            "logger",
+            stack,
+            topic_name,
+            topic={"partitions": 3, "config": {"retention.ms": retention}},
+        )
+    )
+    cluster.wait_condition("logger", "Ready", "True")
+    resource = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        topic_name,
+        incremental_configs=[
+            ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    kafka_admin.incremental_alter_configs([resource])[resource].result(30)
+
+    def retention_now() -> str | None:
+        described = ConfigResource(ConfigResource.Type.TOPIC, topic_name)
+        entries = kafka_admin.describe_configs([described])[described].result(30)
+        return str(entries["retention.ms"].value)
+
+    assert retention_now() == "1000"
+    wait_for(
+        lambda: retention_now() == retention,
+        timeout=30,
+        what="the operator to set retention.ms back",
+    )
+    assert any("set retention.ms=604800000" in e for e in cluster.events("logger"))
+
+
+def test_two_event_consumers_disagreeing_on_a_topic_conflict(
+    cluster: Cluster, stack: Stack, topic_name: str
+) -> None:
+    cluster.create(body(cluster.namespace, "first", stack, topic_name))
+    cluster.wait_condition("first", "Ready", "True")
+    cluster.create(body(cluster.namespace, "second", stack, topic_name, topic={"partitions": 6}))
+    clash = cluster.wait_condition("second", "TopicReady", "False", reason="ResourceConflict")
+    assert f"{cluster.namespace}/first (partitions 3)" in clash["message"]
+    assert cluster.get("second")["status"]["phase"] == "Failed"
+    # The first one learns of the conflict on its next poll, too.
+    cluster.wait_condition("first", "TopicReady", "False", reason="ResourceConflict", timeout=30)
+    # Agreeing resolves it for both (partitions can only grow, so the first one moves).
+    cluster.patch("first", {"topic": {"partitions": 6}})
+    cluster.wait_condition("second", "TopicReady", "True", timeout=30)
+    cluster.wait_condition("first", "TopicReady", "True", timeout=30)
