@@ -1,10 +1,13 @@
 """Redis as a disposable mirror of PostgreSQL.
 
-Values are absolute (from PostgreSQL), so writing them again is harmless. A marker key says "this
-db holds a complete copy"; it is set after a full resync. If Redis restarts empty or is flushed,
-the marker is gone and the next publish rebuilds everything from PostgreSQL. While Redis is
-unreachable, PostgreSQL work continues and the mirror is marked dirty: the first publish after
-Redis is back is a full resync.
+Values are absolute (from PostgreSQL), so writing them again is harmless. A marker hash
+`eventfleet:synced:{mode}:{group}` says "this db holds a complete copy, up to these offsets": it
+is created by a full resync and each batch's write updates its partitions' offsets in the same
+pipeline, after the values. If Redis restarts empty or is flushed, the marker is gone and the next
+publish rebuilds everything from PostgreSQL. When the mirror cannot be sure of Redis (at start,
+after a Redis error, while PostgreSQL work went on without Redis, or after a crash between a
+commit and its Redis write), it compares the marker's offsets with PostgreSQL's and rebuilds if
+Redis is behind.
 
 A batch is sent as one pipelined write, packed here rather than by redis-py (whose pure-Python
 packing of tens of thousands of arguments per batch cost more than the database work): hashes
@@ -15,6 +18,7 @@ with all its members, then one trim to its top N and its expiry.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any, Final
@@ -84,8 +88,19 @@ def commands(ops: Iterable[RedisOp]) -> list[str]:
     return packed
 
 
+TopicPartition = tuple[str, int]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _field(tp: TopicPartition) -> str:
+    return f"{tp[0]}/{tp[1]}"
+
+
 class RedisMirror:
-    def __init__(self, url: str, db: int, mode: str, prefix: str) -> None:
+    def __init__(self, url: str, db: int, name: str, prefix: str) -> None:
         # The db comes from the settings, not the URL's path (redis-py lets the URL win).
         parts = urlsplit(url)
         self.client = redis.Redis.from_url(
@@ -94,9 +109,9 @@ class RedisMirror:
             socket_connect_timeout=3,
             health_check_interval=30,
         )
-        self.marker = MARKER_PREFIX + mode
+        self.marker = MARKER_PREFIX + name
         self.prefix = prefix
-        self.dirty = True  # verify the marker before trusting the db
+        self.dirty = True  # compare the marker with PostgreSQL before trusting the db
         self.resyncs = 0
 
     def close(self) -> None:
@@ -117,24 +132,48 @@ class RedisMirror:
             pool.release(connection)
         return replies
 
-    def publish(self, ops: list[RedisOp], snapshot: Callable[[], Iterator[list[RedisOp]]]) -> None:
-        """Write a batch's values; rebuild everything when the marker is missing.
-        Raises redis.RedisError when Redis is unreachable (the caller logs and goes on)."""
+    def publish(
+        self,
+        ops: list[RedisOp],
+        offsets: dict[TopicPartition, int],
+        *,
+        snapshot: Callable[[], Iterator[list[RedisOp]]],
+        stored: Callable[[], dict[TopicPartition, int]],
+    ) -> None:
+        """Write a batch's values (and its partitions' offsets into the marker); rebuild
+        everything from PostgreSQL when Redis may be missing values. Raises redis.RedisError
+        when Redis is unreachable (the caller logs and goes on) and psycopg2 errors when a
+        rebuild cannot read PostgreSQL."""
         try:
             if self.dirty:
-                if not self.client.exists(self.marker):
-                    self.resync(snapshot())
+                in_postgres = stored()
+                have = self.client.hgetall(self.marker)
+                synced = {_text(k): int(v) for k, v in have.items() if _text(k) != "synced_at"}
+                behind = [
+                    tp for tp, n in in_postgres.items() if n >= 0 and synced.get(_field(tp), -1) < n
+                ]
+                if not have or behind:
+                    self.resync(snapshot(), in_postgres)
                     return
                 self.dirty = False
-            replies = self._send([pack("EXISTS", self.marker), *commands(ops)])
+            marks: list[str | int] = []
+            for tp, next_offset in offsets.items():
+                marks += (_field(tp), next_offset)
+            packed = [pack("EXISTS", self.marker), *commands(ops)]
+            if marks:
+                packed.append(pack("HSET", self.marker, *marks))
+            replies = self._send(packed)
             if not replies[0]:
                 # Flushed or restarted between batches: these values landed in an empty db.
-                self.resync(snapshot())
+                self.dirty = True
+                self.resync(snapshot(), stored())
         except redis.RedisError:
             self.dirty = True
             raise
 
-    def resync(self, chunks: Iterable[list[RedisOp]]) -> None:
+    def resync(self, chunks: Iterable[list[RedisOp]], offsets: dict[TopicPartition, int]) -> None:
+        """Replace this mode's keys with `chunks`, read from PostgreSQL after `offsets` (so the
+        values are at least as new as the offsets recorded in the marker)."""
         log.warning("rebuilding Redis from PostgreSQL", extra={"marker": self.marker})
         self.client.delete(self.marker)
         stale = list(self.client.scan_iter(match=self.prefix + "*", count=1000))
@@ -146,7 +185,9 @@ class RedisMirror:
             if packed:
                 self._send(packed)
             count += len(chunk)
-        self.client.set(self.marker, "1")
+        marks: dict[str, str | int] = {"synced_at": int(time.time())}
+        marks.update({_field(tp): n for tp, n in offsets.items() if n >= 0})
+        self.client.hset(self.marker, mapping=marks)  # type: ignore[arg-type]  # redis-py's stubs want a wider dict type
         self.dirty = False
         self.resyncs += 1
         log.info("Redis rebuilt from PostgreSQL", extra={"values": count})

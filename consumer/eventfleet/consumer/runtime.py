@@ -172,7 +172,10 @@ class Consumer:
                 return 0 if self.stop.is_set() else 1
             if self.mode.redis_prefix is not None and settings.redis_url:
                 self.redis = RedisMirror(
-                    settings.redis_url, settings.redis_db, settings.mode, self.mode.redis_prefix
+                    settings.redis_url,
+                    settings.redis_db,
+                    f"{settings.mode}:{settings.group}",
+                    self.mode.redis_prefix,
                 )
                 stack.callback(self.redis.close)
             if settings.dlq_topic:
@@ -542,7 +545,7 @@ class Consumer:
         if self.producer is not None and outcome.dlq:
             self._produce_dlq(outcome.dlq)
         if self.redis is not None and (outcome.ops or self.redis.dirty):
-            self._publish(outcome.ops)
+            self._publish(outcome.ops, admission.next_offsets)
 
         metrics.processed.inc(len(outcome.written))
         metrics.replayed.inc(admission.already_done)
@@ -594,7 +597,7 @@ class Consumer:
                 log.warning("DLQ topic produce failed", extra={"error": str(error)})
         self.producer.poll(0)
 
-    def _publish(self, ops: list[RedisOp]) -> None:
+    def _publish(self, ops: list[RedisOp], offsets: dict[TP, int]) -> None:
         if self.redis is None:
             return
         resyncs = self.redis.resyncs
@@ -602,8 +605,20 @@ class Consumer:
         def snapshot() -> Iterator[list[RedisOp]]:
             return self.mode.snapshot(self._db(), datetime.now(UTC))
 
+        def stored() -> dict[TP, int]:
+            connection = self._db()
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT topic, kafka_partition, next_offset FROM consumer_offsets "
+                    "WHERE consumer_group = %s",
+                    (self.settings.group,),
+                )
+                found = {(t, p): o for t, p, o in cursor.fetchall()}
+            connection.commit()
+            return found
+
         try:
-            self.redis.publish(ops, snapshot)
+            self.redis.publish(ops, offsets, snapshot=snapshot, stored=stored)
         except redis.RedisError as error:
             self.metrics.redis_errors.inc()
             log.warning("Redis write failed; will rebuild when back", extra={"error": str(error)})

@@ -375,6 +375,63 @@ def test_postgres_unreachable_mid_run_backs_off_not_ready_then_catches_up_exactl
     assert redis_stats(consumer_redis) == expected
 
 
+def test_redis_unreachable_mid_run_postgres_goes_on_and_redis_is_rebuilt(
+    stack: Stack,
+    create_topic: Callable[..., str],
+    consumer_group: str,
+    postgres_dsn: str,
+    consumer_redis: redis.Redis,
+) -> None:
+    parts = urlsplit(stack.redis_url)
+    proxy = Proxy((parts.hostname or "127.0.0.1", parts.port or 6379))
+    via_proxy = urlunsplit(parts._replace(netloc=f"{parts.hostname}:{proxy.port}"))
+    topic = create_topic(partitions=3)
+    first = generate_events(2000, seed=31)
+    during = generate_events(2000, seed=32)
+    after = generate_events(300, seed=33, players=3)  # touches only a few players
+    settings = settings_for(
+        "stats",
+        bootstrap=stack.kafka_bootstrap,
+        topic=topic,
+        group=consumer_group,
+        dsn=postgres_dsn,
+        redis_url=via_proxy,
+        batch_size=100,
+    )
+    consumer = Consumer(settings)
+    try:
+        with running(consumer):
+            produce_events(stack.kafka_bootstrap, topic, first)
+            wait_for(
+                lambda: processed_count(postgres_dsn, consumer_group) >= len(first),
+                timeout=60,
+                what="the first events",
+            )
+            proxy.disconnect()
+            produce_events(stack.kafka_bootstrap, topic, during)
+            # PostgreSQL work goes on while Redis is away.
+            wait_for(
+                lambda: processed_count(postgres_dsn, consumer_group) >= len(first) + len(during),
+                timeout=60,
+                what="the events sent while Redis is down",
+            )
+            assert counter(consumer.metrics.redis_errors) >= 1
+            proxy.restore()
+            produce_events(stack.kafka_bootstrap, topic, after)
+            expected = expected_stats(first + during + after)
+
+            def converged() -> bool:
+                try:
+                    return redis_stats(consumer_redis) == expected
+                except KeyError:  # read in the middle of a rebuild
+                    return False
+
+            wait_for(converged, timeout=60, what="Redis to be rebuilt from PostgreSQL")
+    finally:
+        proxy.close()
+    assert stored_stats(postgres_dsn) == expected
+
+
 @pytest.mark.parametrize(
     ("args", "named"),
     [
