@@ -12,6 +12,7 @@ from eventfleet.consumer import migrate
 from eventfleet.consumer.aggregate import partition_name
 from eventfleet.consumer.cli import main as consumer_main
 from eventfleet.consumer.migrate_cli import main as migrate_main
+from eventfleet.consumer.modes.leaderboard import LeaderboardMode
 from eventfleet.consumer.modes.logger import LoggerMode
 from eventfleet.consumer.settings import MODES, ConsumerSettings
 
@@ -114,6 +115,40 @@ def test_logger_partitions_are_created_ahead_and_expired_ones_dropped(postgres_d
     wanted = {partition_name((now + timedelta(days=n)).date()) for n in range(3)}
     assert wanted <= names
     assert partition_name(old_day) not in names
+
+
+def test_expired_daily_and_weekly_boards_are_deleted(postgres_dsn: str) -> None:
+    migrate.apply(postgres_dsn, "leaderboard")
+    now = datetime(2026, 11, 27, 12, tzinfo=UTC)
+    with psycopg2.connect(postgres_dsn) as connection, connection.cursor() as cursor:
+        for period, key in [
+            ("all_time", "all_time"),
+            ("daily", "2026-11-19"),  # ended 8 days ago: past the 7 days kept
+            ("daily", "2026-11-20"),
+            ("weekly", "2026-W42"),  # past the 5 weeks kept
+            ("weekly", "2026-W43"),
+        ]:
+            cursor.execute(
+                "INSERT INTO leaderboards (game_id, period, period_key, player_id, wins, boards) "
+                "VALUES ('g', %s, %s, 'p', 1, 8)",
+                (period, key),
+            )
+    connection.close()
+    settings = ConsumerSettings(
+        mode="leaderboard",
+        kafka_bootstrap="unused:9092",
+        postgres_dsn=postgres_dsn,
+        redis_url="redis://unused:6379",
+        daily_keep_days=7,
+        weekly_keep_weeks=5,
+    )
+    connection = psycopg2.connect(postgres_dsn)
+    try:
+        LeaderboardMode(settings).maintain(connection, now)
+    finally:
+        connection.close()
+    left = rows(postgres_dsn, "SELECT period, period_key FROM leaderboards ORDER BY 1, 2")
+    assert left == [("all_time", "all_time"), ("daily", "2026-11-20"), ("weekly", "2026-W43")]
 
 
 def test_consumer_help_lists_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
