@@ -181,6 +181,7 @@ class _Envelope(BaseModel):
             raise ValueError(
                 "must be an RFC 3339 date-time with a UTC offset, e.g. 2026-11-27T09:30:00Z"
             )
+        _to_utc(value)  # the shape is right; the date must exist too (no 2026-02-30)
         return value
 
     @field_validator("event_id", mode="before")
@@ -301,8 +302,7 @@ def validate_event(
 def _validate_envelope(
     envelope: _Envelope, *, now: datetime, limits: ParseLimits
 ) -> Event | Rejection:
-    timestamp = datetime.fromisoformat(envelope.timestamp.replace("z", "Z").replace("t", "T"))
-    timestamp = timestamp.astimezone(UTC)
+    timestamp = _to_utc(envelope.timestamp)
     if timestamp > now + limits.max_future_skew:
         return Rejection(
             RejectReason.FUTURE_TIMESTAMP,
@@ -343,6 +343,15 @@ _PATTERN_HINTS: Final = {
     "event_type": "must be snake_case: a lowercase letter, then up to 63 of [a-z0-9_]",
     "data.currency": "must be an ISO 4217 currency code of three capital letters, e.g. EUR",
 }
+
+
+def _to_utc(text: str) -> datetime:
+    """An RFC 3339 text (already matched by the pattern) as an aware UTC datetime; ValueError
+    when the date or time does not exist or falls outside the representable range."""
+    try:
+        return datetime.fromisoformat(text.replace("z", "Z").replace("t", "T")).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{text!r} is not a real date-time") from None
 
 
 def _field_errors(error: ValidationError, prefix: str = "") -> tuple[FieldError, ...]:
