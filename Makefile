@@ -47,6 +47,10 @@ test: system-deps venv stack lint  ## set up everything and run the whole suite
 demo: system-deps venv stack  ## set up and run the whole pipeline, with readable output
 	@source <(hack/stack env) && $(STEP) "demo" $(PY) hack/demo.py
 
+.PHONY: demo-stop
+demo-stop:  ## stop the demo's operator, gateway, pod runner and consumers (the stack keeps running)
+	@$(PY) hack/demo.py stop
+
 .PHONY: loadtest
 loadtest: venv  ## send realistic events to a running gateway: make loadtest TOTAL=100000 CONCURRENCY=50
 	@$(PY) hack/loadtest.py $(or $(TOTAL),10000) $(or $(CONCURRENCY),50) $(LOADTEST_ARGS)

@@ -1,79 +1,460 @@
-"""`make demo`: for now, the local stack the pipeline will run on, checked end to end.
+"""`make demo`: the whole pipeline, operator-driven, on the local stack.
 
-The full pipeline demo (operator, consumers, gateway, load) replaces this once those land; until
-then it proves every service answers and shows how to reach each one.
+HTTP load -> gateway -> Kafka -> three EventConsumers (logger, stats, leaderboard) reconciled by the
+operator into a topic, schemas and Deployments (run as local processes by hack/podrunner.py),
+autoscaled on lag -> PostgreSQL and Redis. It prints what a person wants to see, then leaves
+everything running to explore; `make demo-stop` stops the demo's processes.
+
+Each run starts clean: namespace `gamemetrics`, database `gamemetrics`, topic `player.events.raw`
+and Redis dbs 0 and 1 are reset first.
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
+import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
-import uuid
+import time
+import urllib.request
+from argparse import Namespace
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import redis
-from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+from psycopg2 import sql
 
 REPO = Path(__file__).resolve().parent.parent
+DEMO_DIR = REPO / ".stack" / "demo"
+NAMESPACE = "gamemetrics"
+DATABASE = "gamemetrics"
+TOPIC = "player.events.raw"
+GATEWAY_PORT = int(os.environ.get("EVENTFLEET_DEMO_GATEWAY_PORT", "18080"))
+METRICS_PORT = int(os.environ.get("EVENTFLEET_DEMO_OPERATOR_METRICS_PORT", "18081"))
+EVENTS = int(os.environ.get("EVENTFLEET_DEMO_EVENTS", "60000"))
+MALFORMED = 24
+BIN = Path(sys.executable).parent
+
+
+def title(text: str) -> None:
+    print(f"\n\033[1m{text}\033[0m", flush=True)
+
+
+def say(text: str) -> None:
+    print(f"  {text}", flush=True)
+
+
+def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> str:
+    binary = os.environ.get("EVENTFLEET_KUBECTL") or shutil.which("kubectl") or "kubectl"
+    done = subprocess.run(
+        [binary, *args], input=stdin, capture_output=True, text=True, timeout=120, check=False
+    )
+    if check and done.returncode != 0:
+        raise SystemExit(f"kubectl {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def wait(what: str, predicate: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+# ------------------------------------------------------------------------------- processes
+
+
+def stop_demo_processes() -> None:
+    for pidfile in DEMO_DIR.glob("*.pid"):
+        try:
+            pid = int(pidfile.read_text())
+            os.killpg(pid, signal.SIGTERM)
+        except (ValueError, ProcessLookupError, PermissionError):
+            pass
+        else:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state == "Z":
+                    break
+                time.sleep(0.2)
+        pidfile.unlink(missing_ok=True)
+
+
+def start(name: str, argv: list[str], env: dict[str, str], ready_url: str | None) -> None:
+    DEMO_DIR.mkdir(parents=True, exist_ok=True)
+    log = (DEMO_DIR / f"{name}.log").open("ab")
+    process = subprocess.Popen(
+        argv,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    (DEMO_DIR / f"{name}.pid").write_text(str(process.pid))
+    if ready_url is None:
+        say(f"{name:10} started (pid {process.pid}, log .stack/demo/{name}.log)")
+        return
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise SystemExit(f"{name} exited at start: see .stack/demo/{name}.log")
+        try:
+            with urllib.request.urlopen(ready_url, timeout=1) as reply:  # noqa: S310 - loopback
+                return bool(reply.status == 200)
+        except OSError:
+            return False
+
+    wait(f"{name} to answer {ready_url}", answers, 60)
+    say(f"{name:10} ready   (pid {process.pid}, log .stack/demo/{name}.log)")
+
+
+# ------------------------------------------------------------------------------- steps
+
+
+def reset(env: dict[str, str]) -> str:
+    """A clean slate; returns the demo database's DSN."""
+    if kubectl("get", "namespace", NAMESPACE, "--ignore-not-found", "-o", "name"):
+        kubectl("delete", "namespace", NAMESPACE, "--wait=true", "--timeout=90s")
+    admin = AdminClient({"bootstrap.servers": env["EVENTFLEET_KAFKA_BOOTSTRAP"]})
+    if TOPIC in admin.list_topics(timeout=10).topics:
+        admin.delete_topics([TOPIC])[TOPIC].result(30)
+        wait("the old topic to go", lambda: TOPIC not in admin.list_topics(timeout=10).topics, 30)
+    connection = psycopg2.connect(env["EVENTFLEET_POSTGRES_DSN"])
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE))
+        )
+        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+    connection.close()
+    for db in (0, 1):
+        redis_for(env, db).flushdb()
+    parts = urlsplit(env["EVENTFLEET_POSTGRES_DSN"])
+    return urlunsplit(parts._replace(path=f"/{DATABASE}"))
+
+
+def redis_for(env: dict[str, str], db: int) -> redis.Redis:
+    parts = urlsplit(env["EVENTFLEET_REDIS_URL"])
+    return redis.Redis.from_url(urlunsplit(parts._replace(path=f"/{db}")), decode_responses=True)
+
+
+def sample(name: str, bootstrap: str) -> dict[str, Any]:
+    """A sample from manifests/samples, pointed at the local Kafka and tuned to show scaling."""
+    import yaml  # noqa: PLC0415 - the dev dependency, loaded only here
+
+    body: dict[str, Any] = yaml.safe_load(
+        (REPO / "manifests" / "samples" / f"{name}.yaml").read_text()
+    )
+    body["spec"]["kafka"]["bootstrapServers"] = bootstrap
+    body["spec"]["autoscaling"] = {
+        "pollIntervalSeconds": 5,
+        "lagPerReplica": 500,
+        "scaleDownStabilizationSeconds": 20,
+    }
+    return body
+
+
+def consumers() -> list[dict[str, Any]]:
+    found: dict[str, Any] = json.loads(kubectl("get", "ec", "-n", NAMESPACE, "-o", "json"))
+    return list(found["items"])
+
+
+def all_ready() -> bool:
+    items = consumers()
+    return len(items) == 3 and all(
+        any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in item.get("status", {}).get("conditions", [])
+        )
+        for item in items
+    )
+
+
+def load_module(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def send_load(gateway: str) -> int:
+    """The load test's own sender (hack/loadtest.py); returns the events the gateway accepted."""
+    loadtest = load_module(REPO / "hack" / "loadtest.py")
+    options = Namespace(
+        total=EVENTS,
+        concurrency=8,
+        url=gateway,
+        batch=100,
+        players=2000,
+        games=5,
+        api_key=None,
+        max_seconds=300,
+        timeout=30,
+        seed=42,
+    )
+    tally = loadtest.Tally()
+    seconds = asyncio.run(loadtest.send_all(options, tally))
+    loadtest.report(options, tally, seconds)
+    accepted: int = tally.events_accepted
+    return accepted
+
+
+def send_malformed(bootstrap: str) -> None:
+    """What a misbehaving producer that bypasses the gateway might write straight to Kafka."""
+    producer = Producer({"bootstrap.servers": bootstrap})
+    bad = [
+        b"{not json",
+        b"\xff\xfe\x00",
+        b"[]",
+        b'"just text"',
+        b"{}",
+        json.dumps(
+            {
+                "event_type": "match_completed",
+                "player_id": "p1",
+                "game_id": "g",
+                "timestamp": "2026-01-01T00:00:00Z",
+                "data": {"score": -5, "won": True},
+            }
+        ).encode(),
+    ]
+    for index in range(MALFORMED):
+        producer.produce(TOPIC, key=f"bad-{index}", value=bad[index % len(bad)])
+    producer.flush(30)
+
+
+def lag_of(item: dict[str, Any]) -> int | None:
+    lag = item.get("status", {}).get("lag", {}).get("total")
+    return lag if isinstance(lag, int) else None
+
+
+def table() -> str:
+    return kubectl("get", "ec", "-n", NAMESPACE)
 
 
 def main() -> int:
-    bootstrap = os.environ["EVENTFLEET_KAFKA_BOOTSTRAP"]
-    dsn = os.environ["EVENTFLEET_POSTGRES_DSN"]
-    redis_url = os.environ["EVENTFLEET_REDIS_URL"]
-
-    print("The local stack:")
-    status = subprocess.run([REPO / "hack" / "stack", "status"], check=False)
-    if status.returncode != 0:
-        print("a component is unhealthy: see its log above", file=sys.stderr)
-        return 1
-
-    with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT version()")
-        row = cursor.fetchone()
-    connection.close()
-    redis_version = redis.Redis.from_url(redis_url).info("server")["redis_version"]
-
-    # One message through a real topic, to show Kafka accepts and serves data.
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    topic = f"demo-{uuid.uuid4().hex[:8]}"
-    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(30)
-    producer = Producer({"bootstrap.servers": bootstrap})
-    producer.produce(topic, key="player-1", value=b'{"event_type": "player_login"}')
-    producer.flush(10)
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": topic, "auto.offset.reset": "earliest"}
+    env = dict(os.environ)
+    bootstrap = env["EVENTFLEET_KAFKA_BOOTSTRAP"]
+    started = time.monotonic()
+    title("1/6  A clean slate on the local stack")
+    stop_demo_processes()
+    dsn = reset(env)
+    kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        str(REPO / "crds" / "eventconsumers.eventfleet.dev.yaml"),
     )
-    consumer.subscribe([topic])
-    message = None
-    for _ in range(40):
-        message = consumer.poll(0.5)
-        if message is not None and message.error() is None:
+    kubectl("wait", "--for=condition=Established", "crd/eventconsumers.eventfleet.dev")
+    kubectl("create", "namespace", NAMESPACE)
+    kubectl(
+        "create",
+        "secret",
+        "generic",
+        "gamemetrics-db",
+        "-n",
+        NAMESPACE,
+        f"--from-literal=dsn={dsn}",
+    )
+    kubectl(
+        "create",
+        "secret",
+        "generic",
+        "gamemetrics-redis",
+        "-n",
+        NAMESPACE,
+        f"--from-literal=url={env['EVENTFLEET_REDIS_URL']}",
+    )
+    say(f"CRD installed; namespace {NAMESPACE} with Secrets gamemetrics-db and gamemetrics-redis")
+    say(f"database {DATABASE}, topic {TOPIC} and Redis dbs 0-1 reset")
+
+    title("2/6  The operator and the pod runner (playing kubelet)")
+    start(
+        "operator",
+        [
+            str(BIN / "eventfleet"),
+            "operator",
+            "--namespace",
+            NAMESPACE,
+            "--metrics-port",
+            str(METRICS_PORT),
+            "--liveness-port",
+            "0",
+        ],
+        env,
+        f"http://127.0.0.1:{METRICS_PORT}/metrics",
+    )
+    start(
+        "podrunner",
+        [
+            sys.executable,
+            str(REPO / "hack" / "podrunner.py"),
+            "--namespace",
+            NAMESPACE,
+            "--log-dir",
+            str(DEMO_DIR / "pods"),
+        ],
+        env,
+        None,
+    )
+    title("3/6  The three EventConsumers of the original design, then the gateway")
+    for name in ("logger", "stats", "leaderboard"):
+        kubectl("apply", "-f", "-", stdin=json.dumps(sample(name, bootstrap)))
+    applied = time.monotonic()
+    wait("all three EventConsumers to be Ready", all_ready, 120)
+    say(f"all Ready {time.monotonic() - applied:.1f}s after kubectl apply")
+    print(table(), flush=True)
+    # The gateway is ready once the topic the logger EventConsumer manages exists.
+    gateway = f"http://127.0.0.1:{GATEWAY_PORT}"
+    start(
+        "gateway",
+        [
+            str(BIN / "eventfleet"),
+            "gateway",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(GATEWAY_PORT),
+            "--kafka-bootstrap",
+            bootstrap,
+            "--topic",
+            TOPIC,
+            "--rate-limit-per-second",
+            "0",
+        ],
+        env,
+        f"{gateway}/readyz",
+    )
+
+    title(
+        f"4/6  A burst: {EVENTS:,} events through the gateway (+{MALFORMED} malformed into Kafka)"
+    )
+    accepted = send_load(gateway)
+    send_malformed(bootstrap)
+
+    title("5/6  Consumers catching up: the operator scales on lag, then back down")
+    burst_end = time.monotonic()
+    seen_scale_down = False
+    while time.monotonic() - burst_end < 150:
+        items = consumers()
+        lags = [lag_of(item) for item in items]
+        replicas = [item.get("status", {}).get("desiredReplicas") for item in items]
+        print(
+            f"  {time.monotonic() - burst_end:5.0f}s  "
+            + "   ".join(
+                f"{item['metadata']['name']}: lag {lag if lag is not None else '?':>6} replicas {r}"
+                for item, lag, r in zip(items, lags, replicas, strict=True)
+            ),
+            flush=True,
+        )
+        minimums = [item["spec"]["replicas"]["min"] for item in items]
+        drained = all(lag == 0 for lag in lags)
+        seen_scale_down = drained and all(r == m for r, m in zip(replicas, minimums, strict=True))
+        if seen_scale_down and any("ScaledDown" in line for line in scaling_events()):
             break
-    consumer.close()
-    admin.delete_topics([topic])[topic].result(30)
-    round_trip = message is not None and message.error() is None
+        time.sleep(5)
 
-    print()
-    print(f"PostgreSQL  {row[0].split(',')[0] if row else '?'}  {dsn}")
-    print(f"Redis       {redis_version}  {redis_url}")
-    print(
-        f"Kafka       bootstrap {bootstrap}; produce → consume round trip: "
-        f"{'ok' if round_trip else 'FAILED'}"
+    title("6/6  What happened")
+    print(table(), flush=True)
+    report_results(env, dsn, accepted)
+    print(f"\ndemo took {time.monotonic() - started:.0f}s", flush=True)
+    explore(gateway)
+    return 0
+
+
+def scaling_events() -> list[str]:
+    found = json.loads(kubectl("get", "events", "-n", NAMESPACE, "-o", "json"))
+    lines = []
+    for event in sorted(found["items"], key=lambda e: e.get("lastTimestamp") or ""):
+        if event.get("reason", "").startswith("Scaled"):
+            lines.append(
+                f"{(event.get('lastTimestamp') or '')[11:19]}  "
+                f"{event['involvedObject']['name']:12} {event['reason']:10} "
+                f"{event['message']}"
+            )
+    return lines
+
+
+def report_results(env: dict[str, str], dsn: str, accepted: int) -> None:
+    with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT count(*), count(DISTINCT event_id) FROM events")
+        stored, distinct = cursor.fetchone() or (0, 0)
+        cursor.execute("SELECT consumer_group, count(*) FROM dlq_events GROUP BY 1 ORDER BY 1")
+        dlq = cursor.fetchall()
+        cursor.execute("SELECT reason, count(*) FROM dlq_events GROUP BY 1 ORDER BY 2 DESC")
+        dlq_reasons = cursor.fetchall()
+    connection.close()
+    mark = "✓" if stored == accepted == distinct else "✗"
+    say(
+        f"{mark} events stored in PostgreSQL: {stored:,} of {accepted:,} accepted by the gateway "
+        f"({distinct:,} distinct ids)"
     )
-    print()
-    print("Explore:")
-    print("  source <(hack/stack env)        # the addresses, as shell variables")
-    print('  psql "$EVENTFLEET_POSTGRES_DSN"')
-    print('  redis-cli -u "$EVENTFLEET_REDIS_URL"')
-    print("  hack/stack status | down         # health, or stop everything")
-    print()
-    print("The operator, consumers and gateway are not built yet: this demo grows with them.")
-    return 0 if round_trip else 1
+    say(
+        f"dead-letter rows: {sum(n for _, n in dlq)} "
+        f"({', '.join(f'{g.rsplit(chr(46), 1)[-1]} {n}' for g, n in dlq)}); "
+        f"reasons: {', '.join(f'{r} {n}' for r, n in dlq_reasons)}"
+    )
+
+    boards = redis_for(env, 1)
+    keys = sorted(
+        boards.scan_iter("leaderboard:*:total_score:all_time"), key=lambda k: -boards.zcard(k)
+    )
+    if keys:
+        top = cast("list[tuple[str, float]]", boards.zrevrange(keys[0], 0, 9, withscores=True))
+        say(f"top 10 of {keys[0]!s} (Redis db 1):")
+        for rank, (player, score) in enumerate(top, 1):
+            print(f"      {rank:2}. {player!s:16} {score:10,.0f}")
+        stats = redis_for(env, 0)
+        game = str(keys[0]).split(":")[1]
+        player = str(top[0][0])
+        values = stats.hgetall(f"player_stats:{game}:{player}")
+        say(f"player_stats:{game}:{player} (Redis db 0):")
+        for field in sorted(values):
+            print(f"      {field!s:24} {values[field]!s}")
+    say("lag per consumer group:")
+    for item in consumers():
+        status = item.get("status", {})
+        print(f"      {status.get('consumerGroup', '?'):34} lag {lag_of(item)}")
+    say("scaling decisions:")
+    for line in scaling_events() or ["(none)"]:
+        print(f"      {line}")
+
+
+def explore(gateway: str) -> None:
+    title("Explore")
+    print(f"""  source <(hack/stack env)
+  kubectl get ec -n {NAMESPACE}                 kubectl describe ec stats -n {NAMESPACE}
+  kubectl get deploy,events -n {NAMESPACE}
+  psql "${{EVENTFLEET_POSTGRES_DSN%/*}}/{DATABASE}"   (events, player_statistics, leaderboards, ...)
+  redis-cli -u "$EVENTFLEET_REDIS_URL" -n 1 zrevrange leaderboard:<game>:total_score:all_time 0 9
+  curl -s {gateway}/metrics | head          {gateway}/docs (API docs)
+  curl -s http://127.0.0.1:{METRICS_PORT}/metrics | grep eventfleet_   (operator)
+  hack/loadtest 10000 4 --batch 100 --url {gateway}   (more load)
+
+Stop: make demo-stop (operator, gateway, pod runner and consumers); hack/stack down (services)""")
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["stop"]:
+        stop_demo_processes()
+        print("demo processes stopped (the stack keeps running: hack/stack down stops it)")
+        sys.exit(0)
     sys.exit(main())
