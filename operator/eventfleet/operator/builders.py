@@ -108,6 +108,10 @@ def consumer_env(spec: EventConsumerSpec, group: str) -> list[dict[str, Any]]:
                 spec.redis.url_secret_ref.key,
             )
         )
+        env.append({"name": "EVENTFLEET_REDIS_STATS_DB", "value": str(spec.redis.stats_db)})
+        env.append(
+            {"name": "EVENTFLEET_REDIS_LEADERBOARD_DB", "value": str(spec.redis.leaderboard_db)}
+        )
     return env
 
 

@@ -79,6 +79,8 @@ class PostgresSpec(_Spec):
 
 class RedisSpec(_Spec):
     url_secret_ref: Annotated[SecretKeyRef, Field(alias="urlSecretRef")]
+    stats_db: Annotated[int, Field(alias="statsDb", ge=0, le=15)] = 0
+    leaderboard_db: Annotated[int, Field(alias="leaderboardDb", ge=0, le=15)] = 1
 
 
 class ReplicasSpec(_Spec):

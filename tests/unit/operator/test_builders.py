@@ -24,7 +24,7 @@ def spec(**changes: Any) -> EventConsumerSpec:
         "mode": "stats",
         "kafka": {"bootstrapServers": "kafka:9092", "topic": "player.events.raw"},
         "postgres": {"dsnSecretRef": {"name": "db", "key": "dsn"}},
-        "redis": {"urlSecretRef": {"name": "cache", "key": "url"}},
+        "redis": {"urlSecretRef": {"name": "cache", "key": "url"}, "statsDb": 8},
         "processing": {"batchSize": 500, "dlqTopic": "player.events.dlq"},
     }
     raw.update(changes)
@@ -72,6 +72,7 @@ def test_every_variable_is_a_consumer_setting_and_the_consumer_accepts_them() ->
     assert settings.batch_size == 500
     assert settings.group == "eventfleet.gamemetrics.stats"
     assert settings.dlq_topic == "player.events.dlq"
+    assert (settings.redis_stats_db, settings.redis_leaderboard_db) == (8, 1)
 
 
 def test_secrets_are_referenced_never_inlined() -> None:
