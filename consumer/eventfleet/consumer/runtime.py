@@ -141,6 +141,8 @@ class Consumer:
             # messages per partition (which alone would take most of the memory budget).
             "queued.min.messages": 20_000,
             "queued.max.messages.kbytes": 16_384,
+            # librdkafka's own log lines go through logging too (JSON like the rest).
+            "logger": logging.getLogger("eventfleet.consumer.kafka"),
             **(kafka_config or {}),
         }
         self.http: HttpServer | None = None
@@ -180,7 +182,11 @@ class Consumer:
                 stack.callback(self.redis.close)
             if settings.dlq_topic:
                 self.producer = confluent_kafka.Producer(
-                    {"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 20}
+                    {
+                        "bootstrap.servers": settings.kafka_bootstrap,
+                        "linger.ms": 20,
+                        "logger": logging.getLogger("eventfleet.consumer.kafka"),
+                    }
                 )
                 stack.callback(self._flush_producer)
             self._kafka = confluent_kafka.Consumer(self.kafka_config)

@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS player_statistics (
     version         bigint        NOT NULL DEFAULT 1,
     updated_at      timestamptz   NOT NULL DEFAULT now(),
     PRIMARY KEY (game_id, player_id)
-) WITH (fillfactor = 80);  -- room for HOT updates: every batch rewrites its players' rows
+);
 
 -- Sum two {"event_type": count} objects (counts of event types outside the known six).
 CREATE OR REPLACE FUNCTION eventfleet_add_counts(a jsonb, b jsonb) RETURNS jsonb
