@@ -43,7 +43,10 @@ Period = Literal["all_time", "daily", "weekly"]
 
 class _Spec(BaseModel):
     # populate_by_name: tests and builders may use snake_case; the API speaks camelCase.
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    # extra="ignore": the API server already prunes fields the CRD does not know, so an unknown
+    # field here can only be a newer CRD than this operator (an upgrade in progress); ignoring it
+    # keeps existing EventConsumers running instead of failing them all as SpecInvalid.
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
 
 class SecretKeyRef(_Spec):

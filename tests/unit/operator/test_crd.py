@@ -158,3 +158,11 @@ def test_three_samples_of_the_original_design() -> None:
     assert topic is not None
     assert topic.partitions == 3
     assert topic.config["retention.ms"] == str(7 * 24 * 3600 * 1000)
+
+
+def test_fields_of_a_newer_crd_do_not_fail_an_older_operator() -> None:
+    document = yaml.safe_load((REPO / "manifests" / "samples" / "stats.yaml").read_text())
+    document["spec"]["redis"]["someFutureField"] = 3
+    document["spec"]["futureSection"] = {"enabled": True}
+    spec = EventConsumerSpec.model_validate(document["spec"])
+    assert spec.mode.value == "stats"
