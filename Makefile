@@ -63,6 +63,10 @@ bench-gateway: system-deps venv stack  ## the gateway's req/s and latency beside
 bench-operator: system-deps venv stack  ## API round trip, apply -> Ready for 1 and 50 EventConsumers, scale-up latency (not part of make test)
 	@source <(hack/stack env) && $(STEP) "operator benchmark" $(PY) hack/bench_operator.py
 
+.PHONY: bench-pipeline
+bench-pipeline: venv  ## after make demo: accept -> PostgreSQL latency at 1,000 events/s and peak throughput through all three modes
+	@source <(hack/stack env) && $(STEP) "pipeline benchmark" $(PY) hack/bench_pipeline.py $(BENCH_ARGS)
+
 .PHONY: bench-consumer
 bench-consumer: system-deps venv stack  ## each consumer mode's events/s beside a raw ceiling and a naive baseline (not part of make test)
 	@source <(hack/stack env) && $(STEP) "consumer benchmark" $(PY) hack/bench_consumer.py $(BENCH_ARGS)
