@@ -101,18 +101,25 @@ def admit(
         by_partition.setdefault(record.tp, []).append(record)
     result = Admission()
     keep: set[TopicPartition] = set()
+    whole = True  # every partition kept without dropping a record (the usual case)
     for tp, items in by_partition.items():
         start = stored.get(tp, NO_OFFSET)
         fresh = items if start == NO_OFFSET else [r for r in items if r.offset >= start]
         result.already_done += len(items) - len(fresh)
         if not fresh:
             result.seeks[tp] = start
+            whole = False
             continue
         if start != NO_OFFSET and fresh[0].offset > start and gaps.get(tp) != start:
             result.seeks[tp] = start
+            whole = False
             continue
         keep.add(tp)
+        whole = whole and len(fresh) == len(items)
         result.next_offsets[tp] = fresh[-1].offset + 1
+    if whole:
+        result.records = list(records)
+        return result
     result.records = [
         r
         for r in records

@@ -487,9 +487,12 @@ class Consumer:
                 )
                 stored: dict[TP, int] = {(t, p): o for t, p, o in cursor.fetchall()}
                 admission = admit(records, stored, self._accepted_gaps)
-                keep = {(r.tp, r.offset) for r in admission.records}
-                goods = [g for g in good if (g.record.tp, g.record.offset) in keep]
-                dlq = [b for b in bad if (b.record.tp, b.record.offset) in keep]
+                if len(admission.records) == len(records):  # the usual case: all of it
+                    goods, dlq = list(good), list(bad)
+                else:
+                    keep = {(r.tp, r.offset) for r in admission.records}
+                    goods = [g for g in good if (g.record.tp, g.record.offset) in keep]
+                    dlq = [b for b in bad if (b.record.tp, b.record.offset) in keep]
                 outcome = Outcome(admission, goods, dlq)
 
                 def attempt(items: Sequence[Good]) -> str | None:
