@@ -360,13 +360,14 @@ def autoscale(namespace: str, name: str, entry: Known) -> None:
                 f"{current} -> {target} replicas: {decision.reason}",
             )
         metrics.DESIRED_REPLICAS.labels(namespace, name).set(target)
+    polled = target is not None
     if target is None:  # between polls: keep what was decided (or what kubectl scale set)
         state = kube.get_consumer(namespace, name) or {}
         target = initial_replicas(parsed, state.get("status") or {})
-    if not parsed.paused:
-        # Server-side apply: restores hand edits of owned fields and sets the replica count.
-        # Paused is hands off: only a spec change (e.g. `kubectl scale ec`) reaches the
-        # Deployment, through reconcile.
+    if not parsed.paused and (polled or target != current):
+        # Server-side apply: sets the replica count, and (once per poll, as a safety net for
+        # the Deployment watch) restores hand edits of owned fields. Paused is hands off: only
+        # a spec change (e.g. `kubectl scale ec`) reaches the Deployment, through reconcile.
         outcome = Outcome()
         reconcile_deployment(
             owner,
