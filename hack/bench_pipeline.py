@@ -233,6 +233,8 @@ def main() -> int:
         f"{percentile(floor, 0.99) * 1000:8.1f}"
     )
 
+    # Warm-up, not measured: restarted consumers join their groups and settle.
+    asyncio.run(steady(args.url, f"bench-warmup-{run}", args.rate, 5))
     game = f"bench-steady-{run}"
     accepted = asyncio.run(steady(args.url, game, args.rate, args.seconds))
     ends = end_offsets(bootstrap)
