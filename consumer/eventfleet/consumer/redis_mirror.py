@@ -12,7 +12,9 @@ Redis is behind.
 A batch is sent as one pipelined write, packed here rather than by redis-py (whose pure-Python
 packing of tens of thousands of arguments per batch cost more than the database work): hashes
 sharing their field names go as one small Lua script call, and each sorted set gets one ZADD
-with all its members, then one trim to its top N and its expiry.
+with all its members, then one trim to its top N and its expiry. Both writes keep the newer value
+when two replicas (or a resync and a batch) race: hashes compare PostgreSQL's row version, sorted
+sets use ZADD GT (boards never go down).
 """
 
 from __future__ import annotations
@@ -30,16 +32,26 @@ from eventfleet.consumer.modes.base import HashSet, RedisOp
 log = logging.getLogger(__name__)
 MARKER_PREFIX: Final = "eventfleet:synced:"
 # KEYS: the hashes; ARGV: the field count n, n field names, then n values per key.
+# A hash whose `version` (PostgreSQL's row version, growing with every update) is already at or
+# above the one written is left alone: a resync that read PostgreSQL before another replica's
+# newer batch cannot put older values back over newer ones.
 _SET_HASHES: Final = """
 local n = tonumber(ARGV[1])
+local vpos = 0
+for j = 1, n do
+  if ARGV[1 + j] == 'version' then vpos = j end
+end
 for i, key in ipairs(KEYS) do
-  local args = {}
   local base = 1 + n + (i - 1) * n
-  for j = 1, n do
-    args[2 * j - 1] = ARGV[1 + j]
-    args[2 * j] = ARGV[base + j]
+  local current = vpos > 0 and redis.call('HGET', key, 'version')
+  if not current or tonumber(current) < tonumber(ARGV[base + vpos]) then
+    local args = {}
+    for j = 1, n do
+      args[2 * j - 1] = ARGV[1 + j]
+      args[2 * j] = ARGV[base + j]
+    end
+    redis.call('HSET', key, unpack(args))
   end
-  redis.call('HSET', key, unpack(args))
 end
 return #KEYS
 """
@@ -80,7 +92,9 @@ def commands(ops: Iterable[RedisOp]) -> list[str]:
         flat: list[str | int] = []
         for member, score in members.items():
             flat += (score, member)
-        packed.append(pack("ZADD", key, *flat))
+        # Every board only grows (sums of non-negative scores, maxima, counts): GT keeps the
+        # highest value, so a resync's older snapshot never lowers a newer score.
+        packed.append(pack("ZADD", key, "GT", *flat))
         top_n, expire_at = limits[key]
         packed.append(pack("ZREMRANGEBYRANK", key, 0, -(top_n + 1)))
         if expire_at is not None:

@@ -37,7 +37,7 @@ def test_one_zadd_per_board_then_trim_and_expiry() -> None:
     assert [c.split("\r\n")[2] for c in found] == [
         "ZADD", "ZREMRANGEBYRANK", "EXPIREAT", "ZADD", "ZREMRANGEBYRANK",
     ]  # fmt: skip
-    assert found[0] == pack("ZADD", "leaderboard:g:wins:daily:2026-11-27", 3, "p1", 5, "p2")
+    assert found[0] == pack("ZADD", "leaderboard:g:wins:daily:2026-11-27", "GT", 3, "p1", 5, "p2")
     assert found[1] == pack("ZREMRANGEBYRANK", "leaderboard:g:wins:daily:2026-11-27", 0, -11)
     assert found[2] == pack(
         "EXPIREAT", "leaderboard:g:wins:daily:2026-11-27", int(expiry.timestamp())
