@@ -27,8 +27,8 @@ from confluent_kafka.admin import AdminClient
 from kubernetes import client
 
 from tests.fixtures.kube import wait_for
-from tests.fixtures.operator import LOG_DIR, Process, free_port
-from tests.fixtures.stack import Stack
+from tests.fixtures.operator import LOG_DIR, Process
+from tests.fixtures.stack import Stack, free_port
 from tests.integration.consumer.helpers import generate_events, rows
 from tests.integration.consumer.test_modes import (
     expected_boards,

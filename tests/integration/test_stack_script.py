@@ -17,17 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.stack import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 # Not pytest's tmp_path (mode 0700): user postgres must be able to reach the data folder.
 SCRATCH_ROOT = Path(tempfile.gettempdir()) / "eventfleet-stack-tests"
 COMMAND_TIMEOUT = 120  # every call must end by itself well before this
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Kubernetes I/O for the operator (besides kopf's own watching): Secrets, Deployments.
+"""Kubernetes I/O for the operator (besides kopf's own watching): Secrets, Deployments,
+EventConsumer status and Events.
 
 Thin wrappers with one error vocabulary: SecretUnavailableError for a Secret or key that is missing
 (a user error, reported as a condition), and the client's ApiException for everything else.

@@ -23,7 +23,7 @@ import redis
 from confluent_kafka import Consumer as KafkaConsumer
 from eventfleet.consumer.runtime import Consumer
 
-from tests.fixtures.stack import Stack
+from tests.fixtures.stack import Stack, free_port
 from tests.integration.consumer.helpers import (
     counter,
     generate_events,
@@ -299,12 +299,6 @@ class Proxy:
         self.closed = True
         self.disconnect()
         self.listener.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def probe(port: int, path: str) -> int:
