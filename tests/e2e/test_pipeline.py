@@ -29,8 +29,7 @@ from kubernetes import client
 from tests.fixtures.kube import wait_for
 from tests.fixtures.operator import LOG_DIR, Process
 from tests.fixtures.stack import Stack, free_port
-from tests.integration.consumer.helpers import generate_events, rows
-from tests.integration.consumer.test_modes import (
+from tests.integration.consumer.expected import (
     expected_boards,
     expected_stats,
     redis_boards,
@@ -38,6 +37,7 @@ from tests.integration.consumer.test_modes import (
     stored_boards,
     stored_stats,
 )
+from tests.integration.consumer.helpers import generate_events, rows
 
 GROUP, VERSION, PLURAL = "eventfleet.dev", "v1alpha1", "eventconsumers"
 STATS_DB, BOARDS_DB = 8, 9  # this test's own Redis dbs (the demo uses 0 and 1)

@@ -24,6 +24,7 @@ from confluent_kafka import Consumer as KafkaConsumer
 from eventfleet.consumer.runtime import Consumer
 
 from tests.fixtures.stack import Stack, free_port
+from tests.integration.consumer.expected import expected_stats, redis_stats, stored_stats
 from tests.integration.consumer.helpers import (
     counter,
     generate_events,
@@ -37,7 +38,6 @@ from tests.integration.consumer.helpers import (
     spawn,
     wait_for,
 )
-from tests.integration.consumer.test_modes import expected_stats, redis_stats, stored_stats
 
 pytestmark = pytest.mark.integration
 
