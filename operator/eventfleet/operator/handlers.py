@@ -275,6 +275,7 @@ def reconcile(
         )
     if outcome.retry:
         metrics.RECONCILES.labels("retry").inc()
+        metrics.ERRORS.labels("reconcile").inc()
         raise kopf.TemporaryError("; ".join(outcome.retry), delay=RETRY_SECONDS)
     metrics.RECONCILES.labels("ok").inc()
 
@@ -297,6 +298,7 @@ def _autoscale_safely(key: tuple[str, str], entry: Known) -> None:
     try:
         autoscale(key[0], key[1], entry)
     except Exception:  # the loop must survive anything one object does
+        metrics.ERRORS.labels("autoscaling").inc()
         log.exception("%s/%s: autoscaling pass failed", *key)
 
 
@@ -506,6 +508,7 @@ def deployment_event(
                 outcome=outcome,
             )
         except ApiException as error:
+            metrics.ERRORS.labels("deployment").inc()
             raise kopf.TemporaryError(
                 f"restoring the Deployment: {error.reason}", delay=RETRY_SECONDS
             ) from error

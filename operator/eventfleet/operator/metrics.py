@@ -11,6 +11,12 @@ RECONCILES: Final = Counter(
     "EventConsumer reconciles, by result (ok, retry, invalid, error).",
     ["result"],
 )
+ERRORS: Final = Counter(
+    "eventfleet_operator_errors_total",
+    "Failures by where they happened (reconcile: a step to retry; autoscaling: a pass that "
+    "raised; deployment: restoring an owned Deployment).",
+    ["where"],
+)
 SCALE_ACTIONS: Final = Counter(
     "eventfleet_operator_scale_actions_total",
     "Replica changes made by the autoscaler, by direction (up, down).",
