@@ -12,9 +12,8 @@ from typing import Any
 
 import kopf
 from kubernetes import client, watch
-from kubernetes.client.exceptions import ApiException
 
-from tests.fixtures.kube import wait_for
+from tests.fixtures.kube import absent, wait_for
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -50,14 +49,11 @@ def test_garbage_collector_removes_owned_objects(
     core.create_namespaced_config_map(namespace, _config_map(namespace, "owned", owner))
     core.delete_namespaced_config_map("owner", namespace)
 
-    def owned_gone() -> bool:
-        try:
-            core.read_namespaced_config_map("owned", namespace)
-        except ApiException as error:
-            return bool(error.status == 404)
-        return False
-
-    wait_for(owned_gone, timeout=30, what="the garbage collector to delete the owned ConfigMap")
+    wait_for(
+        lambda: absent(lambda: core.read_namespaced_config_map("owned", namespace)),
+        timeout=30,
+        what="the garbage collector to delete the owned ConfigMap",
+    )
 
 
 def test_namespace_deletion_finishes(kube_api: client.ApiClient) -> None:
@@ -67,14 +63,11 @@ def test_namespace_deletion_finishes(kube_api: client.ApiClient) -> None:
     core.create_namespaced_config_map(name, _config_map(name, "inside"))
     core.delete_namespace(name)
 
-    def gone() -> bool:
-        try:
-            core.read_namespace(name)
-        except ApiException as error:
-            return bool(error.status == 404)
-        return False
-
-    wait_for(gone, timeout=60, what=f"namespace {name} to finish terminating")
+    wait_for(
+        lambda: absent(lambda: core.read_namespace(name)),
+        timeout=60,
+        what=f"namespace {name} to finish terminating",
+    )
 
 
 def test_a_watch_receives_the_events(kube_api: client.ApiClient, namespace: str) -> None:

@@ -150,11 +150,18 @@ def delete_topic(bootstrap: str, topic: str) -> None:
 
 def group_offsets(bootstrap: str, topic: str, group: str) -> list[PartitionOffsets]:
     """Per partition: earliest and latest offsets, and the group's committed offset."""
-    observed = describe_topic(bootstrap, topic)
-    if observed is None:
-        raise TopicMissingError(topic)
     admin = admin_for(bootstrap)
-    partitions = [TopicPartition(topic, p) for p in range(observed.partitions)]
+    # Only the partition count is needed here: cluster metadata, not describe_topic (which also
+    # fetches the topic's configuration), keeps a lag poll to three requests.
+    try:
+        metadata = admin.list_topics(topic, timeout=TIMEOUT_SECONDS).topics.get(topic)
+    except KafkaException as error:
+        raise KafkaUnavailableError(
+            f"reading metadata of topic {topic}: {error.args[0]}"
+        ) from error
+    if metadata is None or metadata.error is not None or not metadata.partitions:
+        raise TopicMissingError(topic)
+    partitions = [TopicPartition(topic, p) for p in sorted(metadata.partitions)]
     request = [ConsumerGroupTopicPartitions(group, partitions)]
     committed_result = _wait(
         admin.list_consumer_group_offsets(request, request_timeout=TIMEOUT_SECONDS)[group],

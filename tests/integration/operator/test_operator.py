@@ -24,7 +24,7 @@ from confluent_kafka.admin import (
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.fixtures.kube import wait_for
+from tests.fixtures.kube import absent, wait_for
 from tests.fixtures.operator import Process
 from tests.fixtures.stack import Stack
 
@@ -391,14 +391,11 @@ def test_deletion_by_policy(
     assert (finalizers != []) == (policy == "Delete")
     cluster.delete("logger")
 
-    def gone() -> bool:
-        try:
-            cluster.get("logger")
-        except ApiException as error:
-            return bool(error.status == 404)
-        return False
-
-    wait_for(gone, timeout=60, what="the EventConsumer to be deleted")
+    wait_for(
+        lambda: absent(lambda: cluster.get("logger")),
+        timeout=60,
+        what="the EventConsumer to be deleted",
+    )
     wait_for(
         lambda: cluster.deployment("logger") is None,
         timeout=60,
