@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
 
+import orjson
 import psycopg2.errors
 from eventfleet.consumer.aggregate import (
     PARTITION_PREFIX,
@@ -61,6 +62,16 @@ def _json_default(value: object) -> str:
     raise TypeError(f"cannot store {type(value).__name__} in JSON")
 
 
+def data_json(data: Mapping[str, Any]) -> str:
+    """`data` as compact JSON text (Decimal amounts as strings). orjson writes it; the standard
+    library only takes the rare values orjson refuses (integers beyond 64 bits). Both escape
+    control characters, and PostgreSQL reads either into the same jsonb."""
+    try:
+        return orjson.dumps(data, default=_json_default).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(data, separators=(",", ":"), default=_json_default)
+
+
 class LoggerMode:
     name: Mode = "logger"
     redis_prefix: str | None = None
@@ -105,7 +116,6 @@ class LoggerMode:
     def write(self, cursor: Cursor, events: Sequence[Good], now: datetime) -> list[RedisOp]:
         earliest = earliest_kept_day(now.date(), self.retention_days)
         lines = []
-        dumps = json.dumps
         for good in events:
             event = good.event
             if earliest is not None and event.timestamp.date() < earliest:
@@ -115,7 +125,7 @@ class LoggerMode:
             # COPY text format: tab-separated, backslash is the escape. Ids, names and topics
             # have no tabs, newlines or backslashes (the event schema forbids them); JSON
             # escapes control characters, so only its backslashes need doubling.
-            data = dumps(event.data, separators=(",", ":"), default=_json_default)
+            data = data_json(event.data)
             lines.append(
                 f"{event.event_id}\t{event.timestamp.isoformat()}\t{event.event_type}\t"
                 f"{event.game_id}\t{event.player_id}\t{data.replace(chr(92), chr(92) * 2)}\t"
