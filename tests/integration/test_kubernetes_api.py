@@ -11,9 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 import kopf
+import pytest
 from kubernetes import client, watch
 
 from tests.fixtures.kube import absent, wait_for
+from tests.fixtures.stack import Stack
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -101,13 +103,17 @@ def test_a_watch_receives_the_events(kube_api: client.ApiClient, namespace: str)
     assert [t for t, name in seen if name == "watched"] == ["ADDED", "MODIFIED", "DELETED"]
 
 
-def test_kopf_reacts_to_a_created_object(kube_api: client.ApiClient, namespace: str) -> None:
+def test_kopf_reacts_to_a_created_object(
+    kube_api: client.ApiClient, namespace: str, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", stack.kubeconfig)
     registry = kopf.OperatorRegistry()
     handled: list[str] = []
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        return kopf.login_via_client(**kwargs)
+        # The stack's kubeconfig (KUBECONFIG), even where a pod's service account is mounted.
+        return kopf.login_with_kubeconfig(**kwargs)
 
     @kopf.on.create("configmaps", registry=registry)
     def created(name: str | None, **_: Any) -> None:

@@ -174,6 +174,29 @@ _stop = threading.Event()
 _loop_thread: threading.Thread | None = None
 
 
+@kopf.on.login()
+def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    """kopf connects with the same credentials as the rest of the operator (kube.credential_source:
+    an explicit KUBECONFIG wins over a pod's service account)."""
+    kube.load_credentials.cache_clear()  # kopf calls this again on 401: re-read rotated tokens
+    configuration = kube.load_credentials()
+    header = configuration.get_api_key_with_prefix(
+        "BearerToken"
+    ) or configuration.get_api_key_with_prefix("authorization")
+    # "Bearer <token>", or a bare token (RFC 7235 allows both).
+    scheme, _space, token = (header or "").rpartition(" ")
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+        trust_env=settings.networking.trust_env,
+    )
+
+
 @kopf.on.startup()
 def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     global _loop_thread  # noqa: PLW0603 - one loop per operator process

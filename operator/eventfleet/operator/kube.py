@@ -11,10 +11,12 @@ from __future__ import annotations
 import base64
 import functools
 import logging
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Final, Literal
 
 from eventfleet.operator.builders import FIELD_MANAGER
 from eventfleet.operator.spec import GROUP, KIND, PLURAL, VERSION
@@ -28,12 +30,42 @@ class SecretUnavailableError(Exception):
     """The referenced Secret or key does not exist (the message names them, not the value)."""
 
 
+SERVICE_ACCOUNT_TOKEN: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+CredentialSource = Literal["kubeconfig", "in-cluster"]
+
+
+def credential_source(environ: Mapping[str, str], *, in_cluster: bool) -> CredentialSource:
+    """Which credentials to use, by kubectl's rule: an explicit KUBECONFIG always wins; inside a
+    pod (service host set and a token mounted) the pod's service account; else ~/.kube/config.
+
+    Trying the service account first (what kopf and the client library do by default) would make
+    an operator started by hand with KUBECONFIG inside some pod talk to that pod's cluster.
+    """
+    if environ.get("KUBECONFIG"):
+        return "kubeconfig"
+    if in_cluster and environ.get("KUBERNETES_SERVICE_HOST"):
+        return "in-cluster"
+    return "kubeconfig"
+
+
+@functools.cache
+def load_credentials() -> client.Configuration:
+    """Load the credentials once (by `credential_source`) into the client's default
+    configuration, and return a copy of it."""
+    source = credential_source(os.environ, in_cluster=SERVICE_ACCOUNT_TOKEN.exists())
+    if source == "in-cluster":
+        config.load_incluster_config()
+    else:
+        config.load_kube_config()
+    configuration: client.Configuration = client.Configuration.get_default_copy()
+    log.info("Kubernetes API %s (credentials: %s)", configuration.host, source)
+    return configuration
+
+
 @functools.cache
 def _api() -> client.ApiClient:
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()
+    load_credentials()
     return client.ApiClient()
 
 
