@@ -23,7 +23,11 @@ Per batch, in this order:
    from PostgreSQL. A Redis failure never blocks step 3.
 
 Steps 1-2 of the next batch overlap step 3 of the previous one (the transaction runs in a worker
-thread); steps 4-5 follow once it is done, and at most one batch is ever in flight.
+thread). Once it has committed, the next batch's transaction starts and steps 4-5 of the committed
+one run beside it: at most one transaction is ever in flight, Redis and Kafka get each batch's
+results in commit order, and Redis rebuilds read PostgreSQL on a connection of their own. A batch
+fetched before a seek that the committed batch asked for loses that partition's records (their
+positions are stale; they are fetched again from the new position).
 
 On assignment the consumer seeks to the offsets stored in PostgreSQL. Rebalance callbacks run
 inside poll; before partitions are given up (or new ones read their offsets) the batch in flight
@@ -150,6 +154,7 @@ class Consumer:
         self.producer: confluent_kafka.Producer | None = None
         self._kafka: confluent_kafka.Consumer | None = None
         self._connection: psycopg2.extensions.connection | None = None
+        self._mirror_connection: psycopg2.extensions.connection | None = None
         self._assigned: set[TP] = set()
         self._accepted_gaps: dict[TP, int] = {}
         self._committed: dict[TP, int] = {}
@@ -170,6 +175,7 @@ class Consumer:
                 ).start()
                 stack.callback(self.http.stop)
             stack.callback(self._close_connection)
+            stack.callback(self._close_mirror_connection)
             if not self._migrate():
                 return 0 if self.stop.is_set() else 1
             if self.mode.redis_prefix is not None and settings.redis_url:
@@ -213,9 +219,16 @@ class Consumer:
                 # in a worker thread, overlapping this thread's parsing with PostgreSQL's work).
                 records = self._poll(wait=self._pending is None)
                 batch = self._parse(records) if records else None
-                self._drain()
-                if batch is not None:
+                done = self._finish()
+                if batch is not None and done is not None and done[0].admission.seeks:
+                    # Fetched before those seeks: stale positions for the partitions that move.
+                    batch = _without_partitions(batch, set(done[0].admission.seeks))
+                if batch is not None and batch.records:
                     self._pending = (batch, workers.submit(self._attempt, batch))
+                if done is not None:
+                    # Kafka commit, DLQ topic and Redis of the committed batch run while the
+                    # next batch's transaction does (they never use its connection).
+                    self._after_commit(*done)
             self._drain()
             log.info("stopping: batch finished, committing and leaving the group")
         return 0
@@ -268,19 +281,29 @@ class Consumer:
 
     # ---------------------------------------------------------------------------- PostgreSQL
 
+    def _connect(self) -> psycopg2.extensions.connection:
+        return psycopg2.connect(
+            self.settings.postgres_dsn,
+            connect_timeout=5,
+            application_name=f"eventfleet-{self.settings.mode}",
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=3,
+            keepalives_count=3,
+            tcp_user_timeout=15_000,
+        )
+
     def _db(self) -> psycopg2.extensions.connection:
+        """The connection of the batch transactions (and of work done while none is running)."""
         if self._connection is None or self._connection.closed:
-            self._connection = psycopg2.connect(
-                self.settings.postgres_dsn,
-                connect_timeout=5,
-                application_name=f"eventfleet-{self.settings.mode}",
-                keepalives=1,
-                keepalives_idle=10,
-                keepalives_interval=3,
-                keepalives_count=3,
-                tcp_user_timeout=15_000,
-            )
+            self._connection = self._connect()
         return self._connection
+
+    def _mirror_db(self) -> psycopg2.extensions.connection:
+        """The connection of Redis rebuilds, which may read while a batch commits."""
+        if self._mirror_connection is None or self._mirror_connection.closed:
+            self._mirror_connection = self._connect()
+        return self._mirror_connection
 
     def _close_connection(self) -> None:
         if self._connection is not None:
@@ -289,6 +312,14 @@ class Consumer:
             except psycopg2.Error:
                 log.debug("closing a broken connection failed", exc_info=True)
             self._connection = None
+
+    def _close_mirror_connection(self) -> None:
+        if self._mirror_connection is not None:
+            try:
+                self._mirror_connection.close()
+            except psycopg2.Error:
+                log.debug("closing a broken connection failed", exc_info=True)
+            self._mirror_connection = None
 
     def _read_offsets(self, tps: Sequence[TP]) -> dict[TP, int]:
         connection = self._db()
@@ -422,18 +453,26 @@ class Consumer:
 
     def _drain(self, *, retry: bool = True) -> None:
         """Finish the batch in flight: its after-commit steps, or retries if it failed."""
+        done = self._finish(retry=retry)
+        if done is not None:
+            self._after_commit(*done)
+
+    def _finish(self, *, retry: bool = True) -> tuple[Outcome, Batch] | None:
+        """Wait for the batch in flight to commit (retrying it if it failed); the caller runs
+        its after-commit steps. None: nothing was in flight or nothing was committed."""
         if self._pending is None:
-            return
+            return None
         batch, future = self._pending
         self._pending = None
         result = future.result()
         if isinstance(result, Outcome):
             self._set_ready(ready=True)
-            self._after_commit(result, batch)
-            return
+            return result, batch
         self._failed(result)
-        if retry:
-            self._handle(batch)
+        if not retry:
+            return None
+        outcome = self._handle(batch)
+        return None if outcome is None else (outcome, batch)
 
     def _failed(self, error: BaseException) -> None:
         self.metrics.db_errors.inc()
@@ -441,12 +480,12 @@ class Consumer:
         self._close_connection()
         log.warning("batch not committed", extra={"error": str(error).strip()})
 
-    def _handle(self, batch: Batch) -> None:
-        """Retry a failed batch until it commits (or the consumer stops), backing off."""
+    def _handle(self, batch: Batch) -> Outcome | None:
+        """Retry a failed batch until it commits (None: the consumer stops first), backing off."""
         backoff = 0.2
         while True:
             if self.stop.is_set():
-                return  # nothing was committed: whoever consumes next redoes this batch
+                return None  # nothing was committed: whoever consumes next redoes this batch
             self._wait(backoff)
             backoff = min(backoff * 2, self.settings.max_backoff_seconds)
             owned = [r for r in batch.records if r.tp in self._assigned]
@@ -455,14 +494,14 @@ class Consumer:
                 batch.good = [g for g in batch.good if g.record.tp in self._assigned]
                 batch.bad = [b for b in batch.bad if b.record.tp in self._assigned]
             if not batch.records:
-                return
+                return None
             try:
                 outcome = self._transaction(batch.records, batch.good, batch.bad, batch.now)
                 break
             except (psycopg2.Error, FencedError) as error:
                 self._failed(error)
         self._set_ready(ready=True)
-        self._after_commit(outcome, batch)
+        return outcome
 
     def _transaction(
         self, records: list[Record], good: list[Good], bad: list[Bad], now: datetime
@@ -611,11 +650,13 @@ class Consumer:
             return
         resyncs = self.redis.resyncs
 
+        # Reads for a rebuild use a connection of their own: the next batch's transaction may
+        # be running on the main one.
         def snapshot() -> Iterator[list[RedisOp]]:
-            return self.mode.snapshot(self._db(), datetime.now(UTC))
+            return self.mode.snapshot(self._mirror_db(), datetime.now(UTC))
 
         def stored() -> dict[TP, int]:
-            connection = self._db()
+            connection = self._mirror_db()
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT topic, kafka_partition, next_offset FROM consumer_offsets "
@@ -633,7 +674,7 @@ class Consumer:
             log.warning("Redis write failed; will rebuild when back", extra={"error": str(error)})
         except psycopg2.Error as error:
             self.redis.dirty = True
-            self._close_connection()
+            self._close_mirror_connection()
             log.warning("Redis rebuild could not read PostgreSQL", extra={"error": str(error)})
         if self.redis.resyncs != resyncs:
             self.metrics.redis_resyncs.inc()
@@ -650,6 +691,19 @@ class Consumer:
                 continue
             if high is not None and high >= 0:
                 self.metrics.lag.labels(topic, str(partition)).set(max(high - next_offset, 0))
+
+
+def _without_partitions(batch: Batch, tps: set[TP]) -> Batch:
+    """The batch minus the records of `tps` (the same batch when it has none of them)."""
+    if not any(r.tp in tps for r in batch.records):
+        return batch
+    return Batch(
+        [r for r in batch.records if r.tp not in tps],
+        [g for g in batch.good if g.record.tp not in tps],
+        [b for b in batch.bad if b.record.tp not in tps],
+        batch.now,
+        batch.started,
+    )
 
 
 def _dlq_row(group: str, bad: Bad) -> tuple[Any, ...]:
