@@ -4,9 +4,15 @@ futures, and a watcher that knows whether Kafka is reachable.
 Per worker process:
 1. the event loop produces (`produce()` only enqueues, it never blocks), awaits one future per
    request, and serves delivery reports itself with `poll(0)` every millisecond while events are
-   in flight. Reports resolve futures directly on the loop: no poll thread fighting the event loop
-   for the GIL and no cross-thread wake-up per batch (a poll thread measured ~40 % slower);
-2. a watcher thread reads the topic's metadata every second; while it fails, requests get 503 at
+   in flight: one loop callback serves every report that arrived meanwhile, so wake-ups are
+   batched, and there is no poll thread fighting the event loop for the GIL (one measured ~40 %
+   slower) nor a call_soon_threadsafe per message;
+2. each request's `Pending` is itself the delivery callback of its events (no closure per
+   event), and the same tick expires requests past their deadline (no timer per request);
+3. admission is bounded in time, not only in size: while the oldest request of this worker has
+   waited for Kafka longer than `max_queue_wait_ms`, new requests get 503 at once instead of
+   queueing behind it for seconds;
+4. a watcher thread reads the topic's metadata every second; while it fails, requests get 503 at
    once instead of waiting for the delivery timeout.
 """
 
@@ -17,9 +23,8 @@ import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Final
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -33,21 +38,77 @@ WATCH_INTERVAL_SECONDS: Final = 1.0
 POLL_INTERVAL_SECONDS: Final = 0.001
 METADATA_TIMEOUT_SECONDS: Final = 2.0
 FAILED_CHECKS_FOR_OUTAGE: Final = 2
+# The safety net past librdkafka's own message.timeout.ms (it reports every event by then).
+EXPIRY_GRACE_SECONDS: Final = 2.0
 
 
 class Unavailable(Exception):  # noqa: N818 - reads as "raise Unavailable(...)"
     """Kafka cannot take the events now: the client should retry later (503)."""
 
 
-@dataclass(slots=True, eq=False)
-class Pending:
-    """One request's events on their way to Kafka."""
+_FAILED_EVENTS = metrics.EVENTS.labels("failed")
+_QUEUE_FULL = metrics.REJECTS.labels("queue_full")
+_KAFKA_BEHIND = metrics.REJECTS.labels("kafka_behind")
 
-    future: asyncio.Future[None]
-    remaining: int
-    started: float = 0.0
-    failed: list[tuple[int, str]] = field(default_factory=list)  # (position, Kafka error)
-    timed_out: bool = False
+
+class Pending:
+    """One request's events on their way to Kafka; also the delivery callback of each of them.
+
+    One callable object per request instead of a closure per event: a report names the event
+    only on failure, by its payload (the position is looked up then, rarely)."""
+
+    __slots__ = (
+        "failed",
+        "fire_and_forget",
+        "future",
+        "ready",
+        "remaining",
+        "started",
+        "timed_out",
+    )
+
+    def __init__(
+        self,
+        future: asyncio.Future[None],
+        remaining: int,
+        started: float = 0.0,
+        ready: Sequence[Ready] = (),
+        *,
+        fire_and_forget: bool = False,
+    ) -> None:
+        self.future = future
+        self.remaining = remaining
+        self.started = started
+        self.ready = ready
+        self.fire_and_forget = fire_and_forget
+        self.failed: list[tuple[int, str]] = []  # (position, Kafka error)
+        self.timed_out = False
+
+    def __call__(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._failed(error, message)
+        self.remaining -= 1
+        if self.remaining == 0:
+            # Once a request: from handing its events to the producer to the last answer.
+            metrics.PRODUCE_SECONDS.observe(time.perf_counter() - self.started)
+            if not self.future.done():
+                with contextlib.suppress(RuntimeError):  # the loop is gone at shutdown
+                    self.future.set_result(None)
+
+    def _failed(self, error: KafkaError, message: Message) -> None:
+        name = error.name()
+        metrics.DELIVERY_FAILURES.labels(name).inc()
+        _FAILED_EVENTS.inc()
+        if self.fire_and_forget:
+            log.warning("fire-and-forget event lost: %s", error)
+        payload = message.value()
+        taken = {position for position, _ in self.failed}
+        for position, item in enumerate(self.ready):
+            # Two identical payloads (a client repeating its own event_id) take the next one.
+            if item.payload == payload and position not in taken:
+                self.failed.append((position, name))
+                return
+        self.failed.append((len(self.failed), name))  # not expected: still counted as failed
 
 
 def producer_config(settings: Settings) -> dict[str, Any]:
@@ -79,12 +140,15 @@ class KafkaSink:
         self.topic = settings.topic
         self.queue_max = settings.queue_max_messages
         self.fire_and_forget = settings.ack_mode == "fire-and-forget"
-        self.wait_seconds = settings.delivery_timeout_ms / 1000 + 2.0
+        self.wait_seconds = settings.delivery_timeout_ms / 1000 + EXPIRY_GRACE_SECONDS
+        self.max_queue_wait = settings.max_queue_wait_ms / 1000
         self._loop = loop
         config = producer_config(settings)
         config["error_cb"] = self._on_error
         self._producer = Producer(config)
-        self._in_flight = 0
+        # Requests waiting for Kafka, oldest first (started times only grow, so the head is also
+        # the first to expire and the one whose age says whether Kafka keeps up).
+        self._waiting: deque[Pending] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="kafka-watch", daemon=True)
@@ -117,23 +181,33 @@ class KafkaSink:
     def check_room(self, count: int) -> None:
         if not self.available:
             raise Unavailable(self.status)
+        waited = self._oldest_wait(time.perf_counter())
+        if waited > self.max_queue_wait:
+            _KAFKA_BEHIND.inc()
+            raise Unavailable(
+                f"Kafka is behind: the oldest request has waited {waited * 1000:.0f} ms for its "
+                "acknowledgement"
+            )
         queued = len(self._producer)
         if queued + count > self.queue_max:
-            metrics.REJECTS.labels("queue_full").inc()
+            _QUEUE_FULL.inc()
             raise Unavailable(f"the producer queue is full ({queued} events waiting)")
 
     def send(self, ready: Sequence[Ready]) -> Pending:
         """Enqueue every event or none (the room is checked first); the Pending's future
         resolves when Kafka answered for all of them."""
         self.check_room(len(ready))
-        pending = Pending(self._loop.create_future(), len(ready), time.perf_counter())
-        produce, topic, delivered = self._producer.produce, self.topic, self._delivered
+        pending = Pending(
+            self._loop.create_future(),
+            len(ready),
+            time.perf_counter(),
+            ready,
+            fire_and_forget=self.fire_and_forget,
+        )
+        produce, topic = self._producer.produce, self.topic
         try:
-            for position, item in enumerate(ready):
-                produce(
-                    topic, item.payload, item.key, on_delivery=partial(delivered, pending, position)
-                )
-                self._in_flight += 1
+            for item in ready:
+                produce(topic, item.payload, item.key, on_delivery=pending)
         except (BufferError, KafkaException) as error:
             # Not expected after check_room; the events already enqueued still report.
             raise Unavailable(f"the producer refused the events: {error}") from error
@@ -141,54 +215,50 @@ class KafkaSink:
             self._arm()
         if self.fire_and_forget:
             pending.future.set_result(None)
+        else:
+            self._waiting.append(pending)
         return pending
 
     async def wait(self, pending: Pending) -> None:
-        if pending.future.done():
-            return
-        expiry = self._loop.call_later(self.wait_seconds, self._expire, pending)
-        try:
+        if not pending.future.done():
             await pending.future
-        finally:
-            expiry.cancel()
         if pending.timed_out:
             raise Unavailable("Kafka did not acknowledge in time")
 
-    @staticmethod
-    def _expire(pending: Pending) -> None:
+    def _oldest_wait(self, now: float) -> float:
+        """Seconds the oldest unanswered request has waited (0 when none); drops answered ones
+        from the head."""
+        waiting = self._waiting
+        while waiting:
+            head = waiting[0]
+            if head.future.done():
+                waiting.popleft()
+            else:
+                return now - head.started
+        return 0.0
+
+    def _expire(self, now: float) -> None:
         # A safety net: librdkafka reports every event within message.timeout.ms.
-        if not pending.future.done():
-            pending.timed_out = True
-            pending.future.set_result(None)
+        while self._oldest_wait(now) > self.wait_seconds:
+            head = self._waiting.popleft()
+            head.timed_out = True
+            head.future.set_result(None)
 
     # -- delivery reports (event loop) -----------------------------------------------------
 
     def _arm(self) -> None:
-        if self._timer is None and self._in_flight > 0:
+        if self._timer is None:
             self._timer = self._loop.call_later(POLL_INTERVAL_SECONDS, self._tick)
 
     def _tick(self) -> None:
         self._timer = None
+        # One callback serves every report that arrived since the last tick.
         self._producer.poll(0)
-        self._arm()
-
-    def _delivered(
-        self, pending: Pending, position: int, error: KafkaError | None, _message: Message
-    ) -> None:
-        self._in_flight -= 1
-        if error is not None:
-            metrics.DELIVERY_FAILURES.labels(error.name()).inc()
-            metrics.EVENTS.labels("failed").inc()
-            pending.failed.append((position, error.name()))
-            if self.fire_and_forget:
-                log.warning("fire-and-forget event lost: %s", error)
-        pending.remaining -= 1
-        if pending.remaining == 0:
-            # Once a request: from handing its events to the producer to the last answer.
-            metrics.PRODUCE_SECONDS.observe(time.perf_counter() - pending.started)
-            if not pending.future.done():
-                with contextlib.suppress(RuntimeError):  # the loop is gone at shutdown
-                    pending.future.set_result(None)
+        if self._waiting:
+            self._expire(time.perf_counter())
+        # len() counts events queued, in flight and reported but not yet served.
+        if len(self._producer) or self._waiting:
+            self._arm()
 
     # -- reachability (watch thread) -------------------------------------------------------
 

@@ -39,6 +39,10 @@ class Settings(BaseModel):
     ack_mode: AckMode = "ack"
     # How long the producer may try to deliver an event before the request answers 503.
     delivery_timeout_ms: Annotated[int, Field(ge=100, le=300_000)] = 5000
+    # While the oldest request of a worker has waited this long for Kafka's acknowledgement,
+    # new requests are answered 503 at once (Kafka is behind: queueing them would only make them
+    # wait seconds). Requests already queued still wait up to delivery_timeout_ms.
+    max_queue_wait_ms: Annotated[int, Field(ge=10, le=300_000)] = 500
     # Each request waits for its ack, so a client's throughput is about connections / latency:
     # 2 ms instead of librdkafka's 5 took 64 connections from ~6,300 to ~8,300 req/s here.
     linger_ms: Annotated[float, Field(ge=0, le=1000)] = 2
