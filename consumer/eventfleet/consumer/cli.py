@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -24,6 +25,11 @@ def main(argv: list[str]) -> int:
     configure_logging(settings.log_level)
     from eventfleet.consumer.runtime import Consumer  # noqa: PLC0415 - keeps --help fast
 
+    # Each batch allocates tens of thousands of short-lived objects (acyclic: reference counting
+    # frees them). Rarer young collections and a frozen start-up heap keep the cyclic collector
+    # from rescanning them and everything imported (CPU per event, and pauses in tail latency).
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:

@@ -68,6 +68,12 @@ def pack(*args: str | int) -> str:
     return "".join(parts)
 
 
+def _bulk(texts: Iterable[str]) -> str:
+    """RESP bulk strings of ASCII texts, without a command header (tens of thousands of values
+    per batch: no per-value function call)."""
+    return "".join([f"${len(text)}\r\n{text}\r\n" for text in texts])
+
+
 def commands(ops: Iterable[RedisOp]) -> list[str]:
     """The packed commands that apply `ops` (later values of a key win)."""
     hashes: dict[tuple[str, ...], dict[str, tuple[str, ...]]] = {}
@@ -82,19 +88,30 @@ def commands(ops: Iterable[RedisOp]) -> list[str]:
     packed = []
     for fields, by_key in hashes.items():
         keys = list(by_key)
+        head = _bulk(fields)
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start : start + _CHUNK]
-            values = [v for key in chunk for v in by_key[key]]
+            # What pack("EVAL", script, len(chunk), *chunk, len(fields), *fields, *values)
+            # gives, built from pieces.
+            count = 3 + len(chunk) + 1 + len(fields) + len(chunk) * len(fields)
             packed.append(
-                pack("EVAL", _SET_HASHES, len(chunk), *chunk, len(fields), *fields, *values)
+                f"*{count}\r\n"
+                + _bulk(("EVAL", _SET_HASHES, str(len(chunk))))
+                + _bulk(chunk)
+                + _bulk((str(len(fields)),))
+                + head
+                + "".join([_bulk(by_key[key]) for key in chunk])
             )
     for key, members in boards.items():
-        flat: list[str | int] = []
-        for member, score in members.items():
-            flat += (score, member)
         # Every board only grows (sums of non-negative scores, maxima, counts): GT keeps the
         # highest value, so a resync's older snapshot never lowers a newer score.
-        packed.append(pack("ZADD", key, "GT", *flat))
+        flat = "".join(
+            [
+                f"${len(score)}\r\n{score}\r\n${len(member)}\r\n{member}\r\n"
+                for member, score in ((m, str(s)) for m, s in members.items())
+            ]
+        )
+        packed.append(f"*{3 + 2 * len(members)}\r\n" + _bulk(("ZADD", key, "GT")) + flat)
         top_n, expire_at = limits[key]
         packed.append(pack("ZREMRANGEBYRANK", key, 0, -(top_n + 1)))
         if expire_at is not None:
