@@ -82,3 +82,19 @@ def test_local_histogram_exposes_what_observe_would() -> None:
         return [line for line in lines if not line.startswith("#") and "_created" not in line]
 
     assert samples(local_registry) == samples(direct_registry)
+
+
+def test_uuid7_text_is_the_uuids_text() -> None:
+    # text() takes a shortcut to the same id value() builds from the same clock and randomness.
+    def seeded() -> UUID7Generator:
+        counter = iter(range(10**9))
+        return UUID7Generator(
+            clock_ms=lambda: 1_795_000_000_000 + next(counter) // 3000,
+            random_bytes=lambda n: bytes((i * 7 + 3) % 256 for i in range(n)),
+        )
+
+    as_text, as_uuid = seeded(), seeded()
+    for _ in range(5000):
+        text = as_text.text()
+        assert text == str(as_uuid())
+        assert uuid.UUID(text).version == 7
