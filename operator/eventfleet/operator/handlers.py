@@ -227,6 +227,7 @@ def cleanup(**_: Any) -> None:
     _stop.set()
     if _loop_thread is not None:
         _loop_thread.join(timeout=30)
+    kafka_admin.close_readers()
 
 
 # ---------------------------------------------------------------------------------------------

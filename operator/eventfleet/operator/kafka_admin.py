@@ -4,16 +4,23 @@ what to do with the answers lives in topics.py and scaling.py.
 One AdminClient per bootstrap list, shared by every EventConsumer on that cluster. Every call
 has a timeout; a failure raises KafkaUnavailableError (the handlers turn it into a condition and a
 retry), never a hang.
+
+Committed offsets are read through a consumer of the group (never subscribed, so it never joins
+the group), not through the AdminClient: librdkafka's admin ListConsumerGroupOffsets dereferences
+a NULL group handle when the broker answers NOT_COORDINATOR (a fresh cluster whose offsets topic
+is still loading, or a coordinator moving), which kills the whole operator with a segfault. The
+consumer's own group handle takes that answer in its stride and retries.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any, Final
 
 from confluent_kafka import (
-    ConsumerGroupTopicPartitions,
+    Consumer,
     KafkaError,
     KafkaException,
     TopicCollection,
@@ -162,14 +169,7 @@ def group_offsets(bootstrap: str, topic: str, group: str) -> list[PartitionOffse
     if metadata is None or metadata.error is not None or not metadata.partitions:
         raise TopicMissingError(topic)
     partitions = [TopicPartition(topic, p) for p in sorted(metadata.partitions)]
-    request = [ConsumerGroupTopicPartitions(group, partitions)]
-    committed_result = _wait(
-        admin.list_consumer_group_offsets(request, request_timeout=TIMEOUT_SECONDS)[group],
-        f"reading the offsets of group {group}",
-    )
-    committed: Mapping[int, int] = {
-        tp.partition: tp.offset for tp in committed_result.topic_partitions if tp.error is None
-    }
+    committed: Mapping[int, int] = _committed(bootstrap, group, partitions)
     earliest = _offsets(admin, partitions, OffsetSpec.earliest())
     latest = _offsets(admin, partitions, OffsetSpec.latest())
     return [
@@ -186,3 +186,83 @@ def group_offsets(bootstrap: str, topic: str, group: str) -> list[PartitionOffse
 def _offsets(admin: AdminClient, partitions: list[TopicPartition], spec: Any) -> dict[int, int]:
     futures = admin.list_offsets(dict.fromkeys(partitions, spec), request_timeout=TIMEOUT_SECONDS)
     return {tp.partition: _wait(future, "listing offsets").offset for tp, future in futures.items()}
+
+
+# One reader per (bootstrap, group), closed after a while unused (the EventConsumer is gone).
+READER_IDLE_SECONDS: Final = 600.0
+COORDINATOR_RETRY_SECONDS: Final = 0.2
+_COORDINATOR_BUSY: Final = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
+)
+
+
+class _GroupReader:
+    def __init__(self, bootstrap: str, group: str) -> None:
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group,
+                "client.id": "eventfleet-operator-lag",
+                "enable.auto.commit": False,
+                "socket.timeout.ms": int(TIMEOUT_SECONDS * 1000),
+                "reconnect.backoff.max.ms": 5000,
+            }
+        )
+        self.lock = threading.Lock()  # one committed() at a time per client
+        self.used = time.monotonic()
+
+
+_readers: dict[tuple[str, str], _GroupReader] = {}
+
+
+def _committed(bootstrap: str, group: str, partitions: list[TopicPartition]) -> dict[int, int]:
+    """The group's committed offset per partition (partitions without one are left out)."""
+    reader = _reader(bootstrap, group)
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    with reader.lock:
+        reader.used = time.monotonic()
+        while True:
+            try:
+                found = reader.consumer.committed(
+                    partitions, timeout=max(deadline - time.monotonic(), 0.1)
+                )
+                break
+            except KafkaException as error:
+                # The coordinator is loading or moving: ask again until the deadline.
+                if error.args[0].code() in _COORDINATOR_BUSY and time.monotonic() < deadline:
+                    time.sleep(COORDINATOR_RETRY_SECONDS)
+                    continue
+                raise KafkaUnavailableError(
+                    f"reading the offsets of group {group}: {error.args[0]}"
+                ) from error
+    return {tp.partition: tp.offset for tp in found if tp.error is None and tp.offset >= 0}
+
+
+def _reader(bootstrap: str, group: str) -> _GroupReader:
+    now = time.monotonic()
+    idle: list[_GroupReader] = []
+    with _clients_lock:
+        reader = _readers.get((bootstrap, group))
+        if reader is None:
+            reader = _readers[(bootstrap, group)] = _GroupReader(bootstrap, group)
+        for key, other in list(_readers.items()):
+            if other is not reader and now - other.used > READER_IDLE_SECONDS:
+                idle.append(_readers.pop(key))
+    for other in idle:
+        with other.lock:
+            other.consumer.close()
+    return reader
+
+
+def close_readers() -> None:
+    """Close every group reader (operator shutdown)."""
+    with _clients_lock:
+        readers = list(_readers.values())
+        _readers.clear()
+    for reader in readers:
+        with reader.lock:
+            reader.consumer.close()
