@@ -22,7 +22,7 @@ from eventfleet.gateway.ids import new_event_id_text
 from eventfleet.gateway.ingest import BodyError, Decoded, Ready
 from eventfleet.gateway.openapi import build_openapi
 from eventfleet.gateway.producer import KafkaSink, Pending, Unavailable
-from eventfleet.gateway.ratelimit import TokenBuckets
+from eventfleet.gateway.ratelimit import TokenBuckets, worker_share
 from eventfleet.gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,9 @@ class Gateway:
         self.api_keys = settings.all_api_keys()
         self.buckets = (
             TokenBuckets(
-                settings.rate_limit_per_second,
-                settings.rate_limit_burst,
+                *worker_share(
+                    settings.rate_limit_per_second, settings.rate_limit_burst, settings.workers
+                ),
                 settings.rate_limit_max_clients,
             )
             if settings.rate_limit_per_second > 0

@@ -3,6 +3,14 @@
 Each client's bucket holds up to `burst` tokens and refills at `rate` per second; a request
 takes one. The table of buckets is bounded: past `max_clients` the least recently seen client is
 forgotten (it comes back with a full bucket), so a flood of spoofed keys cannot exhaust memory.
+
+Each worker process keeps its own buckets, with its share of the configured rate and burst
+(`worker_share`): the kernel spreads connections evenly over the workers (SO_REUSEPORT), so a
+client fast enough to meet the limit, on several connections, meets it at about the configured
+rate in total. Why not one table in shared memory: every request would take a cross-process lock
+(one dead worker holding it stalls the others), for a limit that is per pod anyway (each
+replica behind the Service keeps its own). The price: a client on ONE keep-alive connection
+reaches one worker only, so it is held to rate / workers.
 """
 
 from __future__ import annotations
@@ -16,6 +24,11 @@ from dataclasses import dataclass
 class Decision:
     allowed: bool
     retry_after_seconds: int = 0  # whole seconds until a token is back (for Retry-After)
+
+
+def worker_share(rate: float, burst: int, workers: int) -> tuple[float, int]:
+    """One worker's rate and burst, so that all workers together allow the configured ones."""
+    return rate / workers, max(1, math.ceil(burst / workers))
 
 
 class TokenBuckets:

@@ -50,8 +50,9 @@ class Settings(BaseModel):
     max_event_bytes: Annotated[int, Field(ge=256, le=1_048_576)] = 64 * 1024
     max_batch_events: Annotated[int, Field(ge=1, le=10_000)] = 500
     max_batch_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
-    # Token bucket per API key (or client IP without keys); 0 turns rate limiting off. Each
-    # worker process keeps its own buckets.
+    # Token bucket per API key (or client IP without keys); 0 turns rate limiting off. For the
+    # whole process: each of the `workers` keeps its own buckets with 1/workers of the rate and
+    # burst (see ratelimit.py for why, and for the one-connection caveat).
     rate_limit_per_second: Annotated[float, Field(ge=0)] = 0
     rate_limit_burst: Annotated[int, Field(ge=1)] = 100
     rate_limit_max_clients: Annotated[int, Field(ge=1)] = 100_000

@@ -5,8 +5,10 @@ import uuid
 import pytest
 from eventfleet.gateway.ids import UUID7Generator, uuid7_milliseconds
 from eventfleet.gateway.metrics import LocalCounter, LocalHistogram
-from eventfleet.gateway.ratelimit import TokenBuckets
+from eventfleet.gateway.ratelimit import TokenBuckets, worker_share
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from tests.unit.gateway.fakes import make_gateway
 
 
 def test_uuid7_has_version_variant_and_time() -> None:
@@ -98,3 +100,15 @@ def test_uuid7_text_is_the_uuids_text() -> None:
         text = as_text.text()
         assert text == str(as_uuid())
         assert uuid.UUID(text).version == 7
+
+
+def test_each_worker_gets_its_share_of_the_rate_and_burst() -> None:
+    assert worker_share(100, 10, 1) == (100, 10)
+    assert worker_share(100, 10, 4) == (25, 3)  # the burst rounds up: never below one request
+    assert worker_share(1, 1, 8) == (0.125, 1)
+
+
+def test_the_gateway_limits_each_worker_to_its_share() -> None:
+    gateway, _ = make_gateway(workers=2, rate_limit_per_second=10, rate_limit_burst=4)
+    assert gateway.buckets is not None
+    assert (gateway.buckets.rate, gateway.buckets.burst) == (5, 2)
