@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final, TypeVar
+from typing import Final, NamedTuple, TypeVar
 
 from eventfleet.consumer.events import (
     Event,
@@ -24,8 +24,11 @@ DATABASE_ERROR: Final = "database_error"  # DLQ reason of a record the database 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+# Records, Good and Bad are built once per event: immutable named tuples cost a third of what
+# frozen dataclasses do to create.
+
+
+class Record(NamedTuple):
     """One Kafka message, reduced to what processing needs."""
 
     topic: str
@@ -38,14 +41,12 @@ class Record:
         return (self.topic, self.partition)
 
 
-@dataclass(frozen=True, slots=True)
-class Good:
+class Good(NamedTuple):
     record: Record
     event: Event  # always has an event_id (derived from the position when the producer sent none)
 
 
-@dataclass(frozen=True, slots=True)
-class Bad:
+class Bad(NamedTuple):
     record: Record
     reason: str
     message: str

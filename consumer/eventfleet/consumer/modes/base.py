@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from eventfleet.consumer.batch import Good
 from eventfleet.consumer.settings import Mode as ModeName
 from psycopg2.extensions import connection as Connection  # noqa: N812 - the library's name
 from psycopg2.extensions import cursor as Cursor  # noqa: N812
 
+# Built per row or per board entry of every batch: named tuples are cheap to create.
 
-@dataclass(frozen=True, slots=True)
-class HashSet:
+
+class HashSet(NamedTuple):
     """Set the fields of a Redis hash (values are ASCII text; ops of one batch usually share
     the same field names, which lets the mirror send them as one command)."""
 
@@ -30,8 +30,7 @@ class HashSet:
     values: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class ZScore:
+class ZScore(NamedTuple):
     """Set a member's score in a sorted set that keeps only its `top_n` best members."""
 
     key: str

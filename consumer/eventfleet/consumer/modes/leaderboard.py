@@ -80,6 +80,8 @@ class LeaderboardMode:
         self._staging = Staging(STAGING)
         self._expiry: dict[tuple[str, str], datetime | None] = {}
         self._bits = [(board, BOARD_BITS[board], BOARD_INDEX[board]) for board in self.boards]
+        self._boards: dict[tuple[str, str, str], tuple[datetime | None, list[tuple[int, int, str]]]]
+        self._boards = {}
 
     def _expires(self, period: str, period_key: str) -> datetime | None:
         found = self._expiry.get((period, period_key), False)
@@ -115,15 +117,34 @@ class LeaderboardMode:
         """The new absolute scores of the boards this batch touched."""
         ops: list[RedisOp] = []
         top_n = self.top_n
+        boards = self._boards
         for row in returned:
             game_id, period, period_key, player_id = row[0], row[1], row[2], row[3]
             touched = deltas[(game_id, period, period_key, player_id)][4]
-            expire = self._expires(period, period_key)
-            for board, bit, index in self._bits:
+            found = boards.get((game_id, period, period_key))
+            if found is None:
+                found = self._board_keys(game_id, period, period_key)
+            expire, keys = found
+            for bit, index, key in keys:
                 if touched & bit:
-                    key = board_redis_key(game_id, board, period, period_key)
-                    ops.append(ZScore(key, player_id, int(row[4 + index]), top_n, expire))
+                    ops.append(ZScore(key, player_id, row[4 + index], top_n, expire))
         return ops
+
+    def _board_keys(
+        self, game_id: str, period: str, period_key: str
+    ) -> tuple[datetime | None, list[tuple[int, int, str]]]:
+        """The expiry and (bit, column index, Redis key) of each board of one game and period,
+        remembered: every batch names the same few."""
+        if len(self._boards) > 10_000:
+            self._boards.clear()
+        found = self._boards[(game_id, period, period_key)] = (
+            self._expires(period, period_key),
+            [
+                (bit, index, board_redis_key(game_id, board, period, period_key))
+                for board, bit, index in self._bits
+            ],
+        )
+        return found
 
     def snapshot(self, connection: Connection, now: datetime) -> Iterator[list[RedisOp]]:
         with connection.cursor(name="leaderboard_snapshot") as cursor:
