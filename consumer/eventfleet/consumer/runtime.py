@@ -83,6 +83,21 @@ ON CONFLICT (consumer_group, topic, kafka_partition, kafka_offset) DO NOTHING
 """
 
 
+LOCK_OFFSETS: Final = """
+INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, next_offset)
+VALUES {values} ON CONFLICT DO NOTHING;
+SELECT topic, kafka_partition, next_offset FROM consumer_offsets
+WHERE consumer_group = %s AND (topic, kafka_partition) IN %s
+ORDER BY topic, kafka_partition FOR UPDATE
+"""
+ADVANCE_OFFSETS: Final = """
+UPDATE consumer_offsets AS o SET next_offset = v.next_offset, updated_at = now()
+FROM (VALUES {values}) AS v (topic, kafka_partition, next_offset, expected)
+WHERE o.consumer_group = %s AND o.topic = v.topic AND o.kafka_partition = v.kafka_partition
+  AND o.next_offset = v.expected
+"""
+
+
 class FencedError(Exception):
     """The stored offset moved under us although we held its lock (should never happen)."""
 
@@ -512,17 +527,15 @@ class Consumer:
         try:
             with connection.cursor() as cursor:
                 tps = sorted({r.tp for r in records})
-                execute_values(
-                    cursor,
-                    "INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, "
-                    "next_offset) VALUES %s ON CONFLICT DO NOTHING",
-                    [(group, t, p, NO_OFFSET) for t, p in tps],
-                )
+                # One round trip: create missing offset rows, then lock them (the SELECT's rows
+                # are what comes back).
                 cursor.execute(
-                    "SELECT topic, kafka_partition, next_offset FROM consumer_offsets "
-                    "WHERE consumer_group = %s AND (topic, kafka_partition) IN %s "
-                    "ORDER BY topic, kafka_partition FOR UPDATE",
-                    (group, tuple(tps)),
+                    LOCK_OFFSETS.format(values=",".join(["(%s, %s, %s, %s)"] * len(tps))),
+                    [
+                        *(v for t, p in tps for v in (group, t, p, NO_OFFSET)),
+                        group,
+                        tuple(tps),
+                    ],
                 )
                 stored: dict[TP, int] = {(t, p): o for t, p, o in cursor.fetchall()}
                 admission = admit(records, stored, self._accepted_gaps)
@@ -552,15 +565,26 @@ class Consumer:
                     dlq.extend(Bad(g.record, DATABASE_ERROR, error) for g, error in poisoned)
                 if dlq:
                     execute_values(cursor, DLQ_INSERT, [_dlq_row(group, b) for b in dlq])
-                for (topic, partition), next_offset in admission.next_offsets.items():
+                advanced = admission.next_offsets
+                if advanced:
+                    # Compare-and-set of every partition's offset in one statement.
                     cursor.execute(
-                        "UPDATE consumer_offsets SET next_offset = %s, updated_at = now() "
-                        "WHERE consumer_group = %s AND topic = %s AND kafka_partition = %s "
-                        "AND next_offset = %s",
-                        (next_offset, group, topic, partition, stored[(topic, partition)]),
+                        ADVANCE_OFFSETS.format(
+                            values=",".join(
+                                ["(%s, %s::integer, %s::bigint, %s::bigint)"] * len(advanced)
+                            )
+                        ),
+                        [
+                            *(
+                                v
+                                for (t, p), n in advanced.items()
+                                for v in (t, p, n, stored[(t, p)])
+                            ),
+                            group,
+                        ],
                     )
-                    if cursor.rowcount != 1:
-                        message = f"offset of {topic}/{partition} moved under its lock"
+                    if cursor.rowcount != len(advanced):
+                        message = f"an offset of {sorted(advanced)} moved under its lock"
                         raise FencedError(message)  # noqa: TRY301 - must roll back like the rest
             connection.commit()
             outcome.committed_at = time.time()

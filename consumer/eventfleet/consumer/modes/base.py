@@ -64,7 +64,12 @@ class Staging:
 
 def copy_lines(cursor: Cursor, table: str, columns: str, lines: list[str]) -> None:
     """COPY text-format lines (tab-separated, newline-terminated) into `table`."""
-    cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", io.StringIO("".join(lines)))
+    data = "".join(lines).encode()
+    # In one piece: psycopg2 reads its file in chunks (8 KB by default) and takes the GIL back
+    # for each one, waiting behind the parsing thread every time.
+    cursor.copy_expert(
+        f"COPY {table} ({columns}) FROM STDIN", io.BytesIO(data), size=max(len(data), 8192)
+    )
 
 
 class Mode(Protocol):

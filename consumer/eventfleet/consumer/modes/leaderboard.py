@@ -33,9 +33,12 @@ from psycopg2.extensions import cursor as Cursor  # noqa: N812
 COLUMNS: Final = (
     "game_id, period, period_key, player_id, total_score, high_score, level, wins, boards"
 )
+# The staging rows are deleted by the statement that reads them: the table is empty for the
+# next write of the same transaction (bisection) without a round trip of its own.
 UPSERT: Final = f"""
+WITH staged AS (DELETE FROM leaderboard_staging RETURNING *)
 INSERT INTO leaderboards AS l ({COLUMNS})
-SELECT {COLUMNS} FROM leaderboard_staging
+SELECT {COLUMNS} FROM staged
 ORDER BY game_id, period, period_key, player_id
 ON CONFLICT (game_id, period, period_key, player_id) DO UPDATE SET
     total_score = l.total_score + EXCLUDED.total_score,
@@ -108,7 +111,6 @@ class LeaderboardMode:
         copy_lines(cursor, "leaderboard_staging", COLUMNS, lines)
         cursor.execute(UPSERT)
         returned = cursor.fetchall()
-        cursor.execute("TRUNCATE leaderboard_staging")
         return self._ops(returned, deltas)
 
     def _ops(

@@ -75,9 +75,12 @@ _SET: Final = ",\n    ".join(
     ]
 )
 _COLUMN_LIST: Final = ", ".join(COLUMNS)
+# The staging rows are deleted by the statement that reads them: the table is empty for the
+# next write of the same transaction (bisection) without a round trip of its own.
 UPSERT: Final = f"""
+WITH staged AS (DELETE FROM stats_staging RETURNING *)
 INSERT INTO player_statistics AS s ({_COLUMN_LIST})
-SELECT {_COLUMN_LIST} FROM stats_staging ORDER BY game_id, player_id
+SELECT {_COLUMN_LIST} FROM staged ORDER BY game_id, player_id
 ON CONFLICT (game_id, player_id) DO UPDATE SET
     {_SET}
 RETURNING game_id, player_id, {REDIS_VALUES}
@@ -122,7 +125,6 @@ class StatsMode:
         copy_lines(cursor, "stats_staging", _COLUMN_LIST, lines)
         cursor.execute(UPSERT)
         returned = cursor.fetchall()
-        cursor.execute("TRUNCATE stats_staging")
         return [redis_hash(row) for row in returned]
 
     def snapshot(self, connection: Connection, now: datetime) -> Iterator[list[RedisOp]]:
