@@ -165,16 +165,9 @@ def decode_batch(
     max_events: int,
     new_id: Callable[[], str],
 ) -> Decoded | BodyError:
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as error:
-        return BodyError(
-            400, RejectReason.NOT_UTF8, f"not UTF-8: invalid byte at position {error.start}"
-        )
-    try:
-        value = json.loads(text, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as error:
-        return BodyError(400, RejectReason.INVALID_JSON, f"not valid JSON: {error}")
+    value = _loads_batch(body)
+    if isinstance(value, BodyError):
+        return value
     if not isinstance(value, list):
         return BodyError(400, "not_an_array", "a batch must be a JSON array of events")
     if not value:
@@ -198,6 +191,34 @@ def decode_batch(
         else:
             ready.append(outcome)
     return Decoded(tuple(ready), tuple(refused))
+
+
+# Every byte but the digits becomes "x": a run of 19 digits then shows as 19 zeros. An integer
+# that long may lie outside 64 bits, which orjson reads as a float (the standard library keeps
+# it exact). A translate and a search cost ~0.2 us an event; orjson saves ~1 us.
+_DIGITS_ONLY: Final = bytes(0x30 if 0x30 <= b <= 0x39 else 0x78 for b in range(256))
+_LONG_NUMBER: Final = b"0" * 19
+
+
+def _loads_batch(body: bytes) -> Any:
+    """orjson (~2.5x faster than json.loads) where it reads the same; whatever it refuses
+    (invalid JSON or UTF-8, but also lone surrogates, which JSON allows) and bodies with long
+    numbers go through the standard library, which decides as before and names the error."""
+    if _LONG_NUMBER not in body.translate(_DIGITS_ONLY):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return BodyError(
+            400, RejectReason.NOT_UTF8, f"not UTF-8: invalid byte at position {error.start}"
+        )
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as error:
+        return BodyError(400, RejectReason.INVALID_JSON, f"not valid JSON: {error}")
 
 
 def dumps(value: object) -> bytes:
