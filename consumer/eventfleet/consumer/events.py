@@ -548,7 +548,7 @@ def _fast_event(  # noqa: PLR0911 - one flat run of checks is the point
     if raw_id is not None:
         if type(raw_id) is not str or not _CANONICAL_UUID.fullmatch(raw_id):
             return None
-        event_id = uuid.UUID(raw_id)
+        event_id = _canonical_uuid(raw_id)
     data = value.get("data", _MISSING)
     if data is _MISSING:
         data = {}
@@ -561,6 +561,15 @@ def _fast_event(  # noqa: PLR0911 - one flat run of checks is the point
     elif not _exact(data):
         return None
     return _new_event(event_type, player_id, game_id, timestamp, data, event_id)
+
+
+def _canonical_uuid(text: str) -> uuid.UUID:
+    """uuid.UUID(text) for a text already matched by _CANONICAL_UUID: the same object (value,
+    is_safe) built from its integer, without UUID's general-purpose parsing of the text."""
+    found = object.__new__(uuid.UUID)
+    object.__setattr__(found, "int", int(text.replace("-", ""), 16))
+    object.__setattr__(found, "is_safe", uuid.SafeUUID.unknown)
+    return found
 
 
 # A frozen dataclass's __init__ sets each field through object.__setattr__; setting the slots

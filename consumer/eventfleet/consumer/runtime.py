@@ -109,6 +109,7 @@ class Batch:
     bad: list[Bad]
     now: datetime
     started: float
+    staged: object = None  # mode.stage(good, now), computed while the previous batch commits
 
 
 @dataclass(slots=True)
@@ -457,12 +458,13 @@ class Consumer:
     def _parse(self, records: list[Record]) -> Batch:
         now = datetime.now(UTC)
         good, bad = parse_records(records, now=now, limits=self.limits)
-        return Batch(records, good, bad, now, time.perf_counter())
+        staged = self.mode.stage(good, now) if good else None
+        return Batch(records, good, bad, now, time.perf_counter(), staged)
 
     def _attempt(self, batch: Batch) -> Outcome | BaseException:
         """In the worker thread: one try at the batch's transaction."""
         try:
-            return self._transaction(batch.records, batch.good, batch.bad, batch.now)
+            return self._transaction(batch.records, batch.good, batch.bad, batch.now, batch.staged)
         except (psycopg2.Error, FencedError) as error:
             return error
 
@@ -508,10 +510,13 @@ class Consumer:
                 batch.records = owned
                 batch.good = [g for g in batch.good if g.record.tp in self._assigned]
                 batch.bad = [b for b in batch.bad if b.record.tp in self._assigned]
+                batch.staged = None
             if not batch.records:
                 return None
             try:
-                outcome = self._transaction(batch.records, batch.good, batch.bad, batch.now)
+                outcome = self._transaction(
+                    batch.records, batch.good, batch.bad, batch.now, batch.staged
+                )
                 break
             except (psycopg2.Error, FencedError) as error:
                 self._failed(error)
@@ -519,7 +524,12 @@ class Consumer:
         return outcome
 
     def _transaction(
-        self, records: list[Record], good: list[Good], bad: list[Bad], now: datetime
+        self,
+        records: list[Record],
+        good: list[Good],
+        bad: list[Bad],
+        now: datetime,
+        staged: object = None,
     ) -> Outcome:
         connection = self._db()
         self.mode.prepare(connection, good, now)
@@ -545,12 +555,17 @@ class Consumer:
                     keep = {(r.tp, r.offset) for r in admission.records}
                     goods = [g for g in good if (g.record.tp, g.record.offset) in keep]
                     dlq = [b for b in bad if (b.record.tp, b.record.offset) in keep]
+                    staged = None  # it was for all of `good`
                 outcome = Outcome(admission, goods, dlq)
 
                 def attempt(items: Sequence[Good]) -> str | None:
                     cursor.execute("SAVEPOINT batch")
                     try:
-                        ops = self.mode.write(cursor, items, now)
+                        # The staged rows are for the whole of `goods`: a bisected slice is
+                        # staged again.
+                        ops = self.mode.write(
+                            cursor, items, now, staged if items is goods else None
+                        )
                     except (psycopg2.DataError, psycopg2.IntegrityError) as error:
                         cursor.execute("ROLLBACK TO SAVEPOINT batch")
                         return _database_message(error)
@@ -718,7 +733,8 @@ class Consumer:
 
 
 def _without_partitions(batch: Batch, tps: set[TP]) -> Batch:
-    """The batch minus the records of `tps` (the same batch when it has none of them)."""
+    """The batch minus the records of `tps` (the same batch when it has none of them; the mode
+    stages a smaller one again in its transaction)."""
     if not any(r.tp in tps for r in batch.records):
         return batch
     return Batch(

@@ -80,10 +80,19 @@ class Mode(Protocol):
     def prepare(self, connection: Connection, events: Sequence[Good], now: datetime) -> None:
         """Before the batch transaction, in transactions of its own (e.g. create partitions)."""
 
-    def write(self, cursor: Cursor, events: Sequence[Good], now: datetime) -> list[RedisOp]:
+    def stage(self, events: Sequence[Good], now: datetime) -> object:
+        """Pure: write()'s work that needs no database (aggregates, COPY text) for exactly
+        `events`. The loop calls it in the polling thread, so that the database thread spends
+        its time on the database."""
+        ...
+
+    def write(
+        self, cursor: Cursor, events: Sequence[Good], now: datetime, staged: object = None
+    ) -> list[RedisOp]:
         """Write the rows for `events` inside the loop's transaction; return the Redis values
-        that mirror what was written. A psycopg2 DataError or IntegrityError means one of the
-        events is unacceptable to the database (the loop bisects to find it)."""
+        that mirror what was written. `staged` is stage(events, now) when the loop has it (None:
+        compute it here). A psycopg2 DataError or IntegrityError means one of the events is
+        unacceptable to the database (the loop bisects to find it)."""
         ...
 
     def snapshot(self, connection: Connection, now: datetime) -> Iterator[list[RedisOp]]:

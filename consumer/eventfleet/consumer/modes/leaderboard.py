@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any, Final, cast
+from typing import Any, Final, NamedTuple, cast
 
 from eventfleet.consumer.aggregate import (
     BOARD_BITS,
@@ -71,6 +71,11 @@ SELECT game_id, period, period_key, board, player_id, score FROM (
 """
 
 
+class LeaderboardStaged(NamedTuple):
+    deltas: dict[LeaderboardSlot, list[int]]
+    lines: list[str]  # COPY text, one line per slot
+
+
 class LeaderboardMode:
     name: Mode = "leaderboard"
     redis_prefix: str | None = "leaderboard:"
@@ -97,21 +102,27 @@ class LeaderboardMode:
     def prepare(self, connection: Connection, events: Sequence[Good], now: datetime) -> None:
         self._staging.ensure(connection)
 
-    def write(self, cursor: Cursor, events: Sequence[Good], now: datetime) -> list[RedisOp]:
+    def stage(self, events: Sequence[Good], now: datetime) -> LeaderboardStaged:
         deltas = aggregate_leaderboard(
             (g.event for g in events), self.boards, self.periods, now=now, keep=self.keep
         )
-        if not deltas:
-            return []
         # COPY text: identifiers and period keys hold no tab, newline or backslash.
         lines = [
             f"{game_id}\t{period}\t{period_key}\t{player_id}\t{d[0]}\t{d[1]}\t{d[2]}\t{d[3]}\t{d[4]}\n"
             for (game_id, period, period_key, player_id), d in deltas.items()
         ]
-        copy_lines(cursor, "leaderboard_staging", COLUMNS, lines)
+        return LeaderboardStaged(deltas, lines)
+
+    def write(
+        self, cursor: Cursor, events: Sequence[Good], now: datetime, staged: object = None
+    ) -> list[RedisOp]:
+        rows = staged if isinstance(staged, LeaderboardStaged) else self.stage(events, now)
+        if not rows.lines:
+            return []
+        copy_lines(cursor, "leaderboard_staging", COLUMNS, rows.lines)
         cursor.execute(UPSERT)
         returned = cursor.fetchall()
-        return self._ops(returned, deltas)
+        return self._ops(returned, rows.deltas)
 
     def _ops(
         self, returned: Sequence[Sequence[Any]], deltas: dict[LeaderboardSlot, list[int]]

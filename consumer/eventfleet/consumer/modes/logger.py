@@ -13,7 +13,8 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, NamedTuple, cast
+from uuid import UUID
 
 import orjson
 import psycopg2.errors
@@ -72,6 +73,11 @@ def data_json(data: Mapping[str, Any]) -> str:
         return json.dumps(data, separators=(",", ":"), default=_json_default)
 
 
+class LoggerStaged(NamedTuple):
+    lines: list[str]  # COPY text, one line per event
+    expired: int  # events already past retention (not written)
+
+
 class LoggerMode:
     name: Mode = "logger"
     redis_prefix: str | None = None
@@ -111,26 +117,40 @@ class LoggerMode:
         connection.commit()
         self._partitions.update(days)
 
-    # -- inside the transaction --------------------------------------------------------------
+    # -- pure, before the transaction ---------------------------------------------------------
 
-    def write(self, cursor: Cursor, events: Sequence[Good], now: datetime) -> list[RedisOp]:
+    def stage(self, events: Sequence[Good], now: datetime) -> LoggerStaged:
         earliest = earliest_kept_day(now.date(), self.retention_days)
         lines = []
+        expired = 0
         for good in events:
             event = good.event
             if earliest is not None and event.timestamp.date() < earliest:
-                self.expired_skipped += 1  # already past retention: its partition is gone
+                expired += 1  # already past retention: its partition is gone
                 continue
             record = good.record
             # COPY text format: tab-separated, backslash is the escape. Ids, names and topics
             # have no tabs, newlines or backslashes (the event schema forbids them); JSON
-            # escapes control characters, so only its backslashes need doubling.
+            # escapes control characters, so only its backslashes need doubling. The id goes
+            # as 32 hex digits (PostgreSQL reads that form too; cheaper than str()); a Good
+            # always has one.
             data = data_json(event.data)
+            event_id = cast(UUID, event.event_id).hex
             lines.append(
-                f"{event.event_id}\t{event.timestamp.isoformat()}\t{event.event_type}\t"
+                f"{event_id}\t{event.timestamp.isoformat()}\t{event.event_type}\t"
                 f"{event.game_id}\t{event.player_id}\t{data.replace(chr(92), chr(92) * 2)}\t"
                 f"{record.topic}\t{record.partition}\t{record.offset}\n"
             )
+        return LoggerStaged(lines, expired)
+
+    # -- inside the transaction --------------------------------------------------------------
+
+    def write(
+        self, cursor: Cursor, events: Sequence[Good], now: datetime, staged: object = None
+    ) -> list[RedisOp]:
+        rows = staged if isinstance(staged, LoggerStaged) else self.stage(events, now)
+        self.expired_skipped += rows.expired
+        lines = rows.lines
         if not lines:
             return []
         # Fast path: COPY straight into `events`. Duplicate ids are rare (a producer that

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Final
+from typing import Final, NamedTuple
 
 from eventfleet.consumer.aggregate import aggregate_stats, stats_redis_key
 from eventfleet.consumer.batch import Good
@@ -96,6 +96,10 @@ def redis_hash(row: Sequence[str]) -> HashSet:
     return HashSet(stats_redis_key(row[0], row[1]), REDIS_FIELDS, tuple(row[2:]))
 
 
+class StatsStaged(NamedTuple):
+    lines: list[str]  # COPY text, one line per player
+
+
 class StatsMode:
     name: Mode = "stats"
     redis_prefix: str | None = "player_stats:"
@@ -107,22 +111,31 @@ class StatsMode:
     def prepare(self, connection: Connection, events: Sequence[Good], now: datetime) -> None:
         self._staging.ensure(connection)
 
-    def write(self, cursor: Cursor, events: Sequence[Good], now: datetime) -> list[RedisOp]:
+    def stage(self, events: Sequence[Good], now: datetime) -> StatsStaged:
         deltas = aggregate_stats(g.event for g in events)
-        if not deltas:
-            return []
         dumps = json.dumps
+        lines = []
         # COPY text: identifiers, numbers, ISO times and {type: count} JSON hold no tab,
         # newline or backslash (the event schema restricts ids and type names).
-        lines = [
-            f"{game_id}\t{player_id}\t{d.total_events}\t{d.logins}\t{d.logouts}\t"
-            f"{d.level_ups}\t{d.matches_played}\t{d.achievements}\t{d.purchases}\t{d.wins}\t"
-            f"{d.total_score}\t{d.kills}\t{d.deaths}\t{d.total_spent}\t"
-            f"{dumps(d.other_events) if d.other_events else '{}'}\t{d.high_score}\t"
-            f"{d.max_level}\t{d.first_seen.isoformat()}\t{d.last_seen.isoformat()}\n"
-            for (game_id, player_id), d in deltas.items()
-        ]
-        copy_lines(cursor, "stats_staging", _COLUMN_LIST, lines)
+        for (game_id, player_id), d in deltas.items():
+            first = d.first_seen.isoformat()
+            last = first if d.last_seen == d.first_seen else d.last_seen.isoformat()
+            lines.append(
+                f"{game_id}\t{player_id}\t{d.total_events}\t{d.logins}\t{d.logouts}\t"
+                f"{d.level_ups}\t{d.matches_played}\t{d.achievements}\t{d.purchases}\t{d.wins}\t"
+                f"{d.total_score}\t{d.kills}\t{d.deaths}\t{d.total_spent}\t"
+                f"{dumps(d.other_events) if d.other_events else '{}'}\t{d.high_score}\t"
+                f"{d.max_level}\t{first}\t{last}\n"
+            )
+        return StatsStaged(lines)
+
+    def write(
+        self, cursor: Cursor, events: Sequence[Good], now: datetime, staged: object = None
+    ) -> list[RedisOp]:
+        rows = staged if isinstance(staged, StatsStaged) else self.stage(events, now)
+        if not rows.lines:
+            return []
+        copy_lines(cursor, "stats_staging", _COLUMN_LIST, rows.lines)
         cursor.execute(UPSERT)
         returned = cursor.fetchall()
         return [redis_hash(row) for row in returned]
