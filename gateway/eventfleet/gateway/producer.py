@@ -58,6 +58,7 @@ class Pending:
     only on failure, by its payload (the position is looked up then, rarely)."""
 
     __slots__ = (
+        "_positions",
         "failed",
         "fire_and_forget",
         "future",
@@ -83,6 +84,7 @@ class Pending:
         self.fire_and_forget = fire_and_forget
         self.failed: list[tuple[int, str]] = []  # (position, Kafka error)
         self.timed_out = False
+        self._positions: dict[bytes, deque[int]] | None = None
 
     def __call__(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:
@@ -101,14 +103,14 @@ class Pending:
         _FAILED_EVENTS.inc()
         if self.fire_and_forget:
             log.warning("fire-and-forget event lost: %s", error)
-        payload = message.value()
-        taken = {position for position, _ in self.failed}
-        for position, item in enumerate(self.ready):
-            # Two identical payloads (a client repeating its own event_id) take the next one.
-            if item.payload == payload and position not in taken:
-                self.failed.append((position, name))
-                return
-        self.failed.append((len(self.failed), name))  # not expected: still counted as failed
+        if self._positions is None:  # built once, at the first failure of the request
+            self._positions = {}
+            for position, item in enumerate(self.ready):
+                self._positions.setdefault(item.payload, deque()).append(position)
+        # Identical payloads (a client repeating its own event_id) take their positions in turn.
+        positions = self._positions.get(message.value() or b"")
+        position = positions.popleft() if positions else len(self.failed)  # else: not expected
+        self.failed.append((position, name))
 
 
 def producer_config(settings: Settings) -> dict[str, Any]:
