@@ -427,6 +427,22 @@ def _exact(value: object) -> bool:
     return True
 
 
+# Texts seen to match a pattern, one set per pattern: the same few thousand event types, players
+# and games recur in every batch, and a set lookup is cheaper than a regex.
+_KNOWN_TYPES: Final[set[str]] = set()
+_KNOWN_IDS: Final[set[str]] = set()
+_KNOWN_LIMIT: Final = 100_000
+
+
+def _remember(pattern: re.Pattern[str], known: set[str], text: str) -> bool:
+    if pattern.fullmatch(text) is None:
+        return False
+    if len(known) >= _KNOWN_LIMIT:
+        known.clear()
+    known.add(text)
+    return True
+
+
 def _count(value: object) -> bool:
     """A Count: an int (not a bool) in 0..INT32_MAX."""
     return type(value) is int and 0 <= value <= INT32_MAX
@@ -526,14 +542,15 @@ def _fast_event(  # noqa: PLR0911 - one flat run of checks is the point
     player_id = value.get("player_id")
     game_id = value.get("game_id")
     text = value.get("timestamp")
+    ids = _KNOWN_IDS
     if not (
         type(event_type) is str
         and type(player_id) is str
         and type(game_id) is str
         and type(text) is str
-        and _EVENT_TYPE.fullmatch(event_type)
-        and _IDENTIFIER.fullmatch(player_id)
-        and _IDENTIFIER.fullmatch(game_id)
+        and (event_type in _KNOWN_TYPES or _remember(_EVENT_TYPE, _KNOWN_TYPES, event_type))
+        and (player_id in ids or _remember(_IDENTIFIER, ids, player_id))
+        and (game_id in ids or _remember(_IDENTIFIER, ids, game_id))
         and _PLAIN_TIMESTAMP.fullmatch(text)
     ):
         return None
@@ -563,12 +580,18 @@ def _fast_event(  # noqa: PLR0911 - one flat run of checks is the point
     return _new_event(event_type, player_id, game_id, timestamp, data, event_id)
 
 
+_UUID: Final = uuid.UUID
+_UNKNOWN_SAFETY: Final = uuid.SafeUUID.unknown  # an enum member: looked up once, not per event
+_new_object: Final = object.__new__
+_set_slot: Final = object.__setattr__
+
+
 def _canonical_uuid(text: str) -> uuid.UUID:
     """uuid.UUID(text) for a text already matched by _CANONICAL_UUID: the same object (value,
     is_safe) built from its integer, without UUID's general-purpose parsing of the text."""
-    found = object.__new__(uuid.UUID)
-    object.__setattr__(found, "int", int(text.replace("-", ""), 16))
-    object.__setattr__(found, "is_safe", uuid.SafeUUID.unknown)
+    found = _new_object(_UUID)
+    _set_slot(found, "int", int(text.replace("-", ""), 16))
+    _set_slot(found, "is_safe", _UNKNOWN_SAFETY)
     return found
 
 

@@ -322,3 +322,10 @@ def test_the_fast_path_takes_the_usual_events() -> None:
         if kind != "match_completed":
             payload["data"] = {"platform": "pc"}
         assert _fast_event(json.dumps(payload).encode(), NOW, ParseLimits()) is not None
+
+
+def test_a_name_valid_as_a_player_id_is_still_checked_as_an_event_type() -> None:
+    # The fast path remembers names that passed a pattern; one pattern's pass is not another's.
+    assert isinstance(parse(event(player_id="Match.Completed")), Event)
+    rejection = refused(event(event_type="Match.Completed"))
+    assert rejection.reason == RejectReason.INVALID_FIELD
