@@ -129,6 +129,10 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         "compression.type": "none",
         # Same key -> same partition as Java clients, so other producers of player_id keys agree.
         "partitioner": "murmur2_random",
+        # TCP_NODELAY: every request waits for its produce request's answer, and Nagle held
+        # small produce requests behind unacknowledged ones (A/B at wrk -c128 here: p99 17-19 ms
+        # instead of 33-157 ms, throughput the same or better).
+        "socket.nagle.disable": True,
         # Notice a returning broker within a second or two (the default backs off to 10 s).
         "reconnect.backoff.max.ms": 1000,
         "client.id": "eventfleet-gateway",
