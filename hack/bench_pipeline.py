@@ -9,6 +9,11 @@ PostgreSQL, on the deployment `make demo` leaves running (namespace gamemetrics,
    pipeline's rate: events until every one of the three consumer groups has committed all of
    them (lag back to 0, read from the consumers' own offsets table).
 
+Steps 2 and 3 run with each mode pinned to `--replicas` replicas (default 1): on one 2-core
+machine that also runs every server, more consumer processes add no CPU, only rebalances and
+per-batch overhead. A second peak then runs with the samples' autoscaling restored, for
+comparison (scale-ups mid-burst: each one is a rebalance).
+
     make demo && make bench-pipeline            (or: python hack/bench_pipeline.py --peak 200000)
 """
 
@@ -42,6 +47,8 @@ GROUPS = (
 )
 P99_TARGET_MS = 50.0
 PEAK_TARGET = 10_000.0
+MODES = ("logger", "stats", "leaderboard")
+DRAIN_TARGET_SECONDS = 5.0
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -115,9 +122,10 @@ def event(game: str, index: int) -> dict[str, Any]:
     }
 
 
-async def steady(url: str, game: str, rate: int, seconds: int) -> int:
-    """`rate` events/s in batches of 10, paced on a fixed schedule; returns events accepted."""
-    batch, accepted = 10, 0
+async def steady(url: str, game: str, rate: int, seconds: int, batch: int = 10) -> int:
+    """`rate` events/s in batches of `batch`, paced on a fixed schedule; returns events
+    accepted."""
+    accepted = 0
     interval = batch / rate
     async with aiohttp.ClientSession() as session:
         started = time.monotonic()
@@ -194,15 +202,21 @@ def end_offsets(bootstrap: str) -> dict[int, int]:
         consumer.close()
 
 
-def caught_up(dsn: str, ends: dict[int, int]) -> bool:
+def committed_offsets(dsn: str) -> dict[tuple[str, int], int]:
+    """(group, partition) -> next offset, from the consumers' own offsets table."""
     with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
         cursor.execute(
             "SELECT consumer_group, kafka_partition, next_offset FROM consumer_offsets "
             "WHERE topic = %s",
             (TOPIC,),
         )
-        committed = {(g, p): o for g, p, o in cursor.fetchall()}
+        committed = {(str(g), int(p)): int(o) for g, p, o in cursor.fetchall()}
     connection.close()
+    return committed
+
+
+def caught_up(dsn: str, ends: dict[int, int]) -> bool:
+    committed = committed_offsets(dsn)
     return all(committed.get((g, p), -1) >= end for g in GROUPS for p, end in ends.items())
 
 
@@ -216,6 +230,9 @@ def main() -> int:
     parser.add_argument("--peak", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--batch", type=int, default=250)
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="replicas per mode for the pinned runs"
+    )
     args = parser.parse_args()
     bootstrap = os.environ["EVENTFLEET_KAFKA_BOOTSTRAP"]
     parts = urlsplit(os.environ["EVENTFLEET_POSTGRES_DSN"])
@@ -224,7 +241,10 @@ def main() -> int:
         print(f"no ready gateway at {args.url}: run `make demo` first", file=sys.stderr)
         return 1
     run = uuid.uuid4().hex[:6]
+    samples = {name: consumer_replicas(name) for name in MODES}
     tune_for_latency()
+    pin_replicas({name: {"min": args.replicas, "max": args.replicas} for name in MODES})
+    print(f"each mode pinned to {args.replicas} replica(s) for the latency and the first peak\n")
 
     floor = kafka_floor(bootstrap)
     print("latency (ms)                                   p50      p99")
@@ -247,7 +267,18 @@ def main() -> int:
         f"(target p99 < {P99_TARGET_MS:.0f} ms: {'yes' if p99 < P99_TARGET_MS else 'NO'})"
     )
 
-    game = f"bench-peak-{run}"
+    print(
+        f"\npeak: {args.peak:,} events in batches of {args.batch}, {args.concurrency} connections"
+    )
+    measure_peak(args, dsn, f"bench-peak-{run}", f"{args.replicas} replica(s) per mode")
+    measure_sustained(args, dsn, f"bench-sustained-{run}")
+    pin_replicas(samples)
+    measure_peak(args, dsn, f"bench-peak-scaled-{run}", "autoscaled as in the samples")
+    return 0
+
+
+def measure_peak(args: argparse.Namespace, dsn: str, game: str, label: str) -> None:
+    bootstrap = os.environ["EVENTFLEET_KAFKA_BOOTSTRAP"]
     started = time.monotonic()
     accepted = asyncio.run(peak(args.url, game, args.peak, args.concurrency, args.batch))
     accept_seconds = time.monotonic() - started
@@ -255,17 +286,95 @@ def main() -> int:
     wait_until(lambda: caught_up(dsn, ends), 600)
     total_seconds = time.monotonic() - started
     pipeline = accepted / total_seconds
-    print(f"\npeak: {accepted:,} events in batches of {args.batch}, {args.concurrency} connections")
+    print(f"  {label}:")
     print(
-        f"  gateway accepted           {accepted / accept_seconds:10,.0f} events/s "
+        f"    gateway accepted         {accepted / accept_seconds:10,.0f} events/s "
         f"({accept_seconds:.1f} s)"
     )
     print(
-        f"  through all three modes    {pipeline:10,.0f} events/s ({total_seconds:.1f} s until "
+        f"    through all three modes  {pipeline:10,.0f} events/s ({total_seconds:.1f} s until "
         f"every group's lag was 0; target {PEAK_TARGET:,.0f}: "
         f"{'yes' if pipeline >= PEAK_TARGET else 'NO'})"
     )
-    return 0
+
+
+def measure_sustained(args: argparse.Namespace, dsn: str, game: str) -> None:
+    """The target rate held for `--seconds` (batches of 100): does every mode keep up?"""
+    bootstrap = os.environ["EVENTFLEET_KAFKA_BOOTSTRAP"]
+    rate = int(PEAK_TARGET)
+    started = time.monotonic()
+    accepted = asyncio.run(steady(args.url, game, rate, args.seconds, batch=100))
+    sending = time.monotonic() - started
+    ends = end_offsets(bootstrap)
+    behind = backlog(dsn, ends)
+    wait_until(lambda: caught_up(dsn, ends), 600)
+    drained = time.monotonic() - started - sending
+    kept_up = accepted >= 0.99 * rate * args.seconds and drained < DRAIN_TARGET_SECONDS
+    print(
+        f"  sustained {rate:,} events/s for {args.seconds} s, {args.replicas} replica(s) per mode:"
+    )
+    print(
+        f"    gateway accepted         {accepted / sending:10,.0f} events/s "
+        f"({accepted:,} events in {sending:.1f} s)"
+    )
+    print(
+        f"    backlog when it ended    {behind:10,} events (the most behind group), drained in "
+        f"{drained:.1f} s (target: kept up, drained within {DRAIN_TARGET_SECONDS:.0f} s: "
+        f"{'yes' if kept_up else 'NO'})"
+    )
+
+
+def backlog(dsn: str, ends: dict[int, int]) -> int:
+    """Events the most-behind group still has to process."""
+    committed = committed_offsets(dsn)
+    return max(
+        sum(max(end - committed.get((g, p), 0), 0) for p, end in ends.items()) for g in GROUPS
+    )
+
+
+def kubectl_json(*args: str) -> Any:
+    kubectl = os.environ.get("EVENTFLEET_KUBECTL", "kubectl")
+    done = subprocess.run(
+        [kubectl, *args, "-n", "gamemetrics", "-o", "json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(done.stdout)
+
+
+def consumer_replicas(name: str) -> dict[str, int]:
+    replicas: dict[str, int] = kubectl_json("get", "ec", name)["spec"]["replicas"]
+    return replicas
+
+
+def pin_replicas(replicas: dict[str, dict[str, int]]) -> None:
+    """Set each EventConsumer's replicas range, then wait until its Deployment runs exactly the
+    range's minimum, all ready (at lag 0 the autoscaler settles there)."""
+    kubectl = os.environ.get("EVENTFLEET_KUBECTL", "kubectl")
+    for name, wanted in replicas.items():
+        patch = json.dumps({"spec": {"replicas": wanted}})
+        subprocess.run(
+            [kubectl, "patch", "ec", name, "-n", "gamemetrics", "--type=merge", "-p", patch],
+            check=True,
+            capture_output=True,
+        )
+
+    def settled() -> bool:
+        for name, wanted in replicas.items():
+            deployment = kubectl_json("get", "deploy", f"{name}-consumer")
+            status = deployment.get("status", {})
+            counts = (
+                deployment["spec"]["replicas"],
+                status.get("replicas") or 0,
+                status.get("readyReplicas") or 0,
+            )
+            if counts != (wanted["min"],) * 3:
+                return False
+        return True
+
+    wait_until(settled, 180)
+    time.sleep(3)  # the remaining consumers take over the partitions of the stopped ones
 
 
 def tune_for_latency() -> None:
