@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+
 from eventfleet.cli import COMMANDS, load, main
 
 

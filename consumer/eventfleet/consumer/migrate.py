@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Final
 
 import psycopg2
+
 from eventfleet.consumer.settings import MODES, Mode
 
 TRACKS: Final = ("shared", *MODES)

@@ -27,6 +27,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+
 from eventfleet.consumer.modes.base import HashSet, RedisOp
 
 log = logging.getLogger(__name__)

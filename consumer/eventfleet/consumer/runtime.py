@@ -53,6 +53,8 @@ import psycopg2
 import psycopg2.extensions
 import redis
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from psycopg2.extras import execute_values
+
 from eventfleet.consumer import migrate, modes
 from eventfleet.consumer.batch import (
     DATABASE_ERROR,
@@ -70,7 +72,6 @@ from eventfleet.consumer.modes.base import RedisOp
 from eventfleet.consumer.observability import Health, HttpServer, Metrics
 from eventfleet.consumer.redis_mirror import RedisMirror
 from eventfleet.consumer.settings import ConsumerSettings
-from psycopg2.extras import execute_values
 
 log = logging.getLogger(__name__)
 TP = tuple[str, int]

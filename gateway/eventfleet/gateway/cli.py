@@ -14,6 +14,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from granian.constants import Interfaces, Loops
+from granian.log import LogLevels
+from granian.server import Server
+
 from eventfleet.gateway.settings import (
     SETTINGS_JSON_ENV,
     Settings,
@@ -21,9 +25,6 @@ from eventfleet.gateway.settings import (
     load_settings,
     settings_to_json,
 )
-from granian.constants import Interfaces, Loops
-from granian.log import LogLevels
-from granian.server import Server
 
 
 def main(argv: list[str]) -> int:

@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any, Final, NamedTuple
 
 import orjson
+
 from eventfleet.consumer.events import (
     Event,
     FieldError,

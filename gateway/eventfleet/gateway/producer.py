@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
 from eventfleet.gateway import metrics
 from eventfleet.gateway.ingest import Ready
 from eventfleet.gateway.settings import Settings

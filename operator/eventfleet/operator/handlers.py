@@ -26,6 +26,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import kopf
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
 from eventfleet.operator import kafka_admin, kube, metrics
 from eventfleet.operator.builders import MANAGED_BY, Owner, deployment_name, selector_string
 from eventfleet.operator.conditions import Condition, ConditionType
@@ -49,8 +52,6 @@ from eventfleet.operator.scaling import (
 )
 from eventfleet.operator.spec import GROUP, KIND, PLURAL, VERSION, EventConsumerSpec
 from eventfleet.operator.topics import TopicClaim
-from kubernetes.client.exceptions import ApiException
-from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
 

@@ -35,6 +35,7 @@ from confluent_kafka.admin import (
     NewTopic,
     OffsetSpec,
 )
+
 from eventfleet.operator.scaling import PartitionOffsets
 from eventfleet.operator.spec import TopicSpec
 from eventfleet.operator.topics import ObservedTopic, TopicPlan

@@ -18,10 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from eventfleet.operator.builders import FIELD_MANAGER
-from eventfleet.operator.spec import GROUP, KIND, PLURAL, VERSION
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+
+from eventfleet.operator.builders import FIELD_MANAGER
+from eventfleet.operator.spec import GROUP, KIND, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
 

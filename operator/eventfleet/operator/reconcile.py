@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import psycopg2
+from kubernetes.client.exceptions import ApiException
+
 from eventfleet.consumer import migrate
 from eventfleet.operator import kafka_admin, kube
 from eventfleet.operator.builders import Owner, build_deployment, deployment_name
@@ -26,7 +28,6 @@ from eventfleet.operator.conditions import (
 )
 from eventfleet.operator.spec import EventConsumerSpec
 from eventfleet.operator.topics import TopicClaim, TopicPlan, conflicting_claims, plan_topic
-from kubernetes.client.exceptions import ApiException
 
 log = logging.getLogger(__name__)
 

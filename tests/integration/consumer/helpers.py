@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg2
 from confluent_kafka import Producer
+
 from eventfleet.consumer.runtime import Consumer
 from eventfleet.consumer.settings import ConsumerSettings
 

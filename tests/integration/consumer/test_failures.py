@@ -21,8 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis
 from confluent_kafka import Consumer as KafkaConsumer
-from eventfleet.consumer.runtime import Consumer
 
+from eventfleet.consumer.runtime import Consumer
 from tests.fixtures.stack import Stack, free_port
 from tests.integration.consumer.expected import expected_stats, redis_stats, stored_stats
 from tests.integration.consumer.helpers import (

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 from confluent_kafka.admin import AdminClient, NewTopic
-from eventfleet.consumer.runtime import Consumer
 
+from eventfleet.consumer.runtime import Consumer
 from tests.fixtures.private_kafka import PrivateKafka, private_kafka
 from tests.fixtures.stack import Stack, free_port
 from tests.integration.consumer.expected import expected_stats, redis_stats, stored_stats

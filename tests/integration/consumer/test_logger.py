@@ -8,9 +8,9 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import Consumer as KafkaConsumer
 from confluent_kafka import TopicPartition
+
 from eventfleet.consumer.events import derived_event_id
 from eventfleet.consumer.runtime import Consumer
-
 from tests.fixtures.stack import Stack
 from tests.integration.consumer.helpers import (
     counter,

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg2
 import pytest
+
 from eventfleet.consumer import migrate
 from eventfleet.consumer.aggregate import partition_name
 from eventfleet.consumer.cli import main as consumer_main
@@ -15,7 +16,6 @@ from eventfleet.consumer.migrate_cli import main as migrate_main
 from eventfleet.consumer.modes.leaderboard import LeaderboardMode
 from eventfleet.consumer.modes.logger import LoggerMode
 from eventfleet.consumer.settings import MODES, ConsumerSettings
-
 from tests.integration.consumer.helpers import rows
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 import redis
-from eventfleet.consumer.runtime import Consumer
 
+from eventfleet.consumer.runtime import Consumer
 from tests.fixtures.stack import Stack
 from tests.integration.consumer.expected import (
     expected_boards,

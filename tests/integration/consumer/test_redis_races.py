@@ -4,6 +4,7 @@ values): whatever the order, the newer values stay. Real Redis, the mirror's own
 from __future__ import annotations
 
 import redis
+
 from eventfleet.consumer.modes.base import HashSet, ZScore
 from eventfleet.consumer.redis_mirror import RedisMirror, commands
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eventfleet.consumer.events import Event, parse_event
 
+from eventfleet.consumer.events import Event, parse_event
 from tests.fixtures.stack import Stack
 from tests.integration.gateway.harness import (
     TcpProxy,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
+
 from eventfleet.consumer.batch import NO_OFFSET, Record, admit, bisect_failures, parse_records
 from eventfleet.consumer.events import DEFAULT_LIMITS, derived_event_id
 

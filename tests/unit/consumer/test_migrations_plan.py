@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from eventfleet.consumer.migrate import (
     Applied,
     MigrationError,

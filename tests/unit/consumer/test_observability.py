@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 
-from eventfleet.consumer.observability import JsonFormatter, Metrics
 from prometheus_client import generate_latest
+
+from eventfleet.consumer.observability import JsonFormatter, Metrics
 
 
 def test_log_lines_are_json_with_extra_fields() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from eventfleet.consumer.settings import SettingsError, load_settings
 
 ENV = {

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from eventfleet.consumer.events import Event, parse_event
 
+from eventfleet.consumer.events import Event, parse_event
 from tests.unit.gateway.fakes import call, make_gateway
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -3,11 +3,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
 from eventfleet.gateway.ids import UUID7Generator, uuid7_milliseconds
 from eventfleet.gateway.metrics import LocalCounter, LocalHistogram
 from eventfleet.gateway.ratelimit import TokenBuckets, worker_share
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-
 from tests.unit.gateway.fakes import make_gateway
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from eventfleet.gateway import ingest
 from eventfleet.gateway.ingest import BodyError
 

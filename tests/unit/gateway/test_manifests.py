@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from eventfleet.gateway.settings import load_settings
 
+from eventfleet.gateway.settings import load_settings
 from tests.unit.gateway.fakes import call, make_gateway
 
 FOLDER = Path(__file__).resolve().parents[3] / "manifests" / "gateway"

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from eventfleet.gateway.cli import main
 from eventfleet.gateway.settings import (
     Settings,

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+
 from eventfleet.consumer.settings import ConsumerSettings, env_name, load_settings
 from eventfleet.operator.builders import (
     Owner,

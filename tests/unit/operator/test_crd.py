@@ -10,9 +10,10 @@ from typing import Any
 import annotated_types
 import pytest
 import yaml
-from eventfleet.operator.spec import EventConsumerSpec
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
+
+from eventfleet.operator.spec import EventConsumerSpec
 
 REPO = Path(__file__).resolve().parents[3]
 CRD_PATH = REPO / "crds" / "eventconsumers.eventfleet.dev.yaml"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from eventfleet.operator.kube import credential_source
 
 POD = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from eventfleet.operator import metrics
 from prometheus_client import REGISTRY, generate_latest
+
+from eventfleet.operator import metrics
 
 
 def test_documented_metric_names_are_exported() -> None:

@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from eventfleet.operator.scaling import (
     LagReading,
     PartitionOffsets,

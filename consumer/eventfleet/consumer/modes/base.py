@@ -13,10 +13,11 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
-from eventfleet.consumer.batch import Good
-from eventfleet.consumer.settings import Mode as ModeName
 from psycopg2.extensions import connection as Connection  # noqa: N812 - the library's name
 from psycopg2.extensions import cursor as Cursor  # noqa: N812
+
+from eventfleet.consumer.batch import Good
+from eventfleet.consumer.settings import Mode as ModeName
 
 # Built per row or per board entry of every batch: named tuples are cheap to create.
 

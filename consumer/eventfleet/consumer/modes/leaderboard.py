@@ -14,6 +14,9 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, Final, NamedTuple, cast
 
+from psycopg2.extensions import connection as Connection  # noqa: N812 - the library's name
+from psycopg2.extensions import cursor as Cursor  # noqa: N812
+
 from eventfleet.consumer.aggregate import (
     BOARD_BITS,
     BOARD_INDEX,
@@ -27,8 +30,6 @@ from eventfleet.consumer.aggregate import (
 from eventfleet.consumer.batch import Good
 from eventfleet.consumer.modes.base import RedisOp, Staging, ZScore, copy_lines
 from eventfleet.consumer.settings import ConsumerSettings, Mode, Period
-from psycopg2.extensions import connection as Connection  # noqa: N812 - the library's name
-from psycopg2.extensions import cursor as Cursor  # noqa: N812
 
 COLUMNS: Final = (
     "game_id, period, period_key, player_id, total_score, high_score, level, wins, boards"

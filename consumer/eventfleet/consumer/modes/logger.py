@@ -18,6 +18,10 @@ from uuid import UUID
 
 import orjson
 import psycopg2.errors
+from psycopg2 import sql
+from psycopg2.extensions import connection as Connection  # noqa: N812 - the library's name
+from psycopg2.extensions import cursor as Cursor  # noqa: N812
+
 from eventfleet.consumer.aggregate import (
     PARTITION_PREFIX,
     earliest_kept_day,
@@ -28,9 +32,6 @@ from eventfleet.consumer.aggregate import (
 from eventfleet.consumer.batch import Good
 from eventfleet.consumer.modes.base import RedisOp, Staging, copy_lines
 from eventfleet.consumer.settings import ConsumerSettings, Mode
-from psycopg2 import sql
-from psycopg2.extensions import connection as Connection  # noqa: N812 - the library's name
-from psycopg2.extensions import cursor as Cursor  # noqa: N812
 
 log = logging.getLogger(__name__)
 

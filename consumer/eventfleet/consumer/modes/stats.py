@@ -13,12 +13,13 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Final, NamedTuple
 
+from psycopg2.extensions import connection as Connection  # noqa: N812 - the library's name
+from psycopg2.extensions import cursor as Cursor  # noqa: N812
+
 from eventfleet.consumer.aggregate import aggregate_stats, stats_redis_key
 from eventfleet.consumer.batch import Good
 from eventfleet.consumer.modes.base import HashSet, RedisOp, Staging, copy_lines
 from eventfleet.consumer.settings import ConsumerSettings, Mode
-from psycopg2.extensions import connection as Connection  # noqa: N812 - the library's name
-from psycopg2.extensions import cursor as Cursor  # noqa: N812
 
 ADDED: Final = (
     "total_events",
