@@ -300,9 +300,9 @@ def test_the_whole_pipeline_is_exact_and_scales(  # noqa: PLR0917 - fixtures
     for name in names:
         assert ready(custom, namespace, name), status(custom, namespace, name)
     assert leaderboard["consumerGroup"] == f"eventfleet.{namespace}.leaderboard"
-    restarts = (
-        (LOG_DIR / "podrunner.log")
-        .read_text()
-        .count(f"{namespace}/stats-consumer: replica 0 exited")
+    # The kill really happened (to whichever replica was newest), and the totals above are exact.
+    killed = re.findall(
+        rf"{re.escape(namespace)}/stats-consumer: replica \d+ exited with -9",
+        (LOG_DIR / "podrunner.log").read_text(),
     )
-    assert restarts >= 1  # the kill really happened, and the totals above are still exact
+    assert killed
