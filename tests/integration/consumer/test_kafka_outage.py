@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from eventfleet.consumer.runtime import Consumer
 from tests.fixtures.private_kafka import PrivateKafka, private_kafka
@@ -43,10 +42,7 @@ def test_kafka_killed_mid_run_then_back_the_consumer_reconnects_and_counts_exact
     consumer_redis: redis.Redis,
 ) -> None:
     topic = "outage"
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(
-        timeout=30
-    )
+    broker.create_topic(topic, partitions=3)
     first = generate_events(4000, seed=31)
     second = generate_events(3000, seed=32)
     produce_events(broker.bootstrap, topic, first)

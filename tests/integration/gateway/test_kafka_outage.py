@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.fixtures.private_kafka import PrivateKafka, private_kafka
 from tests.integration.gateway.harness import Gateway, consume_all, running_gateway
@@ -96,10 +95,7 @@ def test_broker_killed_mid_run_503_then_recovers_and_no_accepted_event_is_lost(
     broker: PrivateKafka, consumer_group: str, tmp_path: Path
 ) -> None:
     topic = "outage"
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(
-        timeout=30
-    )
+    broker.create_topic(topic, partitions=3)
     with (
         running_gateway(
             tmp_path, broker.bootstrap, topic, "--delivery-timeout-ms", "3000"

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.fixtures.private_kafka import PrivateKafka, private_kafka
 from tests.fixtures.stack import REPO
@@ -50,10 +49,7 @@ def read_lag(bootstrap: str, *groups: str) -> list[list[list[int | None]]]:
 def test_lag_of_unseen_groups_on_a_fresh_cluster_is_read_not_a_crash(
     fresh_broker: PrivateKafka,
 ) -> None:
-    admin = AdminClient({"bootstrap.servers": fresh_broker.bootstrap})
-    admin.create_topics([NewTopic("lag", num_partitions=2, replication_factor=1)])["lag"].result(
-        timeout=30
-    )
+    fresh_broker.create_topic("lag", partitions=2)
     groups = [f"unseen-{n}" for n in range(5)]
     readings = read_lag(fresh_broker.bootstrap, *groups)
     # No committed offsets anywhere: reported as such (None), on both partitions, for each group.
