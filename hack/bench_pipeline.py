@@ -90,35 +90,27 @@ def kafka_floor(bootstrap: str, count: int = 2000) -> list[float]:
 
 
 def event(game: str, index: int) -> dict[str, Any]:
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    player = f"bench-{index % 5000}"
+    """Matches, logins and level-ups in turn, for 5,000 players."""
+    kind: str
+    data: dict[str, Any]
     if index % 3 == 0:
-        return {
-            "event_type": "match_completed",
-            "player_id": player,
-            "game_id": game,
-            "timestamp": stamp,
-            "data": {
-                "score": index % 977,
-                "won": index % 2 == 0,
-                "kills": index % 13,
-                "deaths": index % 7,
-            },
+        kind = "match_completed"
+        data = {
+            "score": index % 977,
+            "won": index % 2 == 0,
+            "kills": index % 13,
+            "deaths": index % 7,
         }
-    if index % 3 == 1:
-        return {
-            "event_type": "player_login",
-            "player_id": player,
-            "game_id": game,
-            "timestamp": stamp,
-            "data": {"platform": "pc"},
-        }
+    elif index % 3 == 1:
+        kind, data = "player_login", {"platform": "pc"}
+    else:
+        kind, data = "player_level_up", {"level": 1 + index % 90}
     return {
-        "event_type": "player_level_up",
-        "player_id": player,
+        "event_type": kind,
+        "player_id": f"bench-{index % 5000}",
         "game_id": game,
-        "timestamp": stamp,
-        "data": {"level": 1 + index % 90},
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "data": data,
     }
 
 
