@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -87,6 +88,47 @@ class Known:
 
 _known: dict[tuple[str, str], Known] = {}
 _known_lock = threading.Lock()
+
+
+class ObjectLocks:
+    """One lock per EventConsumer (namespace, name), forgotten once nobody holds or awaits it.
+
+    Reconcile, a pass of the autoscaling loop and the topic deletion each hold it, so they never
+    interleave on one object: a pass that read the spec just before a deletion would otherwise
+    find the topic missing and create it again after the deletion handler removed it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, str], tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, key: tuple[str, str]) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        with self._guard:
+            return len(self._locks)
+
+
+_object_locks = ObjectLocks()
+
+
+def _still_current(key: tuple[str, str], entry: Known) -> bool:
+    """False once the object was deleted (or deleted and created again) since `entry` was read."""
+    with _known_lock:
+        return _known.get(key) is entry
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -248,8 +290,14 @@ def reconcile(
     **_: Any,
 ) -> None:
     namespace = namespace or "default"
+    with _object_locks.hold((namespace, name)):
+        _reconcile(namespace, name, uid, spec, int(meta.get("generation", 0)))
+
+
+def _reconcile(
+    namespace: str, name: str, uid: str, spec: Mapping[str, Any], generation: int
+) -> None:
     report = _reporter(namespace, name, uid)
-    generation = int(meta.get("generation", 0))
     with metrics.RECONCILE_SECONDS.time():
         try:
             parsed = _parse(spec)
@@ -321,7 +369,10 @@ def _autoscaling_loop() -> None:
 
 def _autoscale_safely(key: tuple[str, str], entry: Known) -> None:
     try:
-        autoscale(key[0], key[1], entry)
+        with _object_locks.hold(key):
+            if not _still_current(key, entry):
+                return  # deleted while this pass waited: nothing of it may be created again
+            autoscale(key[0], key[1], entry)
     except Exception:  # the loop must survive anything one object does
         metrics.ERRORS.labels("autoscaling").inc()
         log.exception("%s/%s: autoscaling pass failed", *key)
@@ -574,6 +625,13 @@ def delete_topic(
     **_: Any,
 ) -> None:
     namespace = namespace or "default"
+    # Held so that a pass of the loop still at work on this object finishes first (and the next
+    # one sees the object gone) before the topic goes.
+    with _object_locks.hold((namespace, name)):
+        _delete_topic(namespace, name, uid, spec)
+
+
+def _delete_topic(namespace: str, name: str, uid: str, spec: Mapping[str, Any]) -> None:
     parsed = _parse(spec)
     others = [c for c in _known_claims(parsed) if c.owner != f"{namespace}/{name}"]
     report = _reporter(namespace, name, uid)

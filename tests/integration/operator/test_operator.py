@@ -147,6 +147,15 @@ class Cluster:
         )
         return [f"{e.reason}: {e.message}" for e in found.items]
 
+    def wait_event(self, name: str, matches: Callable[[str], bool], what: str) -> str:
+        """The first event on `name` that `matches`, waiting for it: the operator posts an
+        event right after the change it reports, so a test that saw the change may be early."""
+
+        def found() -> str | None:
+            return next((e for e in self.events(name) if matches(e)), None)
+
+        return str(wait_for(found, timeout=15, what=what))
+
 
 @pytest.fixture
 def cluster(kube_api: client.ApiClient, consumer_ns: str) -> Cluster:
@@ -239,7 +248,7 @@ def test_spec_edit_updates_the_deployment_and_partitions_grow(
         return bool(found["status"].get("observedGeneration") == found["metadata"]["generation"])
 
     wait_for(caught_up, timeout=30, what="observedGeneration to follow the edit")
-    assert any("grew to 6 partitions" in e for e in cluster.events("logger"))
+    cluster.wait_event("logger", lambda e: "grew to 6 partitions" in e, "a TopicUpdated event")
 
 
 def test_a_topic_with_more_partitions_is_not_shrunk(
@@ -250,7 +259,9 @@ def test_a_topic_with_more_partitions_is_not_shrunk(
     refused = cluster.wait_condition("logger", "TopicReady", "False", reason="ChangeRefused")
     assert "cannot shrink from 6 to 3" in refused["message"]
     assert topic_partitions(kafka_admin, topic_name) == 6
-    assert any(e.startswith("TopicChangeRefused") for e in cluster.events("logger"))
+    cluster.wait_event(
+        "logger", lambda e: e.startswith("TopicChangeRefused"), "a TopicChangeRefused event"
+    )
 
 
 def test_a_hand_edited_deployment_is_restored(
@@ -325,9 +336,12 @@ def test_backlog_scales_up_to_the_partition_count_and_back_to_zero(
         return bool(status.get("lag", {}).get("total") == 0 and status["desiredReplicas"] == 0)
 
     wait_for(drained_and_down, timeout=90, what="the backlog to drain and a scale-down to 0")
-    reasons = cluster.events("logger")
-    assert any(r.startswith("ScaledUp: 0 -> 3") for r in reasons)
-    assert any(r.startswith("ScaledDown") and "-> 0 replicas" in r for r in reasons)
+    cluster.wait_event("logger", lambda e: e.startswith("ScaledUp: 0 -> 3"), "a ScaledUp event")
+    cluster.wait_event(
+        "logger",
+        lambda e: e.startswith("ScaledDown") and "-> 0 replicas" in e,
+        "a ScaledDown event to 0",
+    )
 
 
 def test_kafka_unreachable_holds_replicas_and_says_so(
@@ -464,7 +478,9 @@ def test_topic_config_drift_is_corrected(
         timeout=30,
         what="the operator to set retention.ms back",
     )
-    assert any("set retention.ms=604800000" in e for e in cluster.events("logger"))
+    cluster.wait_event(
+        "logger", lambda e: "set retention.ms=604800000" in e, "a TopicUpdated event"
+    )
 
 
 def test_two_event_consumers_disagreeing_on_a_topic_conflict(
