@@ -72,6 +72,18 @@ def parse_records(
     return good, bad
 
 
+def fill_wait_seconds(now_ms: float, produced_ms: int | None, timeout_ms: int) -> float:
+    """How long a batch whose oldest record was produced at `produced_ms` may still wait for
+    more records: a batch closes `timeout_ms` after its oldest record was produced (or when
+    full). Records that already waited in Kafka (a backlog) close it at once; a producer
+    clock ahead of ours never makes it wait longer than `timeout_ms`; an unknown time
+    (no timestamp) waits the whole `timeout_ms`."""
+    if produced_ms is None or produced_ms <= 0:
+        return timeout_ms / 1000
+    left = produced_ms + timeout_ms - now_ms
+    return min(max(left, 0.0), float(timeout_ms)) / 1000
+
+
 @dataclass(slots=True)
 class Admission:
     """The outcome of checking a batch against the stored offsets (under their row locks)."""

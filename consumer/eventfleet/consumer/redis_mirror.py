@@ -179,12 +179,7 @@ class RedisMirror:
         try:
             if self.dirty:
                 in_postgres = stored()
-                have = self.client.hgetall(self.marker)
-                synced = {_text(k): int(v) for k, v in have.items() if _text(k) != "synced_at"}
-                behind = [
-                    tp for tp, n in in_postgres.items() if n >= 0 and synced.get(_field(tp), -1) < n
-                ]
-                if not have or behind:
+                if self._behind(in_postgres):
                     self.resync(snapshot(), in_postgres)
                     return
                 self.dirty = False
@@ -199,6 +194,41 @@ class RedisMirror:
                 # Flushed or restarted between batches: these values landed in an empty db.
                 self.dirty = True
                 self.resync(snapshot(), stored())
+        except redis.RedisError:
+            self.dirty = True
+            raise
+
+    def _behind(self, in_postgres: dict[TopicPartition, int]) -> bool:
+        """True when the marker is missing or records less progress than PostgreSQL has for
+        some partition (Redis then lacks values of committed batches)."""
+        have = self.client.hgetall(self.marker)
+        synced = {_text(k): int(v) for k, v in have.items() if _text(k) != "synced_at"}
+        return not have or any(
+            n >= 0 and synced.get(_field(tp), -1) < n for tp, n in in_postgres.items()
+        )
+
+    def verify(
+        self,
+        *,
+        snapshot: Callable[[], Iterator[list[RedisOp]]],
+        stored: Callable[[], dict[TopicPartition, int]],
+        settle_seconds: float = 2.0,
+    ) -> None:
+        """At start, before this process commits anything: trust Redis when its marker holds
+        PostgreSQL's progress, else rebuild. A replica of the same group may have committed a
+        batch it has not yet written to Redis, so a marker that is behind is given
+        `settle_seconds` to catch up before it counts as stale. (Checking only at the first
+        write, after this process's own first commit, found Redis behind every time: a
+        rebuild of every value at each restart or scale-up.)"""
+        try:
+            in_postgres = stored()
+            deadline = time.monotonic() + settle_seconds
+            while self._behind(in_postgres):
+                if time.monotonic() >= deadline or not self.client.exists(self.marker):
+                    self.resync(snapshot(), in_postgres)
+                    return
+                time.sleep(0.1)
+            self.dirty = False
         except redis.RedisError:
             self.dirty = True
             raise

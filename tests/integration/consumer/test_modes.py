@@ -76,6 +76,41 @@ def test_stats_exact_in_postgres_and_redis_and_repaired_after_a_flush(
     assert counter(consumer.metrics.redis_resyncs) >= 2  # the first start, then the flush
 
 
+def test_a_restart_trusts_redis_in_step_and_rebuilds_redis_left_behind(
+    stack: Stack,
+    create_topic: Callable[..., str],
+    consumer_group: str,
+    postgres_dsn: str,
+    consumer_redis: redis.Redis,
+) -> None:
+    """A graceful restart (a rollout, a scale-up) must not rebuild every value; a marker that
+    records less than PostgreSQL (a crash between commit and the Redis write) must."""
+    topic = create_topic(partitions=3)
+    settings = settings_for(
+        "stats",
+        bootstrap=stack.kafka_bootstrap,
+        topic=topic,
+        group=consumer_group,
+        dsn=postgres_dsn,
+        redis_url=stack.redis_url,
+        batch_size=200,
+    )
+    sent: list[dict[str, object]] = []
+    resyncs = []
+    for seed in (11, 12, 13):
+        if seed == 13:  # Redis missed a committed batch: its marker is behind on a partition
+            marker = next(iter(consumer_redis.scan_iter(match="eventfleet:synced:*")))
+            consumer_redis.hset(marker, f"{topic}/0", 0)
+        events = generate_events(1500, seed=seed)
+        produce_events(stack.kafka_bootstrap, topic, events)
+        sent += events
+        consumer = Consumer(settings)
+        run_until_done(consumer, len(sent))
+        resyncs.append(counter(consumer.metrics.redis_resyncs))
+        assert redis_stats(consumer_redis) == expected_stats(sent)
+    assert resyncs == [1, 0, 1]  # an empty Redis at first; in step; behind
+
+
 # ----------------------------------------------------------------------------- leaderboards
 
 

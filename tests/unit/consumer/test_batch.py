@@ -1,4 +1,5 @@
-"""The loop's pure decisions: offsets admission (exactly once, fencing) and bisection."""
+"""The loop's pure decisions: offsets admission (exactly once, fencing), bisection and how long
+a batch waits to fill."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from eventfleet.consumer.batch import NO_OFFSET, Record, admit, bisect_failures, parse_records
+from eventfleet.consumer.batch import (
+    NO_OFFSET,
+    Record,
+    admit,
+    bisect_failures,
+    fill_wait_seconds,
+    parse_records,
+)
 from eventfleet.consumer.events import DEFAULT_LIMITS, derived_event_id
 
 T = "events"
@@ -113,3 +121,21 @@ def test_parse_records_derives_ids_from_the_position() -> None:
     )
     assert [g.event.event_id for g in good] == [derived_event_id(T, 2, 41), uuid.UUID(int=5)]
     assert [(b.record.offset, b.reason) for b in bad] == [(43, "invalid_json")]
+
+
+@pytest.mark.parametrize(
+    ("now_ms", "produced_ms", "timeout_ms", "expected"),
+    [
+        (1_000_000, 1_000_000, 100, 0.1),  # just produced: the whole window
+        (1_000_030, 1_000_000, 100, 0.07),  # produced 30 ms ago: the rest of the window
+        (1_000_100, 1_000_000, 100, 0.0),  # the window is over: close now
+        (1_005_000, 1_000_000, 100, 0.0),  # a backlog: never wait behind old records
+        (1_000_000, 1_060_000, 100, 0.1),  # a producer clock ahead: at most the window
+        (1_000_000, None, 250, 0.25),  # no timestamp: the whole window
+        (1_000_000, -1, 250, 0.25),  # librdkafka's "not available"
+    ],
+)
+def test_a_batch_closes_its_timeout_after_its_oldest_record_was_produced(
+    now_ms: int, produced_ms: int | None, timeout_ms: int, expected: float
+) -> None:
+    assert fill_wait_seconds(now_ms, produced_ms, timeout_ms) == pytest.approx(expected)
