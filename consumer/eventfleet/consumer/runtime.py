@@ -71,7 +71,7 @@ from eventfleet.consumer.batch import (
     parse_records,
 )
 from eventfleet.consumer.events import ParseLimits
-from eventfleet.consumer.modes.base import RedisOp
+from eventfleet.consumer.modes.base import RedisOp, RedisValues
 from eventfleet.consumer.observability import Health, HttpServer, Metrics
 from eventfleet.consumer.redis_mirror import RedisMirror
 from eventfleet.consumer.settings import ConsumerSettings
@@ -122,7 +122,7 @@ class Outcome:
     admission: Admission
     written: list[Good]
     dlq: list[Bad]
-    ops: list[RedisOp] = field(default_factory=list)
+    redis_values: list[RedisValues] = field(default_factory=list)  # one per written slice
     committed_at: float = 0.0
 
 
@@ -589,14 +589,14 @@ class Consumer:
                     try:
                         # The staged rows are for the whole of `goods`: a bisected slice is
                         # staged again.
-                        ops = self.mode.write(
+                        values = self.mode.write(
                             cursor, items, now, staged if items is goods else None
                         )
                     except (psycopg2.DataError, psycopg2.IntegrityError) as error:
                         cursor.execute("ROLLBACK TO SAVEPOINT batch")
                         return _database_message(error)
                     cursor.execute("RELEASE SAVEPOINT batch")
-                    outcome.ops.extend(ops)
+                    outcome.redis_values.append(values)
                     return None
 
                 poisoned = bisect_failures(goods, attempt)
@@ -657,8 +657,9 @@ class Consumer:
             self._seek(topic, partition, offset)
         if self.producer is not None and outcome.dlq:
             self._produce_dlq(outcome.dlq)
-        if self.redis is not None and (outcome.ops or self.redis.dirty):
-            self._publish(outcome.ops, admission.next_offsets)
+        if self.redis is not None and (outcome.redis_values or self.redis.dirty):
+            ops = [op for values in outcome.redis_values for op in values()]
+            self._publish(ops, admission.next_offsets)
 
         metrics.processed.inc(len(outcome.written))
         metrics.replayed.inc(admission.already_done)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg2
 import pytest
 import redis
 from confluent_kafka import Consumer as KafkaConsumer
@@ -182,6 +183,64 @@ def test_malformed_records_all_land_in_the_dlq_beside_every_good_event(
         seen.append((message.value() or b"", text))
     reader.close()
     assert sorted(seen) == sorted(corpus)
+
+
+@pytest.mark.parametrize("mode", ["stats", "leaderboard"])
+def test_a_row_the_database_refuses_is_isolated_and_the_rest_counted_once(
+    stack: Stack,
+    create_topic: Callable[..., str],
+    consumer_group: str,
+    postgres_dsn: str,
+    mode: str,
+) -> None:
+    """A player whose total is at the top of bigint: the next score overflows, PostgreSQL
+    refuses the batch's upsert, and bisection finds that one event. The slices written before
+    and after it share the transaction's staging table: each must be counted exactly once."""
+    topic = create_topic(partitions=1)
+    settings = settings_for(
+        mode,
+        bootstrap=stack.kafka_bootstrap,
+        topic=topic,
+        group=consumer_group,
+        dsn=postgres_dsn,
+        redis_url=stack.redis_url,
+        batch_size=1000,
+    )
+    produce(stack.kafka_bootstrap, topic, [encoded(good(1, player_id="hot"))])
+    run_until_done(Consumer(settings), 1)
+    table = "player_statistics" if mode == "stats" else "leaderboards"
+    with contextlib.closing(psycopg2.connect(postgres_dsn)) as connection, connection:
+        connection.cursor().execute(
+            f"UPDATE {table} SET total_score = 9223372036854775000 WHERE player_id = 'hot'"  # noqa: S608 - a constant
+        )
+    events = [good(n) for n in range(2, 402)]
+    poison = good(5000, player_id="hot", data={"score": 10_000, "won": False})
+    values = [encoded(e) for e in events[:150]] + [encoded(poison)]
+    values += [encoded(e) for e in events[150:]]
+    produce(stack.kafka_bootstrap, topic, values)
+    consumer = Consumer(settings)
+    run_until_done(consumer, 1 + len(values))
+
+    refused = rows(postgres_dsn, "SELECT reason, message FROM dlq_events")
+    assert [reason for reason, _ in refused] == ["database_error"]
+    assert "out of range" in refused[0][1]
+    if mode == "stats":
+        others = {k: v for k, v in stored_stats(postgres_dsn).items() if k[1] != "hot"}
+        assert others == expected_stats(events)
+    else:
+        totals = dict(
+            rows(
+                postgres_dsn,
+                "SELECT player_id, total_score FROM leaderboards "
+                "WHERE period = 'all_time' AND player_id <> 'hot'",
+            )
+        )
+        expected: dict[str, int] = {}
+        for event in events:
+            player = event["player_id"]
+            expected[player] = expected.get(player, 0) + event["data"]["score"]
+        assert totals == expected
+    assert counter(consumer.metrics.processed) == len(events)
 
 
 def test_kill_9_mid_batch_then_restart_loses_and_doubles_nothing(  # noqa: PLR0917 - fixtures

@@ -28,18 +28,22 @@ from eventfleet.consumer.aggregate import (
     oldest_kept,
 )
 from eventfleet.consumer.batch import Good
-from eventfleet.consumer.modes.base import RedisOp, Staging, ZScore, copy_lines
+from eventfleet.consumer.modes.base import (
+    RedisOp,
+    RedisValues,
+    Staging,
+    ZScore,
+    no_redis_values,
+)
 from eventfleet.consumer.settings import ConsumerSettings, Mode, Period
 
 COLUMNS: Final = (
     "game_id, period, period_key, player_id, total_score, high_score, level, wins, boards"
 )
-# The staging rows are deleted by the statement that reads them: the table is empty for the
-# next write of the same transaction (bisection) without a round trip of its own.
+# Ordered so that replicas sharing players lock their rows in the same order (no deadlock).
 UPSERT: Final = f"""
-WITH staged AS (DELETE FROM leaderboard_staging RETURNING *)
 INSERT INTO leaderboards AS l ({COLUMNS})
-SELECT {COLUMNS} FROM staged
+SELECT {COLUMNS} FROM leaderboard_staging
 ORDER BY game_id, period, period_key, player_id
 ON CONFLICT (game_id, period, period_key, player_id) DO UPDATE SET
     total_score = l.total_score + EXCLUDED.total_score,
@@ -86,7 +90,7 @@ class LeaderboardMode:
         self.periods = settings.periods
         self.top_n = settings.top_n
         self.keep = Keep(settings.daily_keep_days, settings.weekly_keep_weeks)
-        self._staging = Staging(STAGING)
+        self._staging = Staging(STAGING, "leaderboard_staging")
         self._expiry: dict[tuple[str, str], datetime | None] = {}
         self._bits = [(board, BOARD_BITS[board], BOARD_INDEX[board]) for board in self.boards]
         self._boards: dict[tuple[str, str, str], tuple[datetime | None, list[tuple[int, int, str]]]]
@@ -116,14 +120,14 @@ class LeaderboardMode:
 
     def write(
         self, cursor: Cursor, events: Sequence[Good], now: datetime, staged: object = None
-    ) -> list[RedisOp]:
+    ) -> RedisValues:
         rows = staged if isinstance(staged, LeaderboardStaged) else self.stage(events, now)
         if not rows.lines:
-            return []
-        copy_lines(cursor, "leaderboard_staging", COLUMNS, rows.lines)
+            return no_redis_values
+        self._staging.load(cursor, COLUMNS, rows.lines)
         cursor.execute(UPSERT)
         returned = cursor.fetchall()
-        return self._ops(returned, rows.deltas)
+        return lambda: self._ops(returned, rows.deltas)
 
     def _ops(
         self, returned: Sequence[Sequence[Any]], deltas: dict[LeaderboardSlot, list[int]]

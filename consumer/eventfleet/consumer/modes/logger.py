@@ -30,7 +30,13 @@ from eventfleet.consumer.aggregate import (
     partitions_wanted,
 )
 from eventfleet.consumer.batch import Good
-from eventfleet.consumer.modes.base import RedisOp, Staging, copy_lines
+from eventfleet.consumer.modes.base import (
+    RedisOp,
+    RedisValues,
+    Staging,
+    copy_lines,
+    no_redis_values,
+)
 from eventfleet.consumer.settings import ConsumerSettings, Mode
 
 log = logging.getLogger(__name__)
@@ -87,7 +93,7 @@ class LoggerMode:
         self.retention_days = settings.retention_days
         self.ahead_days = settings.partitions_ahead_days
         self._partitions: set[date] = set()
-        self._staging = Staging(STAGING)
+        self._staging = Staging(STAGING, "events_staging")
         self.expired_skipped = 0
 
     # -- before the transaction --------------------------------------------------------------
@@ -148,12 +154,12 @@ class LoggerMode:
 
     def write(
         self, cursor: Cursor, events: Sequence[Good], now: datetime, staged: object = None
-    ) -> list[RedisOp]:
+    ) -> RedisValues:
         rows = staged if isinstance(staged, LoggerStaged) else self.stage(events, now)
         self.expired_skipped += rows.expired
         lines = rows.lines
         if not lines:
-            return []
+            return no_redis_values
         # Fast path: COPY straight into `events`. Duplicate ids are rare (a producer that
         # retried; replays never get here, the offsets fence them off), so only when COPY hits
         # one does the batch go the slower way: staging table, then INSERT ... ON CONFLICT.
@@ -162,12 +168,11 @@ class LoggerMode:
             copy_lines(cursor, "events", _COLUMNS, lines)
         except psycopg2.errors.UniqueViolation:
             cursor.execute("ROLLBACK TO SAVEPOINT logger_copy")
-            copy_lines(cursor, "events_staging", _COLUMNS, lines)
+            self._staging.load(cursor, _COLUMNS, lines)
             cursor.execute(INSERT)
-            cursor.execute("TRUNCATE events_staging")
         else:
             cursor.execute("RELEASE SAVEPOINT logger_copy")
-        return []
+        return no_redis_values
 
     # -- around --------------------------------------------------------------------------------
 

@@ -18,7 +18,13 @@ from psycopg2.extensions import cursor as Cursor  # noqa: N812
 
 from eventfleet.consumer.aggregate import aggregate_stats, stats_redis_key
 from eventfleet.consumer.batch import Good
-from eventfleet.consumer.modes.base import HashSet, RedisOp, Staging, copy_lines
+from eventfleet.consumer.modes.base import (
+    HashSet,
+    RedisOp,
+    RedisValues,
+    Staging,
+    no_redis_values,
+)
 from eventfleet.consumer.settings import ConsumerSettings, Mode
 
 ADDED: Final = (
@@ -76,12 +82,10 @@ _SET: Final = ",\n    ".join(
     ]
 )
 _COLUMN_LIST: Final = ", ".join(COLUMNS)
-# The staging rows are deleted by the statement that reads them: the table is empty for the
-# next write of the same transaction (bisection) without a round trip of its own.
+# Ordered so that replicas sharing players lock their rows in the same order (no deadlock).
 UPSERT: Final = f"""
-WITH staged AS (DELETE FROM stats_staging RETURNING *)
 INSERT INTO player_statistics AS s ({_COLUMN_LIST})
-SELECT {_COLUMN_LIST} FROM staged ORDER BY game_id, player_id
+SELECT {_COLUMN_LIST} FROM stats_staging ORDER BY game_id, player_id
 ON CONFLICT (game_id, player_id) DO UPDATE SET
     {_SET}
 RETURNING game_id, player_id, {REDIS_VALUES}
@@ -107,7 +111,7 @@ class StatsMode:
 
     def __init__(self, settings: ConsumerSettings) -> None:
         self.settings = settings
-        self._staging = Staging(STAGING)
+        self._staging = Staging(STAGING, "stats_staging")
 
     def prepare(self, connection: Connection, events: Sequence[Good], now: datetime) -> None:
         self._staging.ensure(connection)
@@ -132,14 +136,14 @@ class StatsMode:
 
     def write(
         self, cursor: Cursor, events: Sequence[Good], now: datetime, staged: object = None
-    ) -> list[RedisOp]:
+    ) -> RedisValues:
         rows = staged if isinstance(staged, StatsStaged) else self.stage(events, now)
         if not rows.lines:
-            return []
-        copy_lines(cursor, "stats_staging", _COLUMN_LIST, rows.lines)
+            return no_redis_values
+        self._staging.load(cursor, _COLUMN_LIST, rows.lines)
         cursor.execute(UPSERT)
         returned = cursor.fetchall()
-        return [redis_hash(row) for row in returned]
+        return lambda: [redis_hash(row) for row in returned]
 
     def snapshot(self, connection: Connection, now: datetime) -> Iterator[list[RedisOp]]:
         with connection.cursor(name="stats_snapshot") as cursor:
