@@ -286,7 +286,7 @@ def _model_event(raw: bytes, *, now: datetime, limits: ParseLimits) -> Event | R
         value = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as error:
         return Rejection(RejectReason.INVALID_JSON, f"not valid JSON: {error}")
-    return validate_event(value, now=now, limits=limits)
+    return _model_value(value, now=now, limits=limits)
 
 
 def _refuse_constant(name: str) -> None:
@@ -297,6 +297,16 @@ def validate_event(
     value: object, *, now: datetime, limits: ParseLimits = DEFAULT_LIMITS
 ) -> Event | Rejection:
     """An already-decoded JSON value (e.g. one item of a gateway batch) into an Event."""
+    if type(value) is dict:
+        # The accept-only fast path (as in parse_event): the models judge everything else.
+        fast = _fast_value(value, now, limits)
+        if fast is not None:
+            return fast
+    return _model_value(value, now=now, limits=limits)
+
+
+def _model_value(value: object, *, now: datetime, limits: ParseLimits) -> Event | Rejection:
+    """validate_event without the accept-only fast path: the models decide."""
     if not isinstance(value, dict):
         return Rejection(
             RejectReason.NOT_AN_OBJECT, f"an event must be a JSON object, not {_json_type(value)}"
@@ -529,15 +539,21 @@ def _fast_data(event_type: str, data: dict[str, Any]) -> dict[str, Any] | None:
     return {**checked.model_dump(exclude_none=True), **extra}
 
 
-def _fast_event(  # noqa: PLR0911 - one flat run of checks is the point
-    raw: bytes, now: datetime, limits: ParseLimits
-) -> Event | None:
+def _fast_event(raw: bytes, now: datetime, limits: ParseLimits) -> Event | None:
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
     if type(value) is not dict:
         return None
+    return _fast_value(value, now, limits)
+
+
+def _fast_value(  # noqa: PLR0911 - one flat run of checks is the point
+    value: dict[str, Any], now: datetime, limits: ParseLimits
+) -> Event | None:
+    """The Event of a decoded JSON object the fast path can vouch for (None: let the models
+    decide). `value` is the caller's to give away: its `data` may become the event's."""
     event_type = value.get("event_type")
     player_id = value.get("player_id")
     game_id = value.get("game_id")

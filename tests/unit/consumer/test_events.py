@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 
 from eventfleet.consumer.events import (
@@ -312,6 +313,26 @@ def test_the_fast_path_accepts_only_what_the_models_accept_and_builds_the_same_e
         slow = _model_event(raw, now=NOW, limits=limits)
         # repr compares types as well as values (True is not 1, Decimal is not float) and order.
         assert repr(fast) == repr(slow), raw
+    assert fast_hits > 100
+
+
+def test_decoded_values_take_the_fast_path_and_it_agrees_with_the_models() -> None:
+    """validate_event (a gateway batch's items) uses the same accept-only fast path."""
+    from eventfleet.consumer.events import _fast_value, _model_value  # noqa: PLC0415 - internals
+
+    limits = ParseLimits()
+    fast_hits = 0
+    for raw in _variants():
+        try:
+            decoded = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if type(decoded) is not dict or _fast_value(orjson.loads(raw), NOW, limits) is None:
+            continue
+        fast_hits += 1
+        assert repr(validate_event(orjson.loads(raw), now=NOW)) == repr(
+            _model_value(decoded, now=NOW, limits=limits)
+        ), raw
     assert fast_hits > 100
 
 
