@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from confluent_kafka import Consumer as KafkaConsumer
@@ -85,3 +86,53 @@ def test_logger_stores_every_event_once_and_a_replay_changes_nothing(
     assert rows(postgres_dsn, "SELECT count(*), sum(kafka_offset) FROM events") == before
     assert rows(postgres_dsn, "SELECT * FROM consumer_offsets ORDER BY 3") == offsets_before
     assert rows(postgres_dsn, "SELECT count(*) FROM dlq_events") == [(0,)]
+
+
+def test_event_time_is_the_instant_the_producer_wrote_in_every_timestamp_form(
+    stack: Stack,
+    create_topic: Callable[..., str],
+    consumer_group: str,
+    postgres_dsn: str,
+) -> None:
+    """The COPY passes the producer's own timestamp text when the parser vouched for it:
+    PostgreSQL must read the same instant the event model did, whatever the offset and
+    however many fraction digits."""
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    forms = {
+        "Z": base.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "fraction 1": base.strftime("%Y-%m-%dT%H:%M:%S.5Z"),
+        "fraction 3": base.strftime("%Y-%m-%dT%H:%M:%S.123Z"),
+        "fraction 6": base.strftime("%Y-%m-%dT%H:%M:%S.000001Z"),
+        "east": base.astimezone(timezone(timedelta(hours=2))).strftime(
+            "%Y-%m-%dT%H:%M:%S.25+02:00"
+        ),
+        "west": base.astimezone(timezone(-timedelta(hours=5, minutes=30))).strftime(
+            "%Y-%m-%dT%H:%M:%S-05:30"
+        ),
+        "zero offset": base.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+    }
+    topic = create_topic(partitions=1)
+    events = [
+        {
+            "event_id": str(uuid.UUID(int=n + 1)),
+            "event_type": "player_login",
+            "player_id": f"p{n}",
+            "game_id": "g",
+            "timestamp": text,
+            "data": {},
+        }
+        for n, text in enumerate(forms.values())
+    ]
+    produce_events(stack.kafka_bootstrap, topic, events)
+    settings = settings_for(
+        "logger",
+        bootstrap=stack.kafka_bootstrap,
+        topic=topic,
+        group=consumer_group,
+        dsn=postgres_dsn,
+        redis_url=stack.redis_url,
+    )
+    run_until_done(Consumer(settings), len(events))
+    stored = dict(rows(postgres_dsn, "SELECT event_id::text, event_time FROM events"))
+    for event in events:
+        assert stored[event["event_id"]] == datetime.fromisoformat(str(event["timestamp"])), event
