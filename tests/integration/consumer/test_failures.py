@@ -24,6 +24,7 @@ import redis
 from confluent_kafka import Consumer as KafkaConsumer
 
 from eventfleet.consumer.runtime import Consumer
+from eventfleet.consumer.settings import ConsumerSettings
 from tests.fixtures.stack import Stack, free_port
 from tests.integration.consumer.expected import expected_stats, redis_stats, stored_stats
 from tests.integration.consumer.helpers import (
@@ -35,7 +36,6 @@ from tests.integration.consumer.helpers import (
     rows,
     run_until_done,
     running,
-    settings_for,
     spawn,
     wait_for,
 )
@@ -125,6 +125,7 @@ def test_malformed_records_all_land_in_the_dlq_beside_every_good_event(
     create_topic: Callable[..., str],
     consumer_group: str,
     postgres_dsn: str,
+    consumer_settings: Callable[..., ConsumerSettings],
 ) -> None:
     topic = create_topic(partitions=2)
     dlq_topic = create_topic(partitions=1, prefix="dlq")
@@ -139,16 +140,7 @@ def test_malformed_records_all_land_in_the_dlq_beside_every_good_event(
             values.append(corpus[n // 8][0])
     assert len(values) == len(goods) + len(corpus)
     produce(stack.kafka_bootstrap, topic, values)
-    settings = settings_for(
-        "logger",
-        bootstrap=stack.kafka_bootstrap,
-        topic=topic,
-        group=consumer_group,
-        dsn=postgres_dsn,
-        redis_url=stack.redis_url,
-        dlq_topic=dlq_topic,
-        batch_size=64,
-    )
+    settings = consumer_settings("logger", topic, dlq_topic=dlq_topic, batch_size=64)
     consumer = Consumer(settings)
     run_until_done(consumer, len(values))
 
@@ -189,23 +181,15 @@ def test_malformed_records_all_land_in_the_dlq_beside_every_good_event(
 def test_a_row_the_database_refuses_is_isolated_and_the_rest_counted_once(
     stack: Stack,
     create_topic: Callable[..., str],
-    consumer_group: str,
     postgres_dsn: str,
     mode: str,
+    consumer_settings: Callable[..., ConsumerSettings],
 ) -> None:
     """A player whose total is at the top of bigint: the next score overflows, PostgreSQL
     refuses the batch's upsert, and bisection finds that one event. The slices written before
     and after it share the transaction's staging table: each must be counted exactly once."""
     topic = create_topic(partitions=1)
-    settings = settings_for(
-        mode,
-        bootstrap=stack.kafka_bootstrap,
-        topic=topic,
-        group=consumer_group,
-        dsn=postgres_dsn,
-        redis_url=stack.redis_url,
-        batch_size=1000,
-    )
+    settings = consumer_settings(mode, topic, batch_size=1000)
     produce(stack.kafka_bootstrap, topic, [encoded(good(1, player_id="hot"))])
     run_until_done(Consumer(settings), 1)
     table = "player_statistics" if mode == "stats" else "leaderboards"
@@ -250,19 +234,12 @@ def test_kill_9_mid_batch_then_restart_loses_and_doubles_nothing(  # noqa: PLR09
     postgres_dsn: str,
     consumer_redis: redis.Redis,
     tmp_path: Path,
+    consumer_settings: Callable[..., ConsumerSettings],
 ) -> None:
     topic = create_topic(partitions=3)
     events = generate_events(20_000, seed=11, players=200)
     produce_events(stack.kafka_bootstrap, topic, events)
-    settings = settings_for(
-        "stats",
-        bootstrap=stack.kafka_bootstrap,
-        topic=topic,
-        group=consumer_group,
-        dsn=postgres_dsn,
-        redis_url=stack.redis_url,
-        batch_size=50,
-    )
+    settings = consumer_settings("stats", topic, batch_size=50)
     log = tmp_path / "consumer.log"
     first = spawn(settings, log=log)
     try:
@@ -368,12 +345,13 @@ def probe(port: int, path: str) -> int:
         return error.code
 
 
-def test_postgres_unreachable_mid_run_backs_off_not_ready_then_catches_up_exactly(
+def test_postgres_unreachable_mid_run_backs_off_not_ready_then_catches_up_exactly(  # noqa: PLR0917 - fixtures
     stack: Stack,
     create_topic: Callable[..., str],
     consumer_group: str,
     postgres_dsn: str,
     consumer_redis: redis.Redis,
+    consumer_settings: Callable[..., ConsumerSettings],
 ) -> None:
     parts = urlsplit(postgres_dsn)
     proxy = Proxy((parts.hostname or "127.0.0.1", parts.port or 5432))
@@ -384,16 +362,8 @@ def test_postgres_unreachable_mid_run_backs_off_not_ready_then_catches_up_exactl
     second = generate_events(3000, seed=22)
     produce_events(stack.kafka_bootstrap, topic, first)
     port = free_port()
-    settings = settings_for(
-        "stats",
-        bootstrap=stack.kafka_bootstrap,
-        topic=topic,
-        group=consumer_group,
-        dsn=via_proxy,
-        redis_url=stack.redis_url,
-        batch_size=100,
-        http_port=port,
-        http_host="127.0.0.1",
+    settings = consumer_settings(
+        "stats", topic, dsn=via_proxy, batch_size=100, http_port=port, http_host="127.0.0.1"
     )
     consumer = Consumer(settings)
     try:
@@ -428,12 +398,13 @@ def test_postgres_unreachable_mid_run_backs_off_not_ready_then_catches_up_exactl
     assert redis_stats(consumer_redis) == expected
 
 
-def test_redis_unreachable_mid_run_postgres_goes_on_and_redis_is_rebuilt(
+def test_redis_unreachable_mid_run_postgres_goes_on_and_redis_is_rebuilt(  # noqa: PLR0917 - fixtures
     stack: Stack,
     create_topic: Callable[..., str],
     consumer_group: str,
     postgres_dsn: str,
     consumer_redis: redis.Redis,
+    consumer_settings: Callable[..., ConsumerSettings],
 ) -> None:
     parts = urlsplit(stack.redis_url)
     proxy = Proxy((parts.hostname or "127.0.0.1", parts.port or 6379))
@@ -442,15 +413,7 @@ def test_redis_unreachable_mid_run_postgres_goes_on_and_redis_is_rebuilt(
     first = generate_events(2000, seed=31)
     during = generate_events(2000, seed=32)
     after = generate_events(300, seed=33, players=3)  # touches only a few players
-    settings = settings_for(
-        "stats",
-        bootstrap=stack.kafka_bootstrap,
-        topic=topic,
-        group=consumer_group,
-        dsn=postgres_dsn,
-        redis_url=via_proxy,
-        batch_size=100,
-    )
+    settings = consumer_settings("stats", topic, redis_url=via_proxy, batch_size=100)
     consumer = Consumer(settings)
     try:
         with running(consumer):

@@ -4,21 +4,21 @@ stays up, reconnects by itself and ends with exact totals — nothing lost, noth
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
 
 from eventfleet.consumer.runtime import Consumer
+from eventfleet.consumer.settings import ConsumerSettings
 from tests.fixtures.private_kafka import PrivateKafka, private_kafka
-from tests.fixtures.stack import Stack, free_port
+from tests.fixtures.stack import free_port
 from tests.integration.consumer.expected import expected_stats, redis_stats, stored_stats
 from tests.integration.consumer.helpers import (
     generate_events,
     processed_count,
     produce_events,
     running,
-    settings_for,
     wait_for,
 )
 from tests.integration.consumer.test_failures import probe
@@ -35,11 +35,11 @@ def broker() -> Iterator[PrivateKafka]:
 
 
 def test_kafka_killed_mid_run_then_back_the_consumer_reconnects_and_counts_exactly(
-    stack: Stack,
     broker: PrivateKafka,
     consumer_group: str,
     postgres_dsn: str,
     consumer_redis: redis.Redis,
+    consumer_settings: Callable[..., ConsumerSettings],
 ) -> None:
     topic = "outage"
     broker.create_topic(topic, partitions=3)
@@ -47,13 +47,10 @@ def test_kafka_killed_mid_run_then_back_the_consumer_reconnects_and_counts_exact
     second = generate_events(3000, seed=32)
     produce_events(broker.bootstrap, topic, first)
     port = free_port()
-    settings = settings_for(
+    settings = consumer_settings(
         "stats",
+        topic,
         bootstrap=broker.bootstrap,
-        topic=topic,
-        group=consumer_group,
-        dsn=postgres_dsn,
-        redis_url=stack.redis_url,
         batch_size=100,
         http_port=port,
         http_host="127.0.0.1",

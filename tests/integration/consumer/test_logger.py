@@ -12,6 +12,7 @@ from confluent_kafka import TopicPartition
 
 from eventfleet.consumer.events import derived_event_id
 from eventfleet.consumer.runtime import Consumer
+from eventfleet.consumer.settings import ConsumerSettings
 from tests.fixtures.stack import Stack
 from tests.integration.consumer.helpers import (
     counter,
@@ -20,32 +21,25 @@ from tests.integration.consumer.helpers import (
     rows,
     run_until_done,
     running,
-    settings_for,
     wait_for,
 )
 
 pytestmark = pytest.mark.integration
 
 
-def test_logger_stores_every_event_once_and_a_replay_changes_nothing(
+def test_logger_stores_every_event_once_and_a_replay_changes_nothing(  # noqa: PLR0917 - fixtures
     stack: Stack,
     create_topic: Callable[..., str],
     consumer_group: str,
     postgres_dsn: str,
     monkeypatch: pytest.MonkeyPatch,
+    consumer_settings: Callable[..., ConsumerSettings],
 ) -> None:
     topic = create_topic(partitions=3)
     events = generate_events(3000)
     events += events[1:200:7]  # the producer sent some twice: same event_id, stored once
     produce_events(stack.kafka_bootstrap, topic, events)
-    settings = settings_for(
-        "logger",
-        bootstrap=stack.kafka_bootstrap,
-        topic=topic,
-        group=consumer_group,
-        dsn=postgres_dsn,
-        redis_url=stack.redis_url,
-    )
+    settings = consumer_settings("logger", topic)
     run_until_done(Consumer(settings), len(events))
 
     stored = rows(
@@ -91,8 +85,8 @@ def test_logger_stores_every_event_once_and_a_replay_changes_nothing(
 def test_event_time_is_the_instant_the_producer_wrote_in_every_timestamp_form(
     stack: Stack,
     create_topic: Callable[..., str],
-    consumer_group: str,
     postgres_dsn: str,
+    consumer_settings: Callable[..., ConsumerSettings],
 ) -> None:
     """The COPY passes the producer's own timestamp text when the parser vouched for it:
     PostgreSQL must read the same instant the event model did, whatever the offset and
@@ -124,14 +118,7 @@ def test_event_time_is_the_instant_the_producer_wrote_in_every_timestamp_form(
         for n, text in enumerate(forms.values())
     ]
     produce_events(stack.kafka_bootstrap, topic, events)
-    settings = settings_for(
-        "logger",
-        bootstrap=stack.kafka_bootstrap,
-        topic=topic,
-        group=consumer_group,
-        dsn=postgres_dsn,
-        redis_url=stack.redis_url,
-    )
+    settings = consumer_settings("logger", topic)
     run_until_done(Consumer(settings), len(events))
     stored = dict(rows(postgres_dsn, "SELECT event_id::text, event_time FROM events"))
     for event in events:

@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from eventfleet.consumer.runtime import Consumer
+from eventfleet.consumer.settings import ConsumerSettings
 from tests.fixtures.stack import Stack
 from tests.integration.consumer.expected import (
     expected_boards,
@@ -26,32 +27,24 @@ from tests.integration.consumer.helpers import (
     produce_events,
     run_until_done,
     running,
-    settings_for,
     wait_for,
 )
 
 pytestmark = pytest.mark.integration
 
 
-def test_stats_exact_in_postgres_and_redis_and_repaired_after_a_flush(
+def test_stats_exact_in_postgres_and_redis_and_repaired_after_a_flush(  # noqa: PLR0917 - fixtures
     stack: Stack,
     create_topic: Callable[..., str],
     consumer_group: str,
     postgres_dsn: str,
     consumer_redis: redis.Redis,
+    consumer_settings: Callable[..., ConsumerSettings],
 ) -> None:
     topic = create_topic(partitions=3)
     first = generate_events(4000, seed=1)
     produce_events(stack.kafka_bootstrap, topic, first)
-    settings = settings_for(
-        "stats",
-        bootstrap=stack.kafka_bootstrap,
-        topic=topic,
-        group=consumer_group,
-        dsn=postgres_dsn,
-        redis_url=stack.redis_url,
-        batch_size=200,
-    )
+    settings = consumer_settings("stats", topic, batch_size=200)
     consumer = Consumer(settings)
     with running(consumer):
         wait_for(
@@ -79,22 +72,13 @@ def test_stats_exact_in_postgres_and_redis_and_repaired_after_a_flush(
 def test_a_restart_trusts_redis_in_step_and_rebuilds_redis_left_behind(
     stack: Stack,
     create_topic: Callable[..., str],
-    consumer_group: str,
-    postgres_dsn: str,
     consumer_redis: redis.Redis,
+    consumer_settings: Callable[..., ConsumerSettings],
 ) -> None:
     """A graceful restart (a rollout, a scale-up) must not rebuild every value; a marker that
     records less than PostgreSQL (a crash between commit and the Redis write) must."""
     topic = create_topic(partitions=3)
-    settings = settings_for(
-        "stats",
-        bootstrap=stack.kafka_bootstrap,
-        topic=topic,
-        group=consumer_group,
-        dsn=postgres_dsn,
-        redis_url=stack.redis_url,
-        batch_size=200,
-    )
+    settings = consumer_settings("stats", topic, batch_size=200)
     sent: list[dict[str, object]] = []
     resyncs = []
     for seed in (11, 12, 13):
@@ -114,24 +98,17 @@ def test_a_restart_trusts_redis_in_step_and_rebuilds_redis_left_behind(
 # ----------------------------------------------------------------------------- leaderboards
 
 
-def test_leaderboards_exact_with_two_consumers_splitting_the_partitions(
+def test_leaderboards_exact_with_two_consumers_splitting_the_partitions(  # noqa: PLR0917 - fixtures
     stack: Stack,
     create_topic: Callable[..., str],
     consumer_group: str,
     postgres_dsn: str,
     consumer_redis: redis.Redis,
+    consumer_settings: Callable[..., ConsumerSettings],
 ) -> None:
     topic = create_topic(partitions=4)
     events = generate_events(6000, seed=3, players=60)
-    settings = settings_for(
-        "leaderboard",
-        bootstrap=stack.kafka_bootstrap,
-        topic=topic,
-        group=consumer_group,
-        dsn=postgres_dsn,
-        redis_url=stack.redis_url,
-        batch_size=100,
-    )
+    settings = consumer_settings("leaderboard", topic, batch_size=100)
     one, two = Consumer(settings), Consumer(settings)
     with running(one), running(two):
         # Both in the group first, so that neither finishes alone before the other joins.
@@ -157,22 +134,13 @@ def test_leaderboards_exact_with_two_consumers_splitting_the_partitions(
 def test_leaderboard_keeps_only_the_top_n_in_redis(
     stack: Stack,
     create_topic: Callable[..., str],
-    consumer_group: str,
-    postgres_dsn: str,
     consumer_redis: redis.Redis,
+    consumer_settings: Callable[..., ConsumerSettings],
 ) -> None:
     topic = create_topic(partitions=2)
     events = generate_events(1500, seed=4, players=30, games=1)
     produce_events(stack.kafka_bootstrap, topic, events)
-    settings = settings_for(
-        "leaderboard",
-        bootstrap=stack.kafka_bootstrap,
-        topic=topic,
-        group=consumer_group,
-        dsn=postgres_dsn,
-        redis_url=stack.redis_url,
-        top_n=5,
-    )
+    settings = consumer_settings("leaderboard", topic, top_n=5)
     run_until_done(Consumer(settings), len(events))
     expected = expected_boards(events)
     totals = sorted(
