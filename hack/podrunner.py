@@ -16,7 +16,9 @@ plays kubelet and Deployment controller for the Deployments the eventfleet opera
 
     python hack/podrunner.py [--selector LABELS] [--namespace GLOB]
 
-SIGTERM or Ctrl-C stops every process it started (SIGTERM, grace period, then SIGKILL).
+SIGTERM or Ctrl-C stops every process it started (SIGTERM, grace period, then SIGKILL). If the
+runner dies any other way (SIGKILL, a crash), the kernel sends its replicas SIGTERM: no consumer
+outlives the runner that would have restarted or stopped it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import ctypes
 import fnmatch
+import functools
 import hashlib
 import json
 import logging
@@ -45,9 +49,20 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 log = logging.getLogger("podrunner")
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_LIBC = ctypes.CDLL(None, use_errno=True)
 DEFAULT_SELECTOR = "app.kubernetes.io/managed-by=eventfleet-operator"
 PORT_VARIABLE = "EVENTFLEET_HTTP_PORT"
 MAX_BACKOFF_SECONDS = 30.0
+
+
+def _dying_with(parent: int) -> None:
+    """In a replica, between fork and exec: SIGTERM when the runner dies. The runner's only
+    thread starts replicas, so the signal follows the runner's life, not a thread's."""
+    if _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        os._exit(127)
+    if os.getppid() != parent:  # the runner died before the request took effect
+        os._exit(0)
 
 
 def free_port() -> int:
@@ -136,6 +151,7 @@ class Runner:
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,
+                    preexec_fn=functools.partial(_dying_with, os.getpid()),  # noqa: PLW1509 - one thread
                 )
             except OSError as error:
                 log.error("%s: cannot start %s: %s", replica.deployment, executable, error)  # noqa: TRY400 - the reason suffices

@@ -6,9 +6,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import re
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -385,6 +388,37 @@ def test_paused_is_hands_off_and_kubectl_scale_works(
     )
     time.sleep(8)  # longer than a timer tick and a poll: a hands-on operator would have acted
     assert cluster.deployment("logger").spec.replicas == 3  # type: ignore[union-attr]
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (this container's init may not reap orphans at once)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_replicas_do_not_outlive_a_pod_runner_that_dies(
+    cluster: Cluster, stack: Stack, topic_name: str, podrunner: Process
+) -> None:
+    cluster.create(body(cluster.namespace, "logger", stack, topic_name))
+    cluster.wait_condition("logger", "Ready", "True")
+    started = re.compile(
+        rf"{re.escape(cluster.namespace)}/logger-consumer: replica \d+ started \(pid (\d+)"
+    )
+    pids = [int(pid) for pid in started.findall(podrunner.log.read_text())]
+    assert pids
+    assert any(_running(pid) for pid in pids)
+    podrunner.stop(sig=signal.SIGKILL)  # no chance to stop its replicas itself
+    try:
+        wait_for(
+            lambda: not any(_running(pid) for pid in pids),
+            timeout=20,
+            what="the replicas to exit with their pod runner",
+        )
+    finally:
+        podrunner.start()
 
 
 @pytest.mark.parametrize("policy", ["Retain", "Delete"])
