@@ -45,6 +45,30 @@ def test_every_mode_applies_once_and_again_is_a_no_op(postgres_dsn: str) -> None
     } <= tables
 
 
+def test_key_columns_compare_bytes_not_the_locale(postgres_dsn: str) -> None:
+    """The upserts' index descents compare ids byte by byte (COLLATE "C"): the database's
+    locale would cost a strcoll() per comparison and order ties unlike Redis does."""
+    for mode in ("stats", "leaderboard"):
+        migrate.apply(postgres_dsn, mode)
+    collations = {
+        (table, column): collation
+        for table, column, collation in rows(
+            postgres_dsn,
+            "SELECT table_name, column_name, collation_name FROM information_schema.columns "
+            "WHERE table_name IN ('player_statistics', 'leaderboards') "
+            "AND data_type = 'text'",
+        )
+    }
+    assert collations == {
+        ("player_statistics", "game_id"): "C",
+        ("player_statistics", "player_id"): "C",
+        ("leaderboards", "game_id"): "C",
+        ("leaderboards", "period"): "C",
+        ("leaderboards", "period_key"): "C",
+        ("leaderboards", "player_id"): "C",
+    }
+
+
 def test_concurrent_runs_apply_each_migration_exactly_once(postgres_dsn: str) -> None:
     errors: list[BaseException] = []
     applied: list[list[str]] = []
