@@ -512,8 +512,42 @@ def _achievement_ok(data: dict[str, Any]) -> bool:
     return type(achievement) is str and 1 <= len(achievement) <= 128
 
 
-# Per known type: the check of its data and its declared fields (purchase has none here: its
-# Decimal conversion has too many corners to copy, so its model is the judge).
+# Amounts the fast path converts itself: up to 9 integer and 4 fraction digits, ASCII only
+# (`\d` would take other scripts' digits). Anything else (exponents, signs, spaces, more
+# places, which the model may still accept) is the model's to judge.
+_PLAIN_AMOUNT: Final = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,4})?")
+_CURRENCY: Final = re.compile(r"[A-Z]{3}")
+_PURCHASE_FIELDS: Final = ("amount", "currency")
+
+
+def _purchase_data(data: dict[str, Any]) -> dict[str, Any] | None:
+    """A purchase's data with its amount as the model makes it (None: let the model decide).
+    The model reads a JSON number as Decimal(str(number)) and a numeric string as
+    Decimal(text); for the plain forms below that is the same Decimal, exponent included."""
+    amount = data.get("amount")
+    currency = data.get("currency")
+    if type(currency) is not str or _CURRENCY.fullmatch(currency) is None:
+        return None
+    if type(amount) is int:
+        if not 0 <= amount < 1_000_000_000:
+            return None
+        text = str(amount)
+    elif type(amount) is float or type(amount) is str:
+        text = str(amount)
+        if _PLAIN_AMOUNT.fullmatch(text) is None:
+            return None
+    else:
+        return None
+    found: dict[str, Any] = {"amount": Decimal(text), "currency": currency}
+    for key, value in data.items():
+        if key not in _PURCHASE_FIELDS:
+            if not _exact(value):
+                return None
+            found[key] = value
+    return found
+
+
+# Per known type but purchase: the check of its data and its declared fields.
 _DATA_CHECKS: Final[dict[str, tuple[Callable[[dict[str, Any]], bool], tuple[str, ...]]]] = {
     "match_completed": (_match_ok, ("score", "won", "kills", "deaths", "duration_seconds")),
     "player_login": (_login_ok, ("platform", "session_id")),
@@ -526,17 +560,10 @@ _DATA_CHECKS: Final[dict[str, tuple[Callable[[dict[str, Any]], bool], tuple[str,
 def _fast_data(event_type: str, data: dict[str, Any]) -> dict[str, Any] | None:
     """The checked `data` of a known type (None: let the model decide)."""
     check = _DATA_CHECKS.get(event_type)
-    if check is not None:
-        valid, names = check
-        return _with_fields(data, names) if valid(data) else None
-    try:
-        checked = DATA_MODELS[event_type].model_validate(data)
-    except ValidationError:
-        return None
-    extra = checked.model_extra or {}
-    if not _exact(extra):
-        return None
-    return {**checked.model_dump(exclude_none=True), **extra}
+    if check is None:
+        return _purchase_data(data)
+    valid, names = check
+    return _with_fields(data, names) if valid(data) else None
 
 
 def _fast_event(raw: bytes, now: datetime, limits: ParseLimits) -> Event | None:
@@ -599,15 +626,18 @@ def _fast_value(  # noqa: PLR0911 - one flat run of checks is the point
 _UUID: Final = uuid.UUID
 _UNKNOWN_SAFETY: Final = uuid.SafeUUID.unknown  # an enum member: looked up once, not per event
 _new_object: Final = object.__new__
-_set_slot: Final = object.__setattr__
+# UUID's slots, set through their descriptors (UUID.__setattr__ refuses; object.__setattr__
+# would look each name up per call).
+_set_uuid_int: Final = vars(uuid.UUID)["int"].__set__
+_set_uuid_safety: Final = vars(uuid.UUID)["is_safe"].__set__
 
 
 def _canonical_uuid(text: str) -> uuid.UUID:
     """uuid.UUID(text) for a text already matched by _CANONICAL_UUID: the same object (value,
     is_safe) built from its integer, without UUID's general-purpose parsing of the text."""
     found = _new_object(_UUID)
-    _set_slot(found, "int", int(text.replace("-", ""), 16))
-    _set_slot(found, "is_safe", _UNKNOWN_SAFETY)
+    _set_uuid_int(found, int(text.replace("-", ""), 16))
+    _set_uuid_safety(found, _UNKNOWN_SAFETY)
     return found
 
 

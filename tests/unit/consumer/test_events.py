@@ -281,6 +281,16 @@ def _variants() -> list[bytes]:
         without = event(event_id=str(uuid.UUID(int=9)))
         del without[name]
         found.append(without)
+    amounts: list[object] = [
+        0, 5, 999_999_999, 1_000_000_000, 0.1, 2.675, 12.5, 99.99, 1e-05, 123456789.1234,
+        1234567890.5, 0.30000000000000004, "0", "05", "9.90", "1.00000", "9.", ".5", "+5",
+        " 9.9", "1e2", "999999999.9999", "0000000012", "\u0661\u0662", "9.99\n",
+    ]  # fmt: skip
+    found += [
+        event(event_type="purchase", data={"amount": a, "currency": c, "sku": "s1"})
+        for a in amounts
+        for c in ("EUR", "eur", "EURO", "E1R")
+    ]
     found += [event(timestamp=t) for t in timestamps]
     found += [event(event_id=i) for i in ids]
     raws = [json.dumps(e).encode() for e in found]
@@ -339,10 +349,12 @@ def test_decoded_values_take_the_fast_path_and_it_agrees_with_the_models() -> No
 def test_the_fast_path_takes_the_usual_events() -> None:
     from eventfleet.consumer.events import _fast_event  # noqa: PLC0415 - internals
 
-    for kind in ("match_completed", "player_login", "guild_joined"):
+    for kind in ("match_completed", "player_login", "guild_joined", "purchase"):
         payload = event(event_type=kind, event_id=str(uuid.UUID(int=3)))
-        if kind != "match_completed":
+        if kind in ("player_login", "guild_joined"):
             payload["data"] = {"platform": "pc"}
+        if kind == "purchase":
+            payload["data"] = {"amount": 4.99, "currency": "EUR"}
         assert _fast_event(json.dumps(payload).encode(), NOW, ParseLimits()) is not None
 
 
