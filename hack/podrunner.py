@@ -72,6 +72,17 @@ def free_port() -> int:
         return port
 
 
+def status_is_current(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether the Deployment's stored status already says what `wanted` says. The API server
+    leaves zero counts out (omitempty), so a missing count reads as 0; otherwise every pass
+    would patch the status again, and each patch wakes every watcher (the operator's included)."""
+    counts_match = all(
+        current.get(name, 0) == value for name, value in wanted.items() if name != "conditions"
+    )
+    condition = (current.get("conditions") or [{}])[0].get("status")
+    return counts_match and condition == wanted["conditions"][0]["status"]
+
+
 @dataclass
 class Replica:
     """One local process standing in for one pod."""
@@ -266,11 +277,7 @@ class Runner:
                 }
             ],
         }
-        current = deployment.get("status") or {}
-        if all(current.get(k) == v for k, v in status.items() if k != "conditions") and (
-            (current.get("conditions") or [{}])[0].get("status")
-            == status["conditions"][0]["status"]
-        ):
+        if status_is_current(deployment.get("status") or {}, status):
             return
         try:
             self.apps.patch_namespaced_deployment_status(
