@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import machine_speed
 import psycopg2
 import redis
 from confluent_kafka import Consumer, Producer
@@ -488,6 +489,10 @@ def load_average() -> str:
     return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
+def machine_context() -> str:
+    return f"load average {load_average()} on {os.cpu_count()} CPUs; {machine_speed.describe()}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=200_000)
@@ -501,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = [m for m in args.modes.split(",") if m]
 
     env = stack_env()
-    print(f"load average before: {load_average()} on {os.cpu_count()} CPUs")
+    print(f"before: {machine_context()}")
     bootstrap = env["EVENTFLEET_KAFKA_BOOTSTRAP"]
     topic = f"bench-consumer-{uuid.uuid4().hex[:8]}"
     create_topic(bootstrap, topic)
@@ -544,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"(original design's claims: {SEED_CLAIMS}; RSS limit {RSS_LIMIT_MB} MB per process;")
     print(" /CPU-s: events per second of the consumer process's own CPU time)")
-    print(f"load average after: {load_average()} (other work on the machine shares the CPUs)")
+    print(f"after: {machine_context()} (other work on the machine shares the CPUs)")
 
     if not args.skip_latency:
         print()

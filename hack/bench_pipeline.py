@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+import machine_speed
 import orjson
 import psycopg2
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -243,6 +244,7 @@ def main() -> int:
         print(f"no ready gateway at {args.url}: run `make demo` first", file=sys.stderr)
         return 1
     run = uuid.uuid4().hex[:6]
+    print(machine_speed.describe())
     samples = {name: consumer_replicas(name) for name in MODES}
     tune_for_latency()
     pin_replicas({name: {"min": args.replicas, "max": args.replicas} for name in MODES})
@@ -276,6 +278,7 @@ def main() -> int:
     measure_sustained(args, dsn, f"bench-sustained-{run}")
     pin_replicas(samples)
     measure_peak(args, dsn, f"bench-peak-scaled-{run}", "autoscaled as in the samples")
+    print(machine_speed.describe())
     return 0
 
 
