@@ -15,20 +15,26 @@ sharing their field names go as one small Lua script call, and each sorted set g
 with all its members, then one trim to its top N and its expiry. Both writes keep the newer value
 when two replicas (or a resync and a batch) race: hashes compare PostgreSQL's row version, sorted
 sets use ZADD GT (boards never go down).
+
+A board keeps only its top N, and most of a batch's players are not in it: each one written would
+be inserted and trimmed away again at once. The mirror remembers each full board's lowest kept
+score (its floor) and leaves out members below it. That is safe because a floor never overstates
+the board's true Nth score: the N members above it have at least those scores in PostgreSQL, where
+scores only grow, whatever Redis went through since (a flush, another replica's writes, a rebuild).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from eventfleet.consumer.modes.base import HashSet, RedisOp
+from eventfleet.consumer.modes.base import HashSet, RedisOp, ZScore
 
 log = logging.getLogger(__name__)
 MARKER_PREFIX: Final = "eventfleet:synced:"
@@ -120,6 +126,29 @@ def commands(ops: Iterable[RedisOp]) -> list[str]:
     return packed
 
 
+# Floors remembered per process, at most this many boards (daily and weekly keys come and go).
+_FLOORS_LIMIT: Final = 10_000
+
+
+def above_floors(ops: list[RedisOp], floors: Mapping[str, int]) -> list[RedisOp]:
+    """`ops` without the board members scoring below their board's floor (they could not be in
+    its top N); a member level with the floor stays (ties are ordered by name)."""
+    if not floors:
+        return ops
+    return [op for op in ops if isinstance(op, HashSet) or op.score >= floors.get(op.key, op.score)]
+
+
+def floor_of(top_n: int, size: int, lowest: list[Any]) -> int | None:
+    """A board's floor from ZCARD and ZRANGE 0 0 WITHSCORES after its trim: the lowest kept
+    score once the board holds its top N (None while it has room: anyone may enter). The
+    reply is [member, score] in RESP2 (score as text) and [[member, score]] in RESP3."""
+    if lowest and isinstance(lowest[0], list):
+        lowest = lowest[0]
+    if size < top_n or len(lowest) != 2:
+        return None
+    return int(float(lowest[1]))
+
+
 TopicPartition = tuple[str, int]
 
 
@@ -145,6 +174,7 @@ class RedisMirror:
         self.prefix = prefix
         self.dirty = True  # compare the marker with PostgreSQL before trusting the db
         self.resyncs = 0
+        self.floors: dict[str, int] = {}  # board key -> lowest score kept (full boards only)
 
     def close(self) -> None:
         self.client.close()
@@ -186,10 +216,15 @@ class RedisMirror:
             marks: list[str | int] = []
             for tp, next_offset in offsets.items():
                 marks += (_field(tp), next_offset)
+            ops = above_floors(ops, self.floors)
             packed = [pack("EXISTS", self.marker), *commands(ops)]
             if marks:
                 packed.append(pack("HSET", self.marker, *marks))
+            boards = {op.key: op.top_n for op in ops if isinstance(op, ZScore)}
+            for key in boards:  # after the trims: each written board's size and lowest score
+                packed += (pack("ZCARD", key), pack("ZRANGE", key, 0, 0, "WITHSCORES"))
             replies = self._send(packed)
+            self._learn_floors(boards, replies[len(replies) - 2 * len(boards) :])
             if not replies[0]:
                 # Flushed or restarted between batches: these values landed in an empty db.
                 self.dirty = True
@@ -197,6 +232,18 @@ class RedisMirror:
         except redis.RedisError:
             self.dirty = True
             raise
+
+    def _learn_floors(self, boards: dict[str, int], replies: list[Any]) -> None:
+        if len(self.floors) + len(boards) > _FLOORS_LIMIT:
+            self.floors.clear()
+        for (key, top_n), size, lowest in zip(
+            boards.items(), replies[0::2], replies[1::2], strict=True
+        ):
+            floor = floor_of(top_n, int(size), lowest)
+            if floor is None:
+                self.floors.pop(key, None)
+            else:
+                self.floors[key] = floor
 
     def _behind(self, in_postgres: dict[TopicPartition, int]) -> bool:
         """True when the marker is missing or records less progress than PostgreSQL has for
@@ -237,6 +284,7 @@ class RedisMirror:
         """Replace this mode's keys with `chunks`, read from PostgreSQL after `offsets` (so the
         values are at least as new as the offsets recorded in the marker)."""
         log.warning("rebuilding Redis from PostgreSQL", extra={"marker": self.marker})
+        self.floors.clear()  # not needed for safety (see the module's note), only to start afresh
         self.client.delete(self.marker)
         stale = list(self.client.scan_iter(match=self.prefix + "*", count=1000))
         for start in range(0, len(stale), 1000):
