@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.fixtures.scripts import hack_module
 
-
-def _load_podrunner_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("hack_podrunner", REPO / "hack" / "podrunner.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while decorating
-    spec.loader.exec_module(module)
-    return module
-
-
-podrunner = _load_podrunner_module()
+podrunner = hack_module("podrunner")
 
 
 def wanted(ready: int, *, available: str = "True") -> dict[str, Any]:

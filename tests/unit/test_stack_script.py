@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.fixtures.scripts import hack_module
 
-
-def _load_stack_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("hack_stack", REPO / "hack" / "stack.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while decorating
-    spec.loader.exec_module(module)
-    return module
-
-
-stack = _load_stack_module()
+stack = hack_module("stack")
 
 
 @pytest.mark.parametrize("raw", ["abc", "0", "70000", "-5", "", "59092x"])
