@@ -475,7 +475,16 @@ def _with_fields(data: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]
     keys = tuple(data)
     if keys == names[: len(keys)] and None not in data.values():
         return data  # the usual case: declared fields only, in order (orjson's dict is ours)
-    found = {name: data[name] for name in names if data.get(name) is not None}
+    return _with_extras(
+        {name: data[name] for name in names if data.get(name) is not None}, data, names
+    )
+
+
+def _with_extras(
+    found: dict[str, Any], data: dict[str, Any], names: tuple[str, ...]
+) -> dict[str, Any] | None:
+    """`found` (the declared fields, checked) followed by every other key of `data` as sent;
+    None when such a value is one the fast path cannot vouch for."""
     for key, value in data.items():
         if key not in names:
             if not _exact(value):
@@ -538,13 +547,7 @@ def _purchase_data(data: dict[str, Any]) -> dict[str, Any] | None:
             return None
     else:
         return None
-    found: dict[str, Any] = {"amount": Decimal(text), "currency": currency}
-    for key, value in data.items():
-        if key not in _PURCHASE_FIELDS:
-            if not _exact(value):
-                return None
-            found[key] = value
-    return found
+    return _with_extras({"amount": Decimal(text), "currency": currency}, data, _PURCHASE_FIELDS)
 
 
 # Per known type but purchase: the check of its data and its declared fields.
