@@ -19,8 +19,9 @@ Per batch, in this order:
    d. the new offsets, updated only from the offset read in (a) (compare-and-set);
    e. commit. Any other database error: roll back, back off (partitions paused, readiness
       false), retry the same batch; nothing has been committed anywhere.
-4. Commit the same offsets to Kafka (asynchronously: PostgreSQL is the source of truth; Kafka's
-   copy makes lag visible), send DLQ records to the DLQ topic if one is configured.
+4. Commit the same offsets to Kafka (asynchronously and at most every
+   KAFKA_COMMIT_INTERVAL_SECONDS: PostgreSQL is the source of truth; Kafka's copy makes lag
+   visible), send DLQ records to the DLQ topic if one is configured.
 5. Redis: write the absolute values PostgreSQL returned; if Redis lost its marker, rebuild it
    from PostgreSQL. A Redis failure never blocks step 3.
 
@@ -43,7 +44,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
@@ -83,6 +84,12 @@ FETCH_MIN_BYTES: Final = 256 * 1024
 # loop's own chores (heartbeat, maintenance, the stop flag). Tying it to batchTimeoutMs woke an
 # idle consumer 50 times a second at 20 ms.
 IDLE_POLL_SECONDS: Final = 0.5
+# Kafka's copy of the offsets only makes lag visible (PostgreSQL's is the one that counts), so it
+# is sent at most this often instead of after every batch: each commit is a write to
+# __consumer_offsets in the broker's group coordinator, and at 20 ms batches three consumers sent
+# 150 a second (about a sixth of the broker's CPU under load). Lag read from Kafka runs at most
+# this much behind; an idle consumer sends what is left within IDLE_POLL_SECONDS.
+KAFKA_COMMIT_INTERVAL_SECONDS: Final = 0.25
 LATENCY_SAMPLE: Final = 100
 DLQ_INSERT: Final = """
 INSERT INTO dlq_events
@@ -193,7 +200,9 @@ class Consumer:
         self._mirror_connection: psycopg2.extensions.connection | None = None
         self._assigned: set[TP] = set()
         self._accepted_gaps: dict[TP, int] = {}
-        self._committed: dict[TP, int] = {}
+        self._committed: dict[TP, int] = {}  # next offsets in PostgreSQL, per assigned partition
+        self._sent_to_kafka: dict[TP, int] = {}  # what Kafka was last sent of those
+        self._next_kafka_commit = 0.0
         self._next_maintenance = 0.0
         self._workers: ThreadPoolExecutor | None = None
         # The batch whose transaction is running in the worker thread, if any.
@@ -249,6 +258,7 @@ class Consumer:
             self._workers = workers
             while not self.stop.is_set():
                 self.health.beat()
+                self._commit_to_kafka()
                 if time.monotonic() >= self._next_maintenance:
                     self._drain()
                     self._maybe_maintain()
@@ -289,6 +299,24 @@ class Consumer:
                 log.info("migrations applied", extra={"applied": [m.label for m in applied]})
             return True
         return False
+
+    def _commit_to_kafka(self, *, now: bool = False) -> None:
+        """Send Kafka the offsets it has not seen yet, at most every
+        KAFKA_COMMIT_INTERVAL_SECONDS unless `now`."""
+        if self._kafka is None or not (now or time.monotonic() >= self._next_kafka_commit):
+            return
+        unsent = offsets_not_sent(self._committed, self._sent_to_kafka, self._assigned)
+        if not unsent:
+            return
+        self._next_kafka_commit = time.monotonic() + KAFKA_COMMIT_INTERVAL_SECONDS
+        self._sent_to_kafka.update(unsent)
+        try:
+            self._kafka.commit(
+                offsets=[TopicPartition(t, p, n) for (t, p), n in unsent.items()],
+                asynchronous=True,
+            )
+        except KafkaException as error:
+            log.warning("Kafka offset commit failed", extra={"error": str(error)})
 
     def _close_kafka(self) -> None:
         if self._kafka is None:
@@ -420,10 +448,12 @@ class Consumer:
         # Flush before giving the partitions up: the batch in flight commits (or, if the
         # database fails now, is dropped uncommitted for the next owner to redo).
         self._drain(retry=False)
+        self._commit_to_kafka(now=True)  # while this member still owns them
         for tp in partitions:
             key = (tp.topic, tp.partition)
             self._assigned.discard(key)
             self._committed.pop(key, None)
+            self._sent_to_kafka.pop(key, None)
             with suppress(KeyError):
                 self.metrics.lag.remove(tp.topic, str(tp.partition))
         log.info(
@@ -652,16 +682,7 @@ class Consumer:
         metrics = self.metrics
         if admission.next_offsets:
             self._committed.update(admission.next_offsets)
-            if self._kafka is not None:
-                try:
-                    self._kafka.commit(
-                        offsets=[
-                            TopicPartition(t, p, n) for (t, p), n in admission.next_offsets.items()
-                        ],
-                        asynchronous=True,
-                    )
-                except KafkaException as error:
-                    log.warning("Kafka offset commit failed", extra={"error": str(error)})
+            self._commit_to_kafka()
         for (topic, partition), offset in admission.seeks.items():
             self._seek(topic, partition, offset)
         if self.producer is not None and outcome.dlq:
@@ -784,6 +805,14 @@ class Consumer:
                 continue
             if high is not None and high >= 0:
                 self.metrics.lag.labels(topic, str(partition)).set(max(high - next_offset, 0))
+
+
+def offsets_not_sent(
+    committed: Mapping[TP, int], sent: Mapping[TP, int], assigned: Collection[TP]
+) -> dict[TP, int]:
+    """The next offsets of assigned partitions that Kafka has not been sent yet (a partition
+    given up meanwhile is its next owner's to commit)."""
+    return {tp: n for tp, n in committed.items() if tp in assigned and sent.get(tp) != n}
 
 
 def _without_partitions(batch: Batch, tps: set[TP]) -> Batch:

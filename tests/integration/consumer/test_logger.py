@@ -17,6 +17,7 @@ from tests.fixtures.stack import Stack
 from tests.integration.consumer.helpers import (
     counter,
     generate_events,
+    processed_count,
     produce_events,
     rows,
     run_until_done,
@@ -123,3 +124,46 @@ def test_event_time_is_the_instant_the_producer_wrote_in_every_timestamp_form(
     stored = dict(rows(postgres_dsn, "SELECT event_id::text, event_time FROM events"))
     for event in events:
         assert stored[event["event_id"]] == datetime.fromisoformat(str(event["timestamp"])), event
+
+
+def test_kafka_is_sent_the_stored_offsets_once_the_consumer_is_idle(
+    stack: Stack,
+    create_topic: Callable[..., str],
+    consumer_group: str,
+    postgres_dsn: str,
+    consumer_settings: Callable[..., ConsumerSettings],
+) -> None:
+    """Kafka's copy of the offsets is sent at most every KAFKA_COMMIT_INTERVAL_SECONDS, not
+    after every batch: what the last batches stored must still reach Kafka while the consumer
+    waits for more (lag read from Kafka goes back to 0)."""
+    topic = create_topic(partitions=3)
+    events = generate_events(1500, seed=11)
+    produce_events(stack.kafka_bootstrap, topic, events)
+    # Small, quick batches: many more batches than commit intervals.
+    consumer = Consumer(consumer_settings("logger", topic, batch_size=50, batch_timeout_ms=10))
+    reader = KafkaConsumer({"bootstrap.servers": stack.kafka_bootstrap, "group.id": consumer_group})
+    partitions = [TopicPartition(topic, p) for p in range(3)]
+
+    def in_kafka() -> dict[int, int]:
+        return {tp.partition: tp.offset for tp in reader.committed(partitions, timeout=10)}
+
+    try:
+        with running(consumer):
+            wait_for(
+                lambda: processed_count(postgres_dsn, consumer_group) >= len(events),
+                timeout=60,
+                what="every record processed",
+            )
+            assert rows(postgres_dsn, "SELECT count(*) FROM events") == [(len(events),)]
+            stored = dict(
+                rows(
+                    postgres_dsn,
+                    "SELECT kafka_partition, next_offset FROM consumer_offsets "
+                    "WHERE consumer_group = %s",
+                    consumer_group,
+                )
+            )
+            assert sum(stored.values()) == len(events)
+            wait_for(lambda: in_kafka() == stored, timeout=10, what="Kafka to have the offsets")
+    finally:
+        reader.close()
