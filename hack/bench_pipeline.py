@@ -117,25 +117,34 @@ def event(game: str, index: int, stamp: str | None = None) -> dict[str, Any]:
 
 
 def batch_body(game: str, start: int, stop: int) -> bytes:
-    """A batch POST's body, encoded by orjson: the load generator shares the two cores with
-    everything it measures, so it should cost as little as it can."""
+    """A batch POST's body (events `start` to `stop`), encoded by orjson."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return orjson.dumps([event(game, i, stamp) for i in range(start, stop)])
 
 
-async def steady(url: str, game: str, rate: int, seconds: int, batch: int = 10) -> int:
-    """`rate` events/s in batches of `batch`, paced on a fixed schedule; returns events
-    accepted."""
+def batch_bodies(game: str, total: int, batch: int) -> list[bytes]:
+    """Every body of a run, encoded before it starts: the load generator shares the two cores
+    with the pipeline it measures, so it builds nothing while the clock runs."""
+    return [batch_body(game, start, min(start + batch, total)) for start in range(0, total, batch)]
+
+
+def steady_bodies(game: str, rate: int, seconds: int, batch: int = 10) -> list[bytes]:
+    """The bodies of `seconds` at `rate` events/s in batches of `batch`."""
+    return batch_bodies(game, rate * seconds // batch * batch, batch)
+
+
+async def steady(url: str, bodies: list[bytes], rate: int, batch: int = 10) -> int:
+    """`bodies` (of `batch` events each) at `rate` events/s, paced on a fixed schedule; returns
+    events accepted."""
     accepted = 0
     interval = batch / rate
     async with aiohttp.ClientSession() as session:
         started = time.monotonic()
         pending: set[asyncio.Task[int]] = set()
-        for tick in range(rate * seconds // batch):
+        for tick, body in enumerate(bodies):
             delay = started + tick * interval - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            body = batch_body(game, tick * batch, (tick + 1) * batch)
             pending.add(asyncio.create_task(post(session, url, body)))
             done = {t for t in pending if t.done()}
             accepted += sum(t.result() for t in done)
@@ -158,18 +167,15 @@ async def post(session: aiohttp.ClientSession, url: str, body: bytes) -> int:
         return int(reply["accepted"])
 
 
-async def peak(url: str, game: str, total: int, concurrency: int, batch: int) -> int:
+async def peak(url: str, all_bodies: list[bytes], concurrency: int) -> int:
     accepted = 0
-    next_index = 0
+    bodies = iter(all_bodies)
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def worker() -> None:
-            nonlocal accepted, next_index
-            while next_index < total:
-                start = next_index
-                next_index += batch
-                body = batch_body(game, start, min(start + batch, total))
+            nonlocal accepted
+            for body in bodies:  # shared: each body goes to one worker
                 got = await post(session, url, body)  # not `accepted += await`: a lost update
                 accepted += got
 
@@ -258,9 +264,10 @@ def main() -> int:
     )
 
     # Warm-up, not measured: restarted consumers join their groups and settle.
-    asyncio.run(steady(args.url, f"bench-warmup-{run}", args.rate, 5))
+    asyncio.run(steady(args.url, steady_bodies(f"bench-warmup-{run}", args.rate, 5), args.rate))
     game = f"bench-steady-{run}"
-    accepted = asyncio.run(steady(args.url, game, args.rate, args.seconds))
+    bodies = steady_bodies(game, args.rate, args.seconds)
+    accepted = asyncio.run(steady(args.url, bodies, args.rate))
     ends = end_offsets(bootstrap)
     wait_until(lambda: caught_up(dsn, ends), 120)
     values = latencies_ms(dsn, game)
@@ -284,8 +291,9 @@ def main() -> int:
 
 def measure_peak(args: argparse.Namespace, dsn: str, game: str, label: str) -> None:
     bootstrap = os.environ["EVENTFLEET_KAFKA_BOOTSTRAP"]
+    bodies = batch_bodies(game, args.peak, args.batch)
     started = time.monotonic()
-    accepted = asyncio.run(peak(args.url, game, args.peak, args.concurrency, args.batch))
+    accepted = asyncio.run(peak(args.url, bodies, args.concurrency))
     accept_seconds = time.monotonic() - started
     ends = end_offsets(bootstrap)
     wait_until(lambda: caught_up(dsn, ends), 600)
@@ -307,8 +315,9 @@ def measure_sustained(args: argparse.Namespace, dsn: str, game: str) -> None:
     """The target rate held for `--seconds` (batches of 100): does every mode keep up?"""
     bootstrap = os.environ["EVENTFLEET_KAFKA_BOOTSTRAP"]
     rate = int(PEAK_TARGET)
+    bodies = steady_bodies(game, rate, args.seconds, batch=100)
     started = time.monotonic()
-    accepted = asyncio.run(steady(args.url, game, rate, args.seconds, batch=100))
+    accepted = asyncio.run(steady(args.url, bodies, rate, batch=100))
     sending = time.monotonic() - started
     ends = end_offsets(bootstrap)
     behind = backlog(dsn, ends)
