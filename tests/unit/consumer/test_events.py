@@ -264,6 +264,12 @@ def _variants() -> list[bytes]:
     ids = [
         str(uuid.UUID(int=5)), str(uuid.UUID(int=5)).upper(), uuid.UUID(int=5).hex,
         "{" + str(uuid.UUID(int=5)) + "}", "urn:uuid:" + str(uuid.UUID(int=5)), "not-a-uuid", 12,
+        # What int(text, 16) or bytes.fromhex would take but the canonical form is not.
+        "0x000000-0000-0000-0000-000000000005", "+0000000-0000-0000-0000-000000000005",
+        "0000000_-0000-0000-0000-000000000005", "0000000 -0000-0000-0000-000000000005",
+        "00000000-0000-0000-0000-00000000000\u0665", "00000000-0000-0000-0000-00000000000g",
+        "00000000-0000-0000-0000-0000000000-5", "00000000-0000-0000-0000-00000000005",
+        "00000000-0000-0000-0000 000000000005", "00000000-0000-0000-0000-000000000005 ",
     ]  # fmt: skip
     found: list[dict[str, Any]] = []
     for kind, data in data_by_type.items():
@@ -291,7 +297,7 @@ def _variants() -> list[bytes]:
         for a in amounts
         for c in ("EUR", "eur", "EURO", "E1R")
     ]
-    found += [event(timestamp=t) for t in timestamps]
+    found += [event(timestamp=t) for t in timestamps * 2]  # twice: remembered texts too
     found += [event(event_id=i) for i in ids]
     raws = [json.dumps(e).encode() for e in found]
     head = (
