@@ -184,8 +184,10 @@ class RedisMirror:
         pool = self.client.connection_pool
         connection = pool.get_connection()
         try:
-            # redis-py leaves these two unannotated.
-            connection.send_packed_command([p.encode() for p in packed])  # type: ignore[no-untyped-call]
+            # One buffer: redis-py makes a sendall() per item, and a batch of boards is tens of
+            # small commands (each of which also woke Redis up on its own). redis-py leaves
+            # these two unannotated.
+            connection.send_packed_command(["".join(packed).encode()])  # type: ignore[no-untyped-call]
             replies = [connection.read_response() for _ in packed]  # raises on an error reply
         except BaseException:
             connection.disconnect()  # type: ignore[no-untyped-call]
