@@ -83,12 +83,13 @@ def _bulk(texts: Iterable[str]) -> str:
 
 def commands(ops: Iterable[RedisOp]) -> list[str]:
     """The packed commands that apply `ops` (later values of a key win)."""
-    hashes: dict[tuple[str, ...], dict[str, tuple[str, ...]]] = {}
+    hashes: dict[tuple[str, ...], dict[str, str]] = {}  # fields -> key -> packed values
     boards: dict[str, dict[str, int]] = {}
     limits: dict[str, tuple[int, datetime | None]] = {}
     for op in ops:
         if isinstance(op, HashSet):
-            hashes.setdefault(op.fields, {})[op.key] = op.values
+            values = op.packed if op.packed is not None else _bulk(op.values)
+            hashes.setdefault(op.fields, {})[op.key] = values
         else:
             boards.setdefault(op.key, {})[op.member] = op.score
             limits[op.key] = (op.top_n, op.expire_at)
@@ -107,7 +108,7 @@ def commands(ops: Iterable[RedisOp]) -> list[str]:
                 + _bulk(chunk)
                 + _bulk((str(len(fields)),))
                 + head
-                + "".join([_bulk(by_key[key]) for key in chunk])
+                + "".join([by_key[key] for key in chunk])
             )
     for key, members in boards.items():
         # Every board only grows (sums of non-negative scores, maxima, counts): GT keeps the

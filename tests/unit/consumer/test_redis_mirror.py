@@ -28,6 +28,19 @@ def test_hashes_with_the_same_fields_share_one_script_call_and_later_values_win(
     )  # fmt: skip
 
 
+def test_values_packed_by_postgresql_go_out_as_they_came() -> None:
+    """stats rows arrive with their values packed as RESP bulk strings."""
+    packed = "$1\r\n5\r\n$2\r\n16\r\n"
+    ops: list[RedisOp] = [
+        HashSet("player_stats:g:p1", ("a", "b"), (), packed),
+        HashSet("player_stats:g:p2", ("a", "b"), ("3", "4")),
+    ]
+    assert commands(ops) == [
+        pack("EVAL", _SET_HASHES, 2, "player_stats:g:p1", "player_stats:g:p2", 2, "a", "b",
+             "5", "16", "3", "4")
+    ]  # fmt: skip
+
+
 def test_one_zadd_per_board_then_trim_and_expiry() -> None:
     expiry = datetime(2026, 12, 5, tzinfo=UTC)
     ops = [

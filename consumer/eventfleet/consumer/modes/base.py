@@ -29,6 +29,9 @@ class HashSet(NamedTuple):
     key: str
     fields: tuple[str, ...]
     values: tuple[str, ...]
+    # The values already packed as RESP bulk strings, one per field (`values` is then empty):
+    # PostgreSQL packs a returned row's values cheaper than Python does.
+    packed: str | None = None
 
 
 class ZScore(NamedTuple):

@@ -62,9 +62,17 @@ REDIS_FIELDS: Final = (
     "version",
 )
 _ISO: Final = '\'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"\''
-REDIS_VALUES: Final = ", ".join(
+_AS_TEXT: Final = tuple(
     f"to_char({c} AT TIME ZONE 'UTC', {_ISO})" if c in ("first_seen", "last_seen") else f"{c}::text"
     for c in REDIS_FIELDS
+)
+# The values in one text, packed as the RESP bulk strings the mirror sends ($length CRLF value
+# CRLF each): packing 19 values per row cost Python more than it costs PostgreSQL here, and one
+# column per row is cheaper to fetch than 19 (about 3 us less per row, both sides together).
+REDIS_PACKED: Final = (
+    "concat("
+    + ", ".join(f"'$', octet_length({e}), E'\\r\\n', {e}, E'\\r\\n'" for e in _AS_TEXT)
+    + ")"
 )
 _SET: Final = ",\n    ".join(
     [
@@ -88,7 +96,7 @@ INSERT INTO player_statistics AS s ({_COLUMN_LIST})
 SELECT {_COLUMN_LIST} FROM stats_staging ORDER BY game_id, player_id
 ON CONFLICT (game_id, player_id) DO UPDATE SET
     {_SET}
-RETURNING game_id, player_id, {REDIS_VALUES}
+RETURNING game_id, player_id, {REDIS_PACKED}
 """  # noqa: S608 - built from constants
 STAGING: Final = (
     "CREATE TEMP TABLE IF NOT EXISTS stats_staging "
@@ -97,8 +105,8 @@ STAGING: Final = (
 
 
 def redis_hash(row: Sequence[str]) -> HashSet:
-    """A row of (game_id, player_id, *REDIS_VALUES) as its Redis hash."""
-    return HashSet(stats_redis_key(row[0], row[1]), REDIS_FIELDS, tuple(row[2:]))
+    """A row of (game_id, player_id, REDIS_PACKED) as its Redis hash."""
+    return HashSet(stats_redis_key(row[0], row[1]), REDIS_FIELDS, (), row[2])
 
 
 class StatsStaged(NamedTuple):
@@ -148,7 +156,7 @@ class StatsMode:
     def snapshot(self, connection: Connection, now: datetime) -> Iterator[list[RedisOp]]:
         with connection.cursor(name="stats_snapshot") as cursor:
             cursor.itersize = 5000
-            cursor.execute(f"SELECT game_id, player_id, {REDIS_VALUES} FROM player_statistics")  # noqa: S608 - constants
+            cursor.execute(f"SELECT game_id, player_id, {REDIS_PACKED} FROM player_statistics")  # noqa: S608 - constants
             while True:
                 rows = cursor.fetchmany(5000)
                 if not rows:
