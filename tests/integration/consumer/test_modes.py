@@ -5,6 +5,7 @@ with two consumers sharing the partitions."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
@@ -25,6 +26,7 @@ from tests.integration.consumer.helpers import (
     generate_events,
     processed_count,
     produce_events,
+    rows,
     run_until_done,
     running,
     wait_for,
@@ -153,3 +155,26 @@ def test_leaderboard_keeps_only_the_top_n_in_redis(
     assert consumer_redis.ttl("leaderboard:game1:total_score:all_time") == -1
     daily = next(iter(consumer_redis.scan_iter(match="leaderboard:game1:wins:daily:*")))
     assert consumer_redis.ttl(daily) > 0  # expires with its keep time
+
+
+def test_the_time_format_of_stats_in_redis_is_always_as_long_as_its_packed_length_says(
+    postgres_dsn: str,
+) -> None:
+    """REDIS_PACKED gives first_seen and last_seen a constant RESP length: true for every
+    instant an event may carry (from EARLIEST_TIMESTAMP to shortly after now)."""
+    from eventfleet.consumer.events import EARLIEST_TIMESTAMP  # noqa: PLC0415
+    from eventfleet.consumer.modes.stats import _ISO, _ISO_LENGTH  # noqa: PLC0415 - internals
+
+    instants = [
+        EARLIEST_TIMESTAMP,
+        EARLIEST_TIMESTAMP.replace(microsecond=1),
+        datetime.now(UTC),
+        datetime.now(UTC).replace(microsecond=0) + timedelta(days=2),
+    ]
+    found = rows(
+        postgres_dsn,
+        f"SELECT to_char(t AT TIME ZONE 'UTC', {_ISO}) FROM unnest(%s::timestamptz[]) AS t",  # noqa: S608 - constants
+        instants,
+    )
+    assert [len(text) for (text,) in found] == [_ISO_LENGTH] * len(instants)
+    assert found[0] == ("2000-01-01T00:00:00.000000+00:00",)
