@@ -128,13 +128,23 @@ class LoggerMode:
 
     def stage(self, events: Sequence[Good], now: datetime) -> LoggerStaged:
         earliest = earliest_kept_day(now.date(), self.retention_days)
+        # Event times are UTC: before midnight of the earliest kept day is before that day.
+        kept_from = None
+        if earliest is not None:
+            kept_from = datetime(earliest.year, earliest.month, earliest.day, tzinfo=UTC)
         lines = []
         expired = 0
+        # Events of one second share their time: each distinct time is formatted once a batch.
+        times: dict[datetime, str] = {}
         for good in events:
             event = good.event
-            if earliest is not None and event.timestamp.date() < earliest:
+            timestamp = event.timestamp
+            if kept_from is not None and timestamp < kept_from:
                 expired += 1  # already past retention: its partition is gone
                 continue
+            when = times.get(timestamp)
+            if when is None:
+                when = times[timestamp] = timestamp.isoformat()
             record = good.record
             # COPY text format: tab-separated, backslash is the escape. Ids, names and topics
             # have no tabs, newlines or backslashes (the event schema forbids them); JSON
@@ -142,10 +152,11 @@ class LoggerMode:
             # as 32 hex digits (PostgreSQL reads that form too; cheaper than str()); a Good
             # always has one.
             data = data_json(event.data)
-            event_id = cast(UUID, event.event_id).hex
+            if "\\" in data:
+                data = data.replace("\\", "\\\\")
             lines.append(
-                f"{event_id}\t{event.timestamp.isoformat()}\t{event.event_type}\t"
-                f"{event.game_id}\t{event.player_id}\t{data.replace(chr(92), chr(92) * 2)}\t"
+                f"{cast(UUID, event.event_id).int:032x}\t{when}\t{event.event_type}\t"
+                f"{event.game_id}\t{event.player_id}\t{data}\t"
                 f"{record.topic}\t{record.partition}\t{record.offset}\n"
             )
         return LoggerStaged(lines, expired)
