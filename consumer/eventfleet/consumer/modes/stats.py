@@ -136,11 +136,16 @@ class StatsMode:
         deltas = aggregate_stats(g.event for g in events)
         dumps = json.dumps
         lines = []
+        times: dict[datetime, str] = {}  # each distinct time formatted once a batch
         # COPY text: identifiers, numbers, ISO times and {type: count} JSON hold no tab,
         # newline or backslash (the event schema restricts ids and type names).
         for (game_id, player_id), d in deltas.items():
-            first = d.first_seen.isoformat()
-            last = first if d.last_seen == d.first_seen else d.last_seen.isoformat()
+            first = times.get(d.first_seen)
+            if first is None:
+                first = times[d.first_seen] = d.first_seen.isoformat()
+            last = times.get(d.last_seen)
+            if last is None:
+                last = times[d.last_seen] = d.last_seen.isoformat()
             lines.append(
                 f"{game_id}\t{player_id}\t{d.total_events}\t{d.logins}\t{d.logouts}\t"
                 f"{d.level_ups}\t{d.matches_played}\t{d.achievements}\t{d.purchases}\t{d.wins}\t"
