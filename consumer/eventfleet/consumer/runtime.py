@@ -688,7 +688,8 @@ class Consumer:
         if self.producer is not None and outcome.dlq:
             self._produce_dlq(outcome.dlq)
         if self.redis is not None and (outcome.redis_values or self.redis.dirty):
-            ops = [op for values in outcome.redis_values for op in values()]
+            floors = self.redis.floors
+            ops = [op for values in outcome.redis_values for op in values(floors)]
             self._publish(ops, admission.next_offsets)
 
         metrics.processed.inc(len(outcome.written))

@@ -9,7 +9,7 @@ upsert, or read back for a full resync), never increments, so Redis converges af
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
@@ -45,13 +45,17 @@ class ZScore(NamedTuple):
 
 
 RedisOp = HashSet | ZScore
-# What a write returns: the Redis values of its rows, built when called. The loop calls it after
-# the commit, in its polling thread: turning thousands of returned rows into values then is not
-# on the database thread's clock, which bounds the throughput.
-RedisValues = Callable[[], list[RedisOp]]
+# Each full board's floor (Redis key -> lowest score it keeps): a member below it cannot enter
+# the board's top N, so no value needs to be built for it (see redis_mirror).
+BoardFloors = Mapping[str, int]
+# What a write returns: the Redis values of its rows, built when called with the mirror's board
+# floors. The loop calls it after the commit, in its polling thread: turning thousands of
+# returned rows into values then is not on the database thread's clock, which bounds the
+# throughput.
+RedisValues = Callable[[BoardFloors], list[RedisOp]]
 
 
-def no_redis_values() -> list[RedisOp]:
+def no_redis_values(floors: BoardFloors) -> list[RedisOp]:  # noqa: ARG001 - RedisValues
     return []
 
 

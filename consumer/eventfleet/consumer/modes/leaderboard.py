@@ -29,6 +29,7 @@ from eventfleet.consumer.aggregate import (
 )
 from eventfleet.consumer.batch import Good
 from eventfleet.consumer.modes.base import (
+    BoardFloors,
     RedisOp,
     RedisValues,
     Staging,
@@ -127,12 +128,16 @@ class LeaderboardMode:
         self._staging.load(cursor, COLUMNS, rows.lines)
         cursor.execute(UPSERT)
         returned = cursor.fetchall()
-        return lambda: self._ops(returned, rows.deltas)
+        return lambda floors: self._ops(returned, rows.deltas, floors)
 
     def _ops(
-        self, returned: Sequence[Sequence[Any]], deltas: dict[LeaderboardSlot, list[int]]
+        self,
+        returned: Sequence[Sequence[Any]],
+        deltas: dict[LeaderboardSlot, list[int]],
+        floors: BoardFloors,
     ) -> list[RedisOp]:
-        """The new absolute scores of the boards this batch touched."""
+        """The new absolute scores of the boards this batch touched, but those below their
+        board's floor (most of them, once boards are full)."""
         ops: list[RedisOp] = []
         top_n = self.top_n
         boards = self._boards
@@ -145,7 +150,9 @@ class LeaderboardMode:
             expire, keys = found
             for bit, index, key in keys:
                 if touched & bit:
-                    ops.append(ZScore(key, player_id, row[4 + index], top_n, expire))
+                    score = row[4 + index]
+                    if score >= floors.get(key, score):
+                        ops.append(ZScore(key, player_id, score, top_n, expire))
         return ops
 
     def _board_keys(

@@ -164,7 +164,7 @@ class StatsMode:
         self._staging.load(cursor, _COLUMN_LIST, rows.lines)
         cursor.execute(UPSERT)
         returned = cursor.fetchall()
-        return lambda: [redis_hash(row) for row in returned]
+        return lambda _floors: [redis_hash(row) for row in returned]
 
     def snapshot(self, connection: Connection, now: datetime) -> Iterator[list[RedisOp]]:
         with connection.cursor(name="stats_snapshot") as cursor:
