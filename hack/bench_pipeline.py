@@ -12,7 +12,9 @@ PostgreSQL, on the deployment `make demo` leaves running (namespace gamemetrics,
 Steps 2 and 3 run with each mode pinned to `--replicas` replicas (default 1): on one 2-core
 machine that also runs every server, more consumer processes add no CPU, only rebalances and
 per-batch overhead. A second peak then runs with the samples' autoscaling restored, for
-comparison (scale-ups mid-burst: each one is a rebalance).
+comparison (scale-ups mid-burst: each one is a rebalance). Each phase of step 3 prints the
+machine speed reference (hack/machine_speed.py) taken just before it: the host's speed moves
+within minutes, and every rate here with it.
 
     make demo && make bench-pipeline            (or: python hack/bench_pipeline.py --peak 200000)
 """
@@ -30,7 +32,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -229,6 +231,26 @@ def caught_up(dsn: str, ends: dict[int, int]) -> bool:
     return all(committed.get((g, p), -1) >= end for g in GROUPS for p, end in ends.items())
 
 
+# A JVM that just started spends its first minutes compiling: right after `hack/stack up`
+# started Kafka afresh, the broker's CPU per event was three times its later value, and a
+# bench-pipeline run then read 5,800 events/s where the next one read 11,800.
+KAFKA_WARM_SECONDS: Final = 600
+
+
+def kafka_uptime_seconds() -> float | None:
+    """How long the stack's Kafka has run (None when this cannot tell: another broker)."""
+    try:
+        owned = json.loads((REPO / ".stack" / "kafka" / "pid.json").read_text())
+        stat = Path(f"/proc/{int(owned['pid'])}/stat").read_text()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, KeyError):
+        return None
+    started_ticks = int(stat[stat.rfind(")") + 2 :].split()[19])
+    if started_ticks != owned.get("start_ticks"):
+        return None  # the pid now names another process
+    return uptime - started_ticks / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -251,6 +273,12 @@ def main() -> int:
         return 1
     run = uuid.uuid4().hex[:6]
     print(machine_speed.describe())
+    kafka_age = kafka_uptime_seconds()
+    if kafka_age is not None and kafka_age < KAFKA_WARM_SECONDS:
+        print(
+            f"note: Kafka started {kafka_age:.0f} s ago; its JVM is still compiling, and a run "
+            f"this early reads low (run again after {KAFKA_WARM_SECONDS // 60} minutes)"
+        )
     samples = {name: consumer_replicas(name) for name in MODES}
     tune_for_latency()
     pin_replicas({name: {"min": args.replicas, "max": args.replicas} for name in MODES})
@@ -292,6 +320,7 @@ def main() -> int:
 def measure_peak(args: argparse.Namespace, dsn: str, game: str, label: str) -> None:
     bootstrap = os.environ["EVENTFLEET_KAFKA_BOOTSTRAP"]
     bodies = batch_bodies(game, args.peak, args.batch)
+    speed = machine_speed.reference_ms()  # the host's speed varies within minutes
     started = time.monotonic()
     accepted = asyncio.run(peak(args.url, bodies, args.concurrency))
     accept_seconds = time.monotonic() - started
@@ -299,7 +328,7 @@ def measure_peak(args: argparse.Namespace, dsn: str, game: str, label: str) -> N
     wait_until(lambda: caught_up(dsn, ends), 600)
     total_seconds = time.monotonic() - started
     pipeline = accepted / total_seconds
-    print(f"  {label}:")
+    print(f"  {label} (machine speed reference just before: {speed:.0f} ms):")
     print(
         f"    gateway accepted         {accepted / accept_seconds:10,.0f} events/s "
         f"({accept_seconds:.1f} s)"
@@ -316,6 +345,7 @@ def measure_sustained(args: argparse.Namespace, dsn: str, game: str) -> None:
     bootstrap = os.environ["EVENTFLEET_KAFKA_BOOTSTRAP"]
     rate = int(PEAK_TARGET)
     bodies = steady_bodies(game, rate, args.seconds, batch=100)
+    speed = machine_speed.reference_ms()
     started = time.monotonic()
     accepted = asyncio.run(steady(args.url, bodies, rate, batch=100))
     sending = time.monotonic() - started
@@ -325,7 +355,8 @@ def measure_sustained(args: argparse.Namespace, dsn: str, game: str) -> None:
     drained = time.monotonic() - started - sending
     kept_up = accepted >= 0.99 * rate * args.seconds and drained < DRAIN_TARGET_SECONDS
     print(
-        f"  sustained {rate:,} events/s for {args.seconds} s, {args.replicas} replica(s) per mode:"
+        f"  sustained {rate:,} events/s for {args.seconds} s, {args.replicas} replica(s) per mode "
+        f"(machine speed reference just before: {speed:.0f} ms):"
     )
     print(
         f"    gateway accepted         {accepted / sending:10,.0f} events/s "
