@@ -39,6 +39,7 @@ import aiohttp
 import machine_speed
 import orjson
 import psycopg2
+import stack
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -238,17 +239,12 @@ KAFKA_WARM_SECONDS: Final = 600
 
 
 def kafka_uptime_seconds() -> float | None:
-    """How long the stack's Kafka has run (None when this cannot tell: another broker)."""
-    try:
-        owned = json.loads((REPO / ".stack" / "kafka" / "pid.json").read_text())
-        stat = Path(f"/proc/{int(owned['pid'])}/stat").read_text()
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
-    except (OSError, ValueError, KeyError):
+    """How long the stack's Kafka has run (None when it is not the stack's own broker)."""
+    owned = stack.select(["kafka"])[0].owned()
+    if owned is None or not owned.alive():
         return None
-    started_ticks = int(stat[stat.rfind(")") + 2 :].split()[19])
-    if started_ticks != owned.get("start_ticks"):
-        return None  # the pid now names another process
-    return uptime - started_ticks / os.sysconf("SC_CLK_TCK")
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return uptime - owned.start_ticks / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:
