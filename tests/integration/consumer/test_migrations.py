@@ -69,6 +69,29 @@ def test_key_columns_compare_bytes_not_the_locale(postgres_dsn: str) -> None:
     }
 
 
+def test_primary_keys_lead_with_the_player(postgres_dsn: str) -> None:
+    """Each upsert descends the primary key once per row; with the player first, nearly every
+    comparison is decided by the first column (the few games and periods are equal)."""
+    for mode in ("stats", "leaderboard"):
+        migrate.apply(postgres_dsn, mode)
+    keys = dict(
+        rows(
+            postgres_dsn,
+            "SELECT c.conrelid::regclass::text, array_agg(a.attname::text ORDER BY k.n) "
+            "FROM pg_constraint c "
+            "CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, n) "
+            "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum "
+            "WHERE c.contype = 'p' "
+            "AND c.conrelid IN ('player_statistics'::regclass, 'leaderboards'::regclass) "
+            "GROUP BY 1",
+        )
+    )
+    assert keys == {
+        "player_statistics": ["player_id", "game_id"],
+        "leaderboards": ["player_id", "game_id", "period", "period_key"],
+    }
+
+
 def test_concurrent_runs_apply_each_migration_exactly_once(postgres_dsn: str) -> None:
     errors: list[BaseException] = []
     applied: list[list[str]] = []

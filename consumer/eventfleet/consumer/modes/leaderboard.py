@@ -41,12 +41,13 @@ from eventfleet.consumer.settings import ConsumerSettings, Mode, Period
 COLUMNS: Final = (
     "game_id, period, period_key, player_id, total_score, high_score, level, wins, boards"
 )
-# Ordered so that replicas sharing players lock their rows in the same order (no deadlock).
+# Ordered so that replicas sharing players lock their rows in the same order (no deadlock), in
+# the primary key's order (player first: see migration 0004).
 UPSERT: Final = f"""
 INSERT INTO leaderboards AS l ({COLUMNS})
 SELECT {COLUMNS} FROM leaderboard_staging
-ORDER BY game_id, period, period_key, player_id
-ON CONFLICT (game_id, period, period_key, player_id) DO UPDATE SET
+ORDER BY player_id, game_id, period, period_key
+ON CONFLICT (player_id, game_id, period, period_key) DO UPDATE SET
     total_score = l.total_score + EXCLUDED.total_score,
     high_score = GREATEST(l.high_score, EXCLUDED.high_score),
     level = GREATEST(l.level, EXCLUDED.level),

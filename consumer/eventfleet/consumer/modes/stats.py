@@ -98,11 +98,12 @@ _SET: Final = ",\n    ".join(
     ]
 )
 _COLUMN_LIST: Final = ", ".join(COLUMNS)
-# Ordered so that replicas sharing players lock their rows in the same order (no deadlock).
+# Ordered so that replicas sharing players lock their rows in the same order (no deadlock), in
+# the primary key's order (player first: see migration 0004).
 UPSERT: Final = f"""
 INSERT INTO player_statistics AS s ({_COLUMN_LIST})
-SELECT {_COLUMN_LIST} FROM stats_staging ORDER BY game_id, player_id
-ON CONFLICT (game_id, player_id) DO UPDATE SET
+SELECT {_COLUMN_LIST} FROM stats_staging ORDER BY player_id, game_id
+ON CONFLICT (player_id, game_id) DO UPDATE SET
     {_SET}
 RETURNING game_id, player_id, {REDIS_PACKED}
 """  # noqa: S608 - built from constants
