@@ -93,6 +93,11 @@ class Metrics:
             "Full rebuilds of Redis from PostgreSQL",
             registry=r,
         )
+        self.redis_rewrites = Counter(
+            "eventfleet_consumer_redis_rewrites",
+            "Hashes rewritten whole from PostgreSQL because they had missed a change",
+            registry=r,
+        )
         self.ready = Gauge("eventfleet_consumer_ready", "1 while ready", registry=r)
 
 

@@ -16,6 +16,13 @@ with all its members, then one trim to its top N and its expiry. Both writes kee
 when two replicas (or a resync and a batch) race: hashes compare PostgreSQL's row version, sorted
 sets use ZADD GT (boards never go down).
 
+A batch's stats hashes carry only the values their upsert changed (HashChange: 4 to 9 of 18
+fields, half of Redis's work per hash). Such a change is complete only on top of the version just
+before it, so the script applies it there alone. A hash further behind (a failed write, an
+evicted key, an older write landing late) is put into a stale set in the same step and rewritten
+whole from PostgreSQL right after; the stale set outlives a crash, and while it is not empty the
+mirror is not trusted (the next check rebuilds everything).
+
 A board keeps only its top N, and most of a batch's players are not in it: each one written would
 be inserted and trimmed away again at once. The mirror remembers each full board's lowest kept
 score (its floor) and leaves out members below it. That is safe because a floor never overstates
@@ -34,10 +41,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from eventfleet.consumer.modes.base import HashSet, RedisOp, ZScore
+from eventfleet.consumer.modes.base import HashChange, HashSet, RedisOp, ZScore
 
 log = logging.getLogger(__name__)
 MARKER_PREFIX: Final = "eventfleet:synced:"
+STALE_PREFIX: Final = "eventfleet:stale:"  # a set of hashes that missed a change, until rewritten
 # KEYS: the hashes; ARGV: the field count n, n field names, then n values per key.
 # A hash whose `version` (PostgreSQL's row version, growing with every update) is already at or
 # above the one written is left alone: a resync that read PostgreSQL before another replica's
@@ -63,6 +71,30 @@ end
 return #KEYS
 """
 _CHUNK: Final = 500  # hashes per script call (Lua's unpack has a stack limit)
+# KEYS: the stale set, then the hashes; ARGV per hash: the pair count n, then n (field, value)
+# pairs, ('version', v) first. A hash at version v - 1 (or none, for v = 1) gets the pairs; one
+# at v or above is newer already (another writer got there first); one further behind missed a
+# change: it joins the stale set in the same step (so that a crash before its repair still
+# shows) and is returned, to be rewritten whole from PostgreSQL.
+_CHANGE_HASHES: Final = """
+local stale = {}
+local at = 1
+for i = 2, #KEYS do
+  local n = tonumber(ARGV[at])
+  local version = tonumber(ARGV[at + 2])
+  local current = tonumber(redis.call('HGET', KEYS[i], 'version') or '0')
+  if current == version - 1 then
+    redis.call('HSET', KEYS[i], unpack(ARGV, at + 1, at + 2 * n))
+  elseif current < version then
+    stale[#stale + 1] = KEYS[i]
+  end
+  at = at + 1 + 2 * n
+end
+if #stale > 0 then
+  redis.call('SADD', KEYS[1], unpack(stale))
+end
+return stale
+"""
 
 
 def pack(*args: str | int) -> str:
@@ -81,8 +113,41 @@ def _bulk(texts: Iterable[str]) -> str:
     return "".join([f"${len(text)}\r\n{text}\r\n" for text in texts])
 
 
+# The pair counts of changes as bulk strings, built once (one per changed hash per batch).
+_COUNTS: Final = [_bulk((str(n),)) for n in range(64)]
+
+
+def change_commands(changes: Iterable[HashChange], stale_set: str) -> list[str]:
+    """The packed script calls that apply `changes` (a later change of a key replaces an
+    earlier one: its version then skips one, and the hash is rewritten whole). Each call
+    replies with the keys it found stale."""
+    by_key = {change.key: change for change in changes}
+    keys = list(by_key)
+    packed = []
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        changes_of_chunk = [by_key[key] for key in chunk]
+        # What pack("EVAL", script, 1 + len(chunk), stale_set, *chunk, and per key: its count
+        # and pairs) gives, built from pieces.
+        count = 4 + len(chunk) + sum(1 + 2 * change.pairs for change in changes_of_chunk)
+        packed.append(
+            f"*{count}\r\n"
+            + _bulk(("EVAL", _CHANGE_HASHES, str(1 + len(chunk)), stale_set))
+            + _bulk(chunk)
+            + "".join(
+                [
+                    (_COUNTS[c.pairs] if c.pairs < len(_COUNTS) else _bulk((str(c.pairs),)))
+                    + c.packed
+                    for c in changes_of_chunk
+                ]
+            )
+        )
+    return packed
+
+
 def commands(ops: Iterable[RedisOp]) -> list[str]:
-    """The packed commands that apply `ops` (later values of a key win)."""
+    """The packed commands that apply `ops` (later values of a key win); changes go through
+    change_commands."""
     hashes: dict[tuple[str, ...], dict[str, str]] = {}  # fields -> key -> packed values
     boards: dict[str, dict[str, int]] = {}
     limits: dict[str, tuple[int, datetime | None]] = {}
@@ -90,9 +155,11 @@ def commands(ops: Iterable[RedisOp]) -> list[str]:
         if isinstance(op, HashSet):
             values = op.packed if op.packed is not None else _bulk(op.values)
             hashes.setdefault(op.fields, {})[op.key] = values
-        else:
+        elif isinstance(op, ZScore):
             boards.setdefault(op.key, {})[op.member] = op.score
             limits[op.key] = (op.top_n, op.expire_at)
+        else:
+            raise TypeError("a HashChange needs change_commands")
     packed = []
     for fields, by_key in hashes.items():
         keys = list(by_key)
@@ -136,7 +203,9 @@ def above_floors(ops: list[RedisOp], floors: Mapping[str, int]) -> list[RedisOp]
     its top N); a member level with the floor stays (ties are ordered by name)."""
     if not floors:
         return ops
-    return [op for op in ops if isinstance(op, HashSet) or op.score >= floors.get(op.key, op.score)]
+    return [
+        op for op in ops if not isinstance(op, ZScore) or op.score >= floors.get(op.key, op.score)
+    ]
 
 
 def floor_of(top_n: int, size: int, lowest: list[Any]) -> int | None:
@@ -172,9 +241,11 @@ class RedisMirror:
             health_check_interval=30,
         )
         self.marker = MARKER_PREFIX + name
+        self.stale_set = STALE_PREFIX + name
         self.prefix = prefix
         self.dirty = True  # compare the marker with PostgreSQL before trusting the db
         self.resyncs = 0
+        self.rewritten = 0  # hashes rewritten whole because they had missed a change
         self.floors: dict[str, int] = {}  # board key -> lowest score kept (full boards only)
 
     def close(self) -> None:
@@ -204,9 +275,11 @@ class RedisMirror:
         *,
         snapshot: Callable[[], Iterator[list[RedisOp]]],
         stored: Callable[[], dict[TopicPartition, int]],
+        reread: Callable[[list[str]], list[RedisOp]] | None = None,
     ) -> None:
         """Write a batch's values (and its partitions' offsets into the marker); rebuild
-        everything from PostgreSQL when Redis may be missing values. Raises redis.RedisError
+        everything from PostgreSQL when Redis may be missing values, and rewrite the hashes
+        that missed a change with what `reread` reads from PostgreSQL. Raises redis.RedisError
         when Redis is unreachable (the caller logs and goes on) and psycopg2 errors when a
         rebuild cannot read PostgreSQL."""
         try:
@@ -220,7 +293,11 @@ class RedisMirror:
             for tp, next_offset in offsets.items():
                 marks += (_field(tp), next_offset)
             ops = above_floors(ops, self.floors)
-            packed = [pack("EXISTS", self.marker), *commands(ops)]
+            changes = [op for op in ops if isinstance(op, HashChange)]
+            if changes:
+                ops = [op for op in ops if not isinstance(op, HashChange)]
+            changing = change_commands(changes, self.stale_set)
+            packed = [pack("EXISTS", self.marker), *changing, *commands(ops)]
             if marks:
                 packed.append(pack("HSET", self.marker, *marks))
             boards = {op.key: op.top_n for op in ops if isinstance(op, ZScore)}
@@ -232,9 +309,30 @@ class RedisMirror:
                 # Flushed or restarted between batches: these values landed in an empty db.
                 self.dirty = True
                 self.resync(snapshot(), stored())
+                return
+            stale = [_text(key) for reply in replies[1 : 1 + len(changing)] for key in reply]
+            if stale:
+                self._rewrite(stale, reread)
         except redis.RedisError:
             self.dirty = True
             raise
+
+    def _rewrite(
+        self, stale: list[str], reread: Callable[[list[str]], list[RedisOp]] | None
+    ) -> None:
+        """Rewrite hashes that missed a change (a failed write, a key evicted, a replica's
+        older write landing late) whole, from PostgreSQL, then take them off the stale set. If
+        this does not happen (a crash, PostgreSQL unreachable), the stale set makes the next
+        check rebuild everything."""
+        if reread is None:
+            self.dirty = True
+            return
+        log.info("rewriting hashes that missed a change", extra={"hashes": len(stale)})
+        rows = reread(stale)
+        if rows:
+            self._send(commands(rows))
+        self.client.srem(self.stale_set, *stale)
+        self.rewritten += len(stale)
 
     def _learn_floors(self, boards: dict[str, int], replies: list[Any]) -> None:
         if len(self.floors) + len(boards) > _FLOORS_LIMIT:
@@ -253,8 +351,10 @@ class RedisMirror:
         some partition (Redis then lacks values of committed batches)."""
         have = self.client.hgetall(self.marker)
         synced = {_text(k): int(v) for k, v in have.items() if _text(k) != "synced_at"}
-        return not have or any(
-            n >= 0 and synced.get(_field(tp), -1) < n for tp, n in in_postgres.items()
+        return (
+            not have
+            or any(n >= 0 and synced.get(_field(tp), -1) < n for tp, n in in_postgres.items())
+            or self.client.scard(self.stale_set) > 0
         )
 
     def verify(
@@ -288,7 +388,7 @@ class RedisMirror:
         values are at least as new as the offsets recorded in the marker)."""
         log.warning("rebuilding Redis from PostgreSQL", extra={"marker": self.marker})
         self.floors.clear()  # not needed for safety (see the module's note), only to start afresh
-        self.client.delete(self.marker)
+        self.client.delete(self.marker, self.stale_set)
         stale = list(self.client.scan_iter(match=self.prefix + "*", count=1000))
         for start in range(0, len(stale), 1000):
             self.client.unlink(*stale[start : start + 1000])

@@ -747,6 +747,9 @@ class Consumer:
     def _mirror_snapshot(self) -> Iterator[list[RedisOp]]:
         return self.mode.snapshot(self._mirror_db(), datetime.now(UTC))
 
+    def _mirror_reread(self, keys: list[str]) -> list[RedisOp]:
+        return self.mode.reread(self._mirror_db(), keys)
+
     def _mirror_stored(self) -> dict[TP, int]:
         connection = self._mirror_db()
         with connection.cursor() as cursor:
@@ -772,7 +775,11 @@ class Consumer:
             mirror = self.redis
             self._mirror_safely(
                 lambda: mirror.publish(
-                    ops, offsets, snapshot=self._mirror_snapshot, stored=self._mirror_stored
+                    ops,
+                    offsets,
+                    snapshot=self._mirror_snapshot,
+                    stored=self._mirror_stored,
+                    reread=self._mirror_reread,
                 )
             )
 
@@ -781,7 +788,7 @@ class Consumer:
         rebuilds once it can."""
         if self.redis is None:
             return
-        resyncs = self.redis.resyncs
+        resyncs, rewritten = self.redis.resyncs, self.redis.rewritten
         try:
             write()
         except redis.RedisError as error:
@@ -793,6 +800,8 @@ class Consumer:
             log.warning("Redis rebuild could not read PostgreSQL", extra={"error": str(error)})
         if self.redis.resyncs != resyncs:
             self.metrics.redis_resyncs.inc()
+        if self.redis.rewritten != rewritten:
+            self.metrics.redis_rewrites.inc(self.redis.rewritten - rewritten)
 
     def _update_lag(self, offsets: dict[TP, int]) -> None:
         if self._kafka is None:

@@ -34,6 +34,17 @@ class HashSet(NamedTuple):
     packed: str | None = None
 
 
+class HashChange(NamedTuple):
+    """Set the fields of a Redis hash that one upsert changed: `packed` holds `pairs` pairs of
+    RESP bulk strings (field, value), `version` and its new value first. Applied only to a hash
+    at the version just before (or to no hash, for version 1): a hash further behind missed a
+    change, and is rewritten whole from PostgreSQL instead (see redis_mirror)."""
+
+    key: str
+    pairs: int
+    packed: str
+
+
 class ZScore(NamedTuple):
     """Set a member's score in a sorted set that keeps only its `top_n` best members."""
 
@@ -44,7 +55,7 @@ class ZScore(NamedTuple):
     expire_at: datetime | None = None
 
 
-RedisOp = HashSet | ZScore
+RedisOp = HashSet | HashChange | ZScore
 # Each full board's floor (Redis key -> lowest score it keeps): a member below it cannot enter
 # the board's top N, so no value needs to be built for it (see redis_mirror).
 BoardFloors = Mapping[str, int]
@@ -127,6 +138,11 @@ class Mode(Protocol):
 
     def snapshot(self, connection: Connection, now: datetime) -> Iterator[list[RedisOp]]:
         """Everything Redis should hold, read from PostgreSQL in chunks (full resync)."""
+        ...
+
+    def reread(self, connection: Connection, keys: Sequence[str]) -> list[RedisOp]:
+        """The whole current values of these Redis keys, read from PostgreSQL: for the hashes a
+        HashChange could not be applied to (they had missed a change)."""
         ...
 
     def maintain(self, connection: Connection, now: datetime) -> None:

@@ -189,6 +189,9 @@ class LeaderboardMode:
                 yield ops
         connection.commit()
 
+    def reread(self, connection: Connection, keys: Sequence[str]) -> list[RedisOp]:
+        return []  # sorted sets are written whole (ZADD GT), never as changes
+
     def maintain(self, connection: Connection, now: datetime) -> None:
         """Delete expired daily and weekly boards (keys of one period sort by time)."""
         with connection.cursor() as cursor:

@@ -190,6 +190,9 @@ class LoggerMode:
     def snapshot(self, connection: Connection, now: datetime) -> Iterator[list[RedisOp]]:
         return iter(())
 
+    def reread(self, connection: Connection, keys: Sequence[str]) -> list[RedisOp]:
+        return []  # no Redis values
+
     def maintain(self, connection: Connection, now: datetime) -> None:
         today = now.astimezone(UTC).date()
         self._create_partitions(connection, set(partitions_wanted(today, self.ahead_days)))
