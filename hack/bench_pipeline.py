@@ -258,6 +258,12 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--batch", type=int, default=250)
     parser.add_argument(
+        "--sustained",
+        type=int,
+        default=int(PEAK_TARGET),
+        help="events/s of the sustained run (above the target: how much headroom there is)",
+    )
+    parser.add_argument(
         "--replicas", type=int, default=1, help="replicas per mode for the pinned runs"
     )
     args = parser.parse_args()
@@ -337,9 +343,10 @@ def measure_peak(args: argparse.Namespace, dsn: str, game: str, label: str) -> N
 
 
 def measure_sustained(args: argparse.Namespace, dsn: str, game: str) -> None:
-    """The target rate held for `--seconds` (batches of 100): does every mode keep up?"""
+    """The target rate (or `--sustained`) held for `--seconds` (batches of 100): does every
+    mode keep up, and how long do events take to reach PostgreSQL at that rate?"""
     bootstrap = os.environ["EVENTFLEET_KAFKA_BOOTSTRAP"]
-    rate = int(PEAK_TARGET)
+    rate = args.sustained
     bodies = steady_bodies(game, rate, args.seconds, batch=100)
     speed = machine_speed.reference_ms()
     started = time.monotonic()
@@ -362,6 +369,11 @@ def measure_sustained(args: argparse.Namespace, dsn: str, game: str) -> None:
         f"    backlog when it ended    {behind:10,} events (the most behind group), drained in "
         f"{drained:.1f} s (target: kept up, drained within {DRAIN_TARGET_SECONDS:.0f} s: "
         f"{'yes' if kept_up else 'NO'})"
+    )
+    values = latencies_ms(dsn, game)
+    print(
+        f"    accept -> row in PostgreSQL  p50 {percentile(values, 0.5):,.1f} ms, "
+        f"p99 {percentile(values, 0.99):,.1f} ms ({len(values):,} rows; a backlog waits in it)"
     )
 
 
