@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -75,18 +75,23 @@ def configure(config: OperatorConfig) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Registry of EventConsumers, kept from watch events (no finalizer, no extra API calls): what the
-# loop walks, and the topic claims for conflict detection.
+# Registry of EventConsumers and their Deployments, kept from watch events (no finalizer, no
+# extra API calls): what the loop walks, the topic claims for conflict detection, and what the
+# loop reads between polls instead of a GET per object every tick (with a hundred
+# EventConsumers, that was 150 reads a second of the API server while nothing happened).
 
 
 @dataclass
 class Known:
     uid: str
     spec: Mapping[str, Any]
+    status: Mapping[str, Any] = field(default_factory=dict)  # as the watch last delivered it
     last_poll: datetime | None = None
+    decided: int | None = None  # the replicas the loop last set or confirmed
 
 
 _known: dict[tuple[str, str], Known] = {}
+_deployments: dict[tuple[str, str], dict[str, Any]] = {}  # owned ones, as last delivered
 _known_lock = threading.Lock()
 
 
@@ -140,6 +145,7 @@ def track(
     uid: str,
     spec: kopf.Spec,
     meta: kopf.Meta,
+    status: kopf.Status,
     **_: Any,
 ) -> None:
     key = (namespace or "default", name)
@@ -150,9 +156,18 @@ def track(
             return
         entry = _known.get(key)
         if entry is None or entry.uid != uid:
-            _known[key] = Known(uid, dict(spec))
+            _known[key] = Known(uid, dict(spec), dict(status))
         else:
             entry.spec = dict(spec)
+            entry.status = dict(status)
+
+
+def _seen_deployment(namespace: str, name: str) -> dict[str, Any] | None:
+    """The owned Deployment as the watch last delivered it; read from the API when the watch
+    has not delivered it (yet)."""
+    with _known_lock:
+        found = _deployments.get((namespace, name))
+    return found if found is not None else kube.read_deployment(namespace, name)
 
 
 def _known_claims(spec: EventConsumerSpec) -> list[TopicClaim]:
@@ -385,7 +400,7 @@ def autoscale(namespace: str, name: str, entry: Known) -> None:
     except ValidationError:
         return  # reported by reconcile
     owner = Owner(name, namespace, entry.uid)
-    deployment = kube.read_deployment(namespace, deployment_name(name))
+    deployment = _seen_deployment(namespace, deployment_name(name))
     if deployment is None:
         return  # reconcile creates it (and retries until it can)
     current = int(deployment.get("spec", {}).get("replicas") or 0)
@@ -407,6 +422,7 @@ def autoscale(namespace: str, name: str, entry: Known) -> None:
             )
             conditions.extend(topic_outcome.conditions)
         reading = _read_lag(parsed, namespace, name)
+        # Read, not as seen: the decision's history must hold the last pass's recommendation.
         state = kube.get_consumer(namespace, name) or {}
         decision = _decision(parsed, current, reading, state.get("status") or {}, now)
         target = decision.replicas
@@ -440,8 +456,14 @@ def autoscale(namespace: str, name: str, entry: Known) -> None:
         metrics.DESIRED_REPLICAS.labels(namespace, name).set(target)
     polled = target is not None
     if target is None:  # between polls: keep what was decided (or what kubectl scale set)
-        state = kube.get_consumer(namespace, name) or {}
-        target = initial_replicas(parsed, state.get("status") or {})
+        if entry.decided is not None and current == entry.decided:
+            target = current  # nothing moved it since
+        else:
+            # Read, not as seen: a status the watch has not caught up with could hold an older
+            # decision, and applying that would undo the last scale until the next poll.
+            state = kube.get_consumer(namespace, name) or {}
+            target = initial_replicas(parsed, state.get("status") or {})
+    entry.decided = target
     if not parsed.paused and (polled or target != current):
         # Server-side apply: sets the replica count, and (once per poll, as a safety net for
         # the Deployment watch) restores hand edits of owned fields. Paused is hands off: only
@@ -467,6 +489,7 @@ def autoscale(namespace: str, name: str, entry: Known) -> None:
             status,
             status_patch(status, conditions, generation=None, paused=parsed.paused, extra=extra),
         ),
+        seen=entry.status,
     )
 
 
@@ -556,6 +579,11 @@ def deployment_event(
     **_: Any,
 ) -> None:
     namespace = namespace or "default"
+    with _known_lock:
+        if type == "DELETED":
+            _deployments.pop((namespace, body.metadata.name), None)
+        else:
+            _deployments[(namespace, body.metadata.name)] = dict(body)
     owners = [
         ref
         for ref in body.metadata.get("ownerReferences", [])

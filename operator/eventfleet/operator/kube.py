@@ -21,6 +21,7 @@ from typing import Any, Final, Literal
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from eventfleet.operator import metrics
 from eventfleet.operator.builders import FIELD_MANAGER
 from eventfleet.operator.spec import GROUP, KIND, PLURAL, VERSION
 
@@ -106,6 +107,7 @@ def apply(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_deployment(namespace: str, name: str) -> dict[str, Any] | None:
+    metrics.API_READS.labels("deployments").inc()
     try:
         result = apps().read_namespaced_deployment(name, namespace)
     except ApiException as error:
@@ -140,6 +142,7 @@ def custom() -> client.CustomObjectsApi:
 
 
 def get_consumer(namespace: str, name: str) -> dict[str, Any] | None:
+    metrics.API_READS.labels("eventconsumers").inc()
     try:
         found: dict[str, Any] = custom().get_namespaced_custom_object(  # type: ignore[assignment]
             GROUP, VERSION, namespace, PLURAL, name
@@ -152,11 +155,20 @@ def get_consumer(namespace: str, name: str) -> dict[str, Any] | None:
 
 
 def update_consumer_status(
-    namespace: str, name: str, compute: Callable[[dict[str, Any]], dict[str, Any] | None]
+    namespace: str,
+    name: str,
+    compute: Callable[[dict[str, Any]], dict[str, Any] | None],
+    *,
+    seen: Mapping[str, Any] | None = None,
 ) -> None:
     """Read the EventConsumer, let `compute` turn its current status into a status patch (or
-    None for nothing to do), and write it; all under the object's lock."""
+    None for nothing to do), and write it; all under the object's lock. With `seen` (the
+    status as the watch last delivered it), nothing is read when `compute` finds nothing to
+    change in that: most passes of the autoscaling loop. A `seen` behind a write that the watch
+    has not delivered yet only delays this update to the next pass."""
     with consumer_lock(namespace, name):
+        if seen is not None and not compute(dict(seen)):
+            return
         current = get_consumer(namespace, name)
         if current is None or current.get("metadata", {}).get("deletionTimestamp"):
             return

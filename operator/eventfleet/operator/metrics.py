@@ -36,6 +36,12 @@ DESIRED_REPLICAS: Final = Gauge(
     "Replicas the autoscaler decided, per EventConsumer.",
     ["namespace", "name"],
 )
+API_READS: Final = Counter(
+    "eventfleet_operator_api_reads_total",
+    "Objects read from the Kubernetes API by GET, by resource (the loop otherwise works from "
+    "what the watches delivered).",
+    ["resource"],
+)
 RECONCILE_SECONDS: Final = Histogram(
     "eventfleet_operator_reconcile_seconds",
     "Wall time of one reconcile (topic, schema, Deployment, status).",

@@ -9,6 +9,7 @@ import json
 import re
 import signal
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -227,6 +228,42 @@ def test_create_becomes_ready_with_topic_schema_and_deployment(
     assert stack.postgres_dsn.split("@")[0] not in rendered
     assert stack.postgres_dsn.split("@")[0] not in json.dumps(status)
     assert "finalizers" not in found["metadata"]  # Retain: nothing to clean up, no finalizer
+
+
+def api_reads(operator: Process) -> dict[str, float]:
+    """The operator's GETs so far, by resource (its own metric)."""
+    assert operator.metrics_url is not None
+    with urllib.request.urlopen(operator.metrics_url, timeout=10) as answer:  # noqa: S310 - loopback
+        text = answer.read().decode()
+    found = re.findall(
+        r'^eventfleet_operator_api_reads_total\{resource="(\w+)"\} ([\d.e+]+)$', text, re.M
+    )
+    return {resource: float(count) for resource, count in found}
+
+
+def test_an_idle_event_consumer_is_watched_not_read_every_tick(
+    cluster: Cluster, stack: Stack, topic_name: str, operator: Process
+) -> None:
+    """Between polls the autoscaling loop works from what the watches delivered: no GET of the
+    Deployment at all, and of the EventConsumer only around a poll (for a fresh status), not
+    three reads of each object every two-second tick."""
+    spec = {"autoscaling": {"pollIntervalSeconds": 30}}
+    cluster.create(body(cluster.namespace, "logger", stack, topic_name, **spec))
+    cluster.wait_condition("logger", "Ready", "True", timeout=60)
+    cluster.wait_condition("logger", "AutoscalerHealthy", "True", timeout=30)
+    time.sleep(3)  # the last status writes of start-up come through the watch
+    before = api_reads(operator)
+    time.sleep(10)  # five ticks of the loop
+    after = api_reads(operator)
+    listed: dict[str, Any] = cluster.custom.list_cluster_custom_object(  # type: ignore[assignment]
+        GROUP, VERSION, PLURAL
+    )
+    everywhere = listed["items"]
+    assert after.get("deployments", 0) - before.get("deployments", 0) == 0
+    # At most two reads per poll (the decision's status, the status update), and at most three
+    # polls in ten seconds for any EventConsumer of the other tests still around (5 s polls).
+    reads = after.get("eventconsumers", 0) - before.get("eventconsumers", 0)
+    assert reads <= 6 * len(everywhere), (reads, len(everywhere))
 
 
 def test_spec_edit_updates_the_deployment_and_partitions_grow(
