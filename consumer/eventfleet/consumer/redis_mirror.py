@@ -348,7 +348,8 @@ class RedisMirror:
 
     def _behind(self, in_postgres: dict[TopicPartition, int]) -> bool:
         """True when the marker is missing or records less progress than PostgreSQL has for
-        some partition (Redis then lacks values of committed batches)."""
+        some partition (Redis then lacks values of committed batches), or when hashes that
+        missed a change still wait for their rewrite (its writer crashed or failed)."""
         have = self.client.hgetall(self.marker)
         synced = {_text(k): int(v) for k, v in have.items() if _text(k) != "synced_at"}
         return (
