@@ -371,6 +371,14 @@ def main() -> int:
         if seen_scale_down and any("ScaledDown" in line for line in scaling_events()):
             break
         time.sleep(5)
+    # The replicas scaled away stop within moments; the table below should not catch them.
+    settled_by = time.monotonic() + 20
+    while time.monotonic() < settled_by and not all(
+        (item.get("status", {}).get("readyReplicas") or 0)
+        == item.get("status", {}).get("desiredReplicas")
+        for item in consumers()
+    ):
+        time.sleep(1)
 
     title("6/6  What happened")
     print(table(), flush=True)
