@@ -3,6 +3,7 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
 COPY cli cli
+COPY contract contract
 COPY operator operator
 COPY consumer consumer
 COPY gateway gateway

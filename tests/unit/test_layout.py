@@ -31,12 +31,12 @@ def test_import_operator_from_repo_root_is_the_stdlib() -> None:
 
 
 def test_component_folders_are_not_packages() -> None:
-    for folder in ("operator", "consumer", "gateway", "cli"):
+    for folder in ("contract", "operator", "consumer", "gateway", "cli"):
         assert not (REPO / folder / "__init__.py").exists()
         assert not (REPO / folder / "eventfleet" / "__init__.py").exists()
 
 
 def test_import_names_resolve_to_component_folders() -> None:
-    for component in ("operator", "consumer", "gateway", "cli"):
+    for component in ("contract", "operator", "consumer", "gateway", "cli"):
         found = _file_of(f"eventfleet.{component}", cwd=REPO)
         assert found == REPO / component / "eventfleet" / component / "__init__.py"

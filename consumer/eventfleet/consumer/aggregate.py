@@ -13,8 +13,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Final
 
-from eventfleet.consumer.events import Event
-from eventfleet.consumer.settings import Board, Period
+from eventfleet.contract.events import Event
+from eventfleet.contract.names import Board, Period, board_key
 
 # ----------------------------------------------------------------------------------------- stats
 
@@ -92,10 +92,6 @@ def aggregate_stats(events: Iterable[Event]) -> dict[tuple[str, str], StatsDelta
     return deltas
 
 
-def stats_redis_key(game_id: str, player_id: str) -> str:
-    return f"player_stats:{game_id}:{player_id}"
-
-
 # ----------------------------------------------------------------------------------- leaderboard
 
 BOARD_BITS: Final[dict[str, int]] = {"total_score": 1, "high_score": 2, "level": 4, "wins": 8}
@@ -112,13 +108,7 @@ class BoardKey:
 
     @property
     def redis_key(self) -> str:
-        return board_redis_key(self.game_id, self.board, self.period, self.period_key)
-
-
-def board_redis_key(game_id: str, board: str, period: str, period_key: str) -> str:
-    if period == "all_time":
-        return f"leaderboard:{game_id}:{board}:all_time"
-    return f"leaderboard:{game_id}:{board}:{period}:{period_key}"
+        return board_key(self.game_id, self.board, self.period, self.period_key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, NamedTuple, TypeVar
 
-from eventfleet.consumer.events import (
+from eventfleet.contract.events import (
     Event,
     ParseLimits,
     Rejection,

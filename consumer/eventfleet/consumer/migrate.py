@@ -17,7 +17,7 @@ from typing import Final
 
 import psycopg2
 
-from eventfleet.consumer.settings import MODES, Mode
+from eventfleet.contract.names import MODES, Mode
 
 TRACKS: Final = ("shared", *MODES)
 # Any constant works; it only has to be the same for every process migrating this database.

@@ -8,7 +8,7 @@ import os
 import sys
 
 from eventfleet.consumer import migrate
-from eventfleet.consumer.settings import MODES
+from eventfleet.contract.names import MODES
 
 
 def build_parser() -> argparse.ArgumentParser:

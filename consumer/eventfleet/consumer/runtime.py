@@ -71,11 +71,11 @@ from eventfleet.consumer.batch import (
     fill_wait_seconds,
     parse_records,
 )
-from eventfleet.consumer.events import ParseLimits
 from eventfleet.consumer.modes.base import RedisOp, RedisValues
 from eventfleet.consumer.observability import Health, HttpServer, Metrics
 from eventfleet.consumer.redis_mirror import RedisMirror
 from eventfleet.consumer.settings import ConsumerSettings
+from eventfleet.contract.events import ParseLimits
 
 log = logging.getLogger(__name__)
 TP = tuple[str, int]

@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Final, Literal, get_args
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-Mode = Literal["logger", "stats", "leaderboard"]
-MODES: Final[tuple[Mode, ...]] = get_args(Mode)
-Board = Literal["total_score", "high_score", "level", "wins"]
-BOARDS: Final[tuple[Board, ...]] = get_args(Board)
-Period = Literal["all_time", "daily", "weekly"]
-PERIODS: Final[tuple[Period, ...]] = get_args(Period)
+from eventfleet.contract.events import DEFAULT_MAX_EVENT_BYTES
+from eventfleet.contract.names import (
+    BOARDS,
+    DEFAULT_TOPIC,
+    PERIODS,
+    TOPIC_PATTERN,
+    Board,
+    Mode,
+    Period,
+)
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 ENV_PREFIX: Final = "EVENTFLEET_"
@@ -32,7 +37,7 @@ class ConsumerSettings(BaseModel):
 
     mode: Mode
     kafka_bootstrap: Annotated[str, Field(min_length=1)]
-    topic: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")] = "player.events.raw"
+    topic: Annotated[str, Field(pattern=TOPIC_PATTERN)] = DEFAULT_TOPIC
     consumer_group: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     postgres_dsn: Annotated[str, Field(min_length=1)]
     redis_url: str | None = None
@@ -40,8 +45,8 @@ class ConsumerSettings(BaseModel):
     redis_leaderboard_db: RedisDb = 1
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
     batch_timeout_ms: Annotated[int, Field(ge=1, le=60_000)] = 100
-    dlq_topic: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")] | None = None
-    max_event_bytes: Annotated[int, Field(ge=256, le=16 * 1024 * 1024)] = 64 * 1024
+    dlq_topic: Annotated[str, Field(pattern=TOPIC_PATTERN)] | None = None
+    max_event_bytes: Annotated[int, Field(ge=256, le=16 * 1024 * 1024)] = DEFAULT_MAX_EVENT_BYTES
     max_future_skew_seconds: Annotated[float, Field(ge=0, le=86_400)] = 300.0
     # logger: days of events kept (0 keeps everything); partitions are created this far ahead.
     retention_days: Annotated[int, Field(ge=0, le=36_500)] = 30

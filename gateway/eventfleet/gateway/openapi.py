@@ -11,7 +11,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
-from eventfleet.consumer.events import DATA_MODELS, RejectReason, event_json_schema
+from eventfleet.contract.events import DATA_MODELS, RejectReason, event_json_schema
 from eventfleet.gateway.settings import Settings
 
 REF: Final = "#/components/schemas/{model}"

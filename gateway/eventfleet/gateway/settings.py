@@ -14,6 +14,8 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from eventfleet.contract.names import DEFAULT_TOPIC, TOPIC_PATTERN
+
 ENV_PREFIX: Final = "EVENTFLEET_GATEWAY_"
 # Workers read their settings from here: the CLI validates once and hands the result down.
 SETTINGS_JSON_ENV: Final = "EVENTFLEET_GATEWAY_SETTINGS_JSON"
@@ -32,7 +34,7 @@ class Settings(BaseModel):
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     kafka_bootstrap: Annotated[str, Field(min_length=1)] = "127.0.0.1:9092"
-    topic: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")] = "player.events.raw"
+    topic: Annotated[str, Field(pattern=TOPIC_PATTERN)] = DEFAULT_TOPIC
     # `ack`: 202 only after Kafka acknowledged every event of the request (acks=all, idempotent).
     # `fire-and-forget`: 202 once the events are in the producer's queue; delivery failures are
     # only counted in metrics and logged. Faster, but a crash can lose queued events.

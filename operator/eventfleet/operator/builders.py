@@ -11,7 +11,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Final
 
-from eventfleet.operator.spec import GROUP, KIND, VERSION, EventConsumerSpec, Mode
+from eventfleet.contract.names import Mode
+from eventfleet.operator.spec import GROUP, KIND, VERSION, EventConsumerSpec
 
 HTTP_PORT: Final = 8080  # the consumer's /healthz, /readyz and /metrics
 FIELD_MANAGER: Final = "eventfleet-operator"
@@ -68,7 +69,7 @@ def consumer_labels(owner: Owner, mode: Mode) -> dict[str, str]:
     return {
         "app.kubernetes.io/name": "eventfleet-consumer",
         "app.kubernetes.io/instance": label_value(owner.name),
-        "app.kubernetes.io/component": mode.value,
+        "app.kubernetes.io/component": mode,
         "app.kubernetes.io/part-of": "eventfleet",
         "app.kubernetes.io/managed-by": MANAGED_BY,
         **selector_labels(owner),
@@ -78,7 +79,7 @@ def consumer_labels(owner: Owner, mode: Mode) -> dict[str, str]:
 def consumer_env(spec: EventConsumerSpec, group: str) -> list[dict[str, Any]]:
     """The consumer's settings as EVENTFLEET_* variables (see eventfleet.consumer.settings)."""
     plain: dict[str, str] = {
-        "EVENTFLEET_MODE": spec.mode.value,
+        "EVENTFLEET_MODE": spec.mode,
         "EVENTFLEET_KAFKA_BOOTSTRAP": spec.kafka.bootstrap_servers,
         "EVENTFLEET_TOPIC": spec.kafka.topic,
         "EVENTFLEET_CONSUMER_GROUP": group,
@@ -88,7 +89,7 @@ def consumer_env(spec: EventConsumerSpec, group: str) -> list[dict[str, Any]]:
     }
     if spec.processing.dlq_topic:
         plain["EVENTFLEET_DLQ_TOPIC"] = spec.processing.dlq_topic
-    if spec.mode is Mode.LEADERBOARD:
+    if spec.mode == "leaderboard":
         plain["EVENTFLEET_BOARDS"] = ",".join(spec.leaderboard.boards)
         plain["EVENTFLEET_PERIODS"] = ",".join(spec.leaderboard.periods)
         plain["EVENTFLEET_TOP_N"] = str(spec.leaderboard.top_n)

@@ -142,7 +142,7 @@ def reconcile_schema(
         )
         return
     try:
-        applied = migrate.apply(dsn, spec.mode.value)
+        applied = migrate.apply(dsn, spec.mode)
     except migrate.MigrationError as error:
         unreachable = isinstance(error.__cause__, psycopg2.OperationalError)
         reason = "DatabaseUnreachable" if unreachable else "MigrationFailed"
@@ -152,7 +152,7 @@ def reconcile_schema(
             report("Warning", reason, message)
         outcome.add(Condition.false(ConditionType.SCHEMA_READY, reason, message), retry=True)
         return
-    version = migrate.schema_version(migrate.for_mode(spec.mode.value))
+    version = migrate.schema_version(migrate.for_mode(spec.mode))
     outcome.schema_version = version
     if applied:
         report(
@@ -162,7 +162,7 @@ def reconcile_schema(
         )
     outcome.add(
         Condition.true(
-            ConditionType.SCHEMA_READY, "Migrated", f"{spec.mode.value} schema at version {version}"
+            ConditionType.SCHEMA_READY, "Migrated", f"{spec.mode} schema at version {version}"
         )
     )
 

@@ -10,35 +10,32 @@ existed, a hand-edited status) becomes a SpecInvalid condition, never a crash lo
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from eventfleet.contract.names import (
+    BOARDS,
+    DEFAULT_TOPIC,
+    PERIODS,
+    TOPIC_PATTERN,
+    Board,
+    Mode,
+    Period,
+)
 
 GROUP: Final = "eventfleet.dev"
 VERSION: Final = "v1alpha1"
 PLURAL: Final = "eventconsumers"
 KIND: Final = "EventConsumer"
 
-DEFAULT_TOPIC: Final = "player.events.raw"
-# Kafka topic names: up to 249 of [a-zA-Z0-9._-], and not "." or "..".
-TOPIC_PATTERN: Final = r"^[a-zA-Z0-9._-]{1,249}$"
 SECRET_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"  # noqa: S105 - a name pattern, no secret
 SECRET_KEY_PATTERN: Final = r"^[-._a-zA-Z0-9]+$"  # noqa: S105 - a key pattern, no secret
-
-
-class Mode(enum.StrEnum):
-    LOGGER = "logger"
-    STATS = "stats"
-    LEADERBOARD = "leaderboard"
 
 
 class DeletionPolicy(enum.StrEnum):
     RETAIN = "Retain"
     DELETE = "Delete"
-
-
-Board = Literal["total_score", "high_score", "level", "wins"]
-Period = Literal["all_time", "daily", "weekly"]
 
 
 class _Spec(BaseModel):
@@ -124,13 +121,9 @@ class ProcessingSpec(_Spec):
     dlq_topic: Annotated[str | None, Field(alias="dlqTopic", pattern=TOPIC_PATTERN)] = None
 
 
-ALL_BOARDS: Final[tuple[Board, ...]] = ("total_score", "high_score", "level", "wins")
-ALL_PERIODS: Final[tuple[Period, ...]] = ("all_time", "daily", "weekly")
-
-
 class LeaderboardSpec(_Spec):
-    boards: Annotated[tuple[Board, ...], Field(min_length=1)] = ALL_BOARDS
-    periods: Annotated[tuple[Period, ...], Field(min_length=1)] = ALL_PERIODS
+    boards: Annotated[tuple[Board, ...], Field(min_length=1)] = BOARDS
+    periods: Annotated[tuple[Period, ...], Field(min_length=1)] = PERIODS
     top_n: Annotated[int, Field(alias="topN", ge=1, le=10_000)] = 100
 
 
@@ -151,8 +144,8 @@ class EventConsumerSpec(_Spec):
 
     @model_validator(mode="after")
     def _redis_where_needed(self) -> EventConsumerSpec:
-        if self.mode in (Mode.STATS, Mode.LEADERBOARD) and self.redis is None:
-            raise ValueError(f"spec.redis is required for mode {self.mode.value}")
+        if self.mode in ("stats", "leaderboard") and self.redis is None:
+            raise ValueError(f"spec.redis is required for mode {self.mode}")
         return self
 
     def consumer_group(self, namespace: str, name: str) -> str:

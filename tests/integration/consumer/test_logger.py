@@ -10,9 +10,9 @@ import pytest
 from confluent_kafka import Consumer as KafkaConsumer
 from confluent_kafka import TopicPartition
 
-from eventfleet.consumer.events import derived_event_id
 from eventfleet.consumer.runtime import Consumer
 from eventfleet.consumer.settings import ConsumerSettings
+from eventfleet.contract.events import derived_event_id
 from tests.fixtures.stack import Stack
 from tests.integration.consumer.helpers import (
     counter,

@@ -15,7 +15,8 @@ from eventfleet.consumer.cli import main as consumer_main
 from eventfleet.consumer.migrate_cli import main as migrate_main
 from eventfleet.consumer.modes.leaderboard import LeaderboardMode
 from eventfleet.consumer.modes.logger import LoggerMode
-from eventfleet.consumer.settings import MODES, ConsumerSettings
+from eventfleet.consumer.settings import ConsumerSettings
+from eventfleet.contract.names import MODES
 from tests.integration.consumer.helpers import rows
 
 pytestmark = pytest.mark.integration

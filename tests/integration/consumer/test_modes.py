@@ -162,8 +162,8 @@ def test_the_time_format_of_stats_in_redis_is_always_as_long_as_its_packed_lengt
 ) -> None:
     """REDIS_PACKED gives first_seen and last_seen a constant RESP length: true for every
     instant an event may carry (from EARLIEST_TIMESTAMP to shortly after now)."""
-    from eventfleet.consumer.events import EARLIEST_TIMESTAMP  # noqa: PLC0415
     from eventfleet.consumer.modes.stats import _ISO, _ISO_LENGTH  # noqa: PLC0415 - internals
+    from eventfleet.contract.events import EARLIEST_TIMESTAMP  # noqa: PLC0415
 
     instants = [
         EARLIEST_TIMESTAMP,

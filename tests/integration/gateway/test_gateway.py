@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from eventfleet.consumer.events import Event, parse_event
+from eventfleet.contract.events import Event, parse_event
 from tests.fixtures.stack import Stack
 from tests.integration.gateway.harness import (
     TcpProxy,

@@ -19,7 +19,7 @@ from eventfleet.consumer.aggregate import (
     partitions_wanted,
     period_key,
 )
-from eventfleet.consumer.events import Event
+from eventfleet.contract.events import Event
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)  # a Friday, ISO week 48
 

@@ -18,7 +18,7 @@ from eventfleet.consumer.batch import (
     fill_wait_seconds,
     parse_records,
 )
-from eventfleet.consumer.events import DEFAULT_LIMITS, derived_event_id
+from eventfleet.contract.events import DEFAULT_LIMITS, derived_event_id
 
 T = "events"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[3] / "consumer" / "eventfleet" / "consumer"
-PURE = ("events.py", "aggregate.py", "batch.py", "settings.py")
+PURE = ("aggregate.py", "batch.py", "settings.py")
 IO_LIBRARIES = {"psycopg2", "redis", "confluent_kafka", "socket", "http", "urllib", "subprocess"}
 
 

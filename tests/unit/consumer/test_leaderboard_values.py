@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from eventfleet.consumer.aggregate import board_redis_key
 from eventfleet.consumer.modes.base import ZScore
 from eventfleet.consumer.modes.leaderboard import LeaderboardMode
 from eventfleet.consumer.settings import ConsumerSettings
+from eventfleet.contract.names import board_key
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -29,9 +29,9 @@ def mode() -> LeaderboardMode:
 
 
 def test_only_touched_boards_at_or_above_their_floor_become_values() -> None:
-    total = board_redis_key("g", "total_score", "all_time", "all_time")
-    wins = board_redis_key("g", "wins", "all_time", "all_time")
-    level = board_redis_key("g", "level", "all_time", "all_time")
+    total = board_key("g", "total_score", "all_time", "all_time")
+    wins = board_key("g", "wins", "all_time", "all_time")
+    level = board_key("g", "level", "all_time", "all_time")
     # (game, period, period key, player) -> [total, high, level, wins, boards touched]
     deltas = {
         ("g", "all_time", "all_time", "p1"): [5, 5, 0, 1, 1 | 2 | 8],
@@ -46,7 +46,7 @@ def test_only_touched_boards_at_or_above_their_floor_become_values() -> None:
     ops = mode()._ops(returned, deltas, floors)
     assert {(op.key, op.member, op.score) for op in ops if isinstance(op, ZScore)} == {
         (total, "p1", 100),  # level with the floor: still sent (ties are ordered by name)
-        (board_redis_key("g", "high_score", "all_time", "all_time"), "p1", 60),
+        (board_key("g", "high_score", "all_time", "all_time"), "p1", 60),
     }  # p1's 9 wins are below 10; p2 touched only level, and 7 is below 8
     everything = mode()._ops(returned, deltas, {})
     assert len(everything) == 4  # without floors: every touched board of every row

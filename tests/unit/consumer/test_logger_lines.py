@@ -6,9 +6,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from eventfleet.consumer.batch import Good, Record
-from eventfleet.consumer.events import Event
 from eventfleet.consumer.modes.logger import LoggerMode
 from eventfleet.consumer.settings import ConsumerSettings
+from eventfleet.contract.events import Event
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

@@ -12,7 +12,7 @@ from eventfleet.consumer.migrate import (
     plan,
     schema_version,
 )
-from eventfleet.consumer.settings import MODES
+from eventfleet.contract.names import MODES
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from eventfleet.consumer.events import Event, parse_event
+from eventfleet.contract.events import Event, parse_event
 from tests.unit.gateway.fakes import call, make_gateway
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -223,6 +223,38 @@ def test_routing_errors() -> None:
     assert call(gateway, "GET", "/api/v1/events").status == 405
     assert call(gateway, "POST", "/healthz").status == 405
     assert call(gateway, "GET", "/nope").status == 404
+    assert call(gateway, "POST", "/nope", body(event())).status == 404
+    assert call(gateway, "DELETE", "/api/v1/nope").status == 404
+
+
+POISON_DATA = {"score": 1, "won": True, "extra": "NEST"}
+
+
+@pytest.mark.parametrize("depth", [40, 600, 5000])
+@pytest.mark.parametrize("path", ["/api/v1/events", "/api/v1/events/batch"])
+def test_deeply_nested_bodies_are_refused_with_400_not_500(depth: int, path: str) -> None:
+    gateway, sink = make_gateway()
+    payload = event(event_type="match_completed", data=POISON_DATA)
+    raw = body([payload] if path.endswith("batch") else payload)
+    raw = raw.replace(b'"NEST"', b"[" * depth + b"1" + b"]" * depth)
+    answer = call(gateway, "POST", path, raw)
+    assert answer.status == 400
+    assert "too_deep" in answer.response.decode()
+    assert not sink.sent
+
+
+@pytest.mark.parametrize("path", ["/api/v1/events", "/api/v1/events/batch"])
+def test_duplicate_keys_are_refused_with_400(path: str) -> None:
+    gateway, sink = make_gateway()
+    raw = body(event(event_type="player_login")).replace(
+        b'"event_type"', b'"event_type":"purchase","event_type"', 1
+    )
+    if path.endswith("batch"):
+        raw = b"[" + raw + b"]"
+    answer = call(gateway, "POST", path, raw)
+    assert answer.status == 400
+    assert "duplicate_key" in answer.response.decode()
+    assert not sink.sent
 
 
 def test_docs_and_openapi_are_served_locally() -> None:

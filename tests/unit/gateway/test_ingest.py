@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from eventfleet.contract.events import MAX_DEPTH
 from eventfleet.gateway import ingest
 from eventfleet.gateway.ingest import BodyError
 
@@ -19,13 +20,12 @@ from eventfleet.gateway.ingest import BodyError
         b'[{"n":123456789012345678901234567890}]',
         b'[{"s":"\\ud800"}]',  # a lone surrogate: JSON allows it, orjson does not
         b'[{"x":1e400}]',
-        b'[{"a":1,"a":2}]',
         b'[{"big":18446744073709551615,"neg":-9223372036854775808,"f":0.1}]',
         b'  [ {"s":"caf\xc3\xa9"} ]  ',
     ],
 )
 def test_batches_read_as_the_standard_library_reads_them(body: bytes) -> None:
-    assert ingest._loads_batch(body) == json.loads(body.decode())
+    assert ingest._loads_batch(body, MAX_DEPTH) == json.loads(body.decode())
 
 
 @pytest.mark.parametrize(
@@ -34,12 +34,15 @@ def test_batches_read_as_the_standard_library_reads_them(body: bytes) -> None:
         (b"[NaN]", "invalid_json"),
         (b"[Infinity]", "invalid_json"),
         (b"[1,", "invalid_json"),
-        (b"[" * 3000, "invalid_json"),
+        (b"[" * 3000, "too_deep"),
+        (b"[" * (MAX_DEPTH + 2) + b"]" * (MAX_DEPTH + 2), "too_deep"),
+        (b'[{"a":1,"a":2}]', "duplicate_key"),
+        (b'[{"a":1,"b":{"c":1,"c":1}}]', "duplicate_key"),
         (b"\xef\xbb\xbf[1]", "invalid_json"),
         (b"\xff[1]", "not_utf8"),
     ],
 )
-def test_bad_batches_are_refused_with_the_standard_librarys_reason(body: bytes, code: str) -> None:
-    refused = ingest._loads_batch(body)
+def test_bad_batches_are_refused_with_the_strict_readers_reason(body: bytes, code: str) -> None:
+    refused = ingest._loads_batch(body, MAX_DEPTH)
     assert isinstance(refused, BodyError)
     assert (refused.status, refused.code) == (400, code)

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from eventfleet.consumer.events import Event, ParseLimits, parse_event
+from eventfleet.contract.events import Event, ParseLimits, parse_event
 from eventfleet.gateway import ingest, producer
 from eventfleet.gateway.ingest import Ready
 from eventfleet.gateway.producer import KafkaSink, Pending, Unavailable

@@ -17,7 +17,7 @@ from psycopg2.extensions import connection as Connection  # noqa: N812 - the lib
 from psycopg2.extensions import cursor as Cursor  # noqa: N812
 
 from eventfleet.consumer.batch import Good
-from eventfleet.consumer.settings import Mode as ModeName
+from eventfleet.contract.names import Mode as ModeName
 
 # Built per row or per board entry of every batch: named tuples are cheap to create.
 

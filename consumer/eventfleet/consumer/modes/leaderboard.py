@@ -23,7 +23,6 @@ from eventfleet.consumer.aggregate import (
     Keep,
     LeaderboardSlot,
     aggregate_leaderboard,
-    board_redis_key,
     expires_at,
     oldest_kept,
 )
@@ -36,7 +35,8 @@ from eventfleet.consumer.modes.base import (
     ZScore,
     no_redis_values,
 )
-from eventfleet.consumer.settings import ConsumerSettings, Mode, Period
+from eventfleet.consumer.settings import ConsumerSettings
+from eventfleet.contract.names import BOARD_KEY_PREFIX, Mode, Period, board_key
 
 COLUMNS: Final = (
     "game_id, period, period_key, player_id, total_score, high_score, level, wins, boards"
@@ -85,7 +85,7 @@ class LeaderboardStaged(NamedTuple):
 
 class LeaderboardMode:
     name: Mode = "leaderboard"
-    redis_prefix: str | None = "leaderboard:"
+    redis_prefix: str | None = BOARD_KEY_PREFIX
 
     def __init__(self, settings: ConsumerSettings) -> None:
         self.boards = settings.boards
@@ -166,7 +166,7 @@ class LeaderboardMode:
         found = self._boards[(game_id, period, period_key)] = (
             self._expires(period, period_key),
             [
-                (bit, index, board_redis_key(game_id, board, period, period_key))
+                (bit, index, board_key(game_id, board, period, period_key))
                 for board, bit, index in self._bits
             ],
         )
@@ -184,7 +184,7 @@ class LeaderboardMode:
                 for game_id, period, period_key, board, player_id, score in rows:
                     expire = self._expires(period, period_key)
                     if expire is None or expire > now:
-                        key = board_redis_key(game_id, board, period, period_key)
+                        key = board_key(game_id, board, period, period_key)
                         ops.append(ZScore(key, player_id, int(score), self.top_n, expire))
                 yield ops
         connection.commit()

@@ -37,7 +37,8 @@ from eventfleet.consumer.modes.base import (
     copy_lines,
     no_redis_values,
 )
-from eventfleet.consumer.settings import ConsumerSettings, Mode
+from eventfleet.consumer.settings import ConsumerSettings
+from eventfleet.contract.names import Mode
 
 log = logging.getLogger(__name__)
 

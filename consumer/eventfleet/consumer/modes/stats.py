@@ -17,7 +17,7 @@ from typing import Any, Final, NamedTuple
 from psycopg2.extensions import connection as Connection  # noqa: N812 - the library's name
 from psycopg2.extensions import cursor as Cursor  # noqa: N812
 
-from eventfleet.consumer.aggregate import aggregate_stats, stats_redis_key
+from eventfleet.consumer.aggregate import aggregate_stats
 from eventfleet.consumer.batch import Good
 from eventfleet.consumer.modes.base import (
     HashChange,
@@ -27,7 +27,8 @@ from eventfleet.consumer.modes.base import (
     Staging,
     no_redis_values,
 )
-from eventfleet.consumer.settings import ConsumerSettings, Mode
+from eventfleet.consumer.settings import ConsumerSettings
+from eventfleet.contract.names import STATS_KEY_PREFIX, Mode, stats_key
 
 ADDED: Final = (
     "total_events",
@@ -63,7 +64,6 @@ REDIS_FIELDS: Final = (
     "last_seen",
     "version",
 )
-KEY_PREFIX: Final = "player_stats:"  # of every key stats_redis_key makes
 _TIMES: Final = ("first_seen", "last_seen")
 _ISO: Final = '\'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"\''
 # Always 32 characters: years have four digits (events are validated to lie between 2000 and
@@ -174,12 +174,12 @@ STAGING: Final = (
 
 def redis_hash(row: Sequence[str]) -> HashSet:
     """A row of (game_id, player_id, REDIS_PACKED) as its Redis hash."""
-    return HashSet(stats_redis_key(row[0], row[1]), REDIS_FIELDS, (), row[2])
+    return HashSet(stats_key(row[0], row[1]), REDIS_FIELDS, (), row[2])
 
 
 def redis_change(row: Sequence[Any]) -> HashChange:
     """A row of (game_id, player_id, changed_fields, REDIS_CHANGES) as its Redis change."""
-    return HashChange(stats_redis_key(row[0], row[1]), (row[2] & ALL_FIELDS).bit_count(), row[3])
+    return HashChange(stats_key(row[0], row[1]), (row[2] & ALL_FIELDS).bit_count(), row[3])
 
 
 # The stored rows of some Redis keys (ids hold no ':'; COLLATE: unnest's texts would otherwise
@@ -198,7 +198,7 @@ class StatsStaged(NamedTuple):
 
 class StatsMode:
     name: Mode = "stats"
-    redis_prefix: str | None = KEY_PREFIX
+    redis_prefix: str | None = STATS_KEY_PREFIX
 
     def __init__(self, settings: ConsumerSettings) -> None:
         self.settings = settings
@@ -253,8 +253,8 @@ class StatsMode:
         connection.commit()
 
     def reread(self, connection: Connection, keys: Sequence[str]) -> list[RedisOp]:
-        start = len(KEY_PREFIX)
-        ids = [key[start:].split(":", 1) for key in keys if key.startswith(KEY_PREFIX)]
+        start = len(STATS_KEY_PREFIX)
+        ids = [key[start:].split(":", 1) for key in keys if key.startswith(STATS_KEY_PREFIX)]
         if not ids:
             return []
         with connection.cursor() as cursor:

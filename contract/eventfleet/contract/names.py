@@ -1,0 +1,38 @@
+"""Names that cross process boundaries. A second definition of any of these is a rename waiting
+to break a reader, so every component imports them from here.
+
+Redis keys are a contract with every reader of the read model (game servers, dashboards), not an
+implementation detail of the consumers: a change here is a breaking change for them.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, get_args
+
+Mode = Literal["logger", "stats", "leaderboard"]
+MODES: Final[tuple[Mode, ...]] = get_args(Mode)
+Board = Literal["total_score", "high_score", "level", "wins"]
+BOARDS: Final[tuple[Board, ...]] = get_args(Board)
+Period = Literal["all_time", "daily", "weekly"]
+PERIODS: Final[tuple[Period, ...]] = get_args(Period)
+
+DEFAULT_TOPIC: Final = "player.events.raw"
+# Kafka topic names: up to 249 of [a-zA-Z0-9._-] (Kafka also refuses "." and "..").
+TOPIC_PATTERN: Final = r"^[A-Za-z0-9._-]{1,249}$"
+
+STATS_KEY_PREFIX: Final = "player_stats:"
+BOARD_KEY_PREFIX: Final = "leaderboard:"
+
+
+def stats_key(game_id: str, player_id: str) -> str:
+    """The Redis hash of one player's statistics in one game (db 0 by default)."""
+    return f"{STATS_KEY_PREFIX}{game_id}:{player_id}"
+
+
+def board_key(game_id: str, board: str, period: str, period_key: str) -> str:
+    """The Redis sorted set of one board (db 1 by default). `period_key` is the UTC date
+    (YYYY-MM-DD) of a daily board, the ISO week (YYYY-Www) of a weekly one, ignored for
+    all_time."""
+    if period == "all_time":
+        return f"{BOARD_KEY_PREFIX}{game_id}:{board}:all_time"
+    return f"{BOARD_KEY_PREFIX}{game_id}:{board}:{period}:{period_key}"
