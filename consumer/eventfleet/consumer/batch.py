@@ -5,7 +5,7 @@ by bisection. No I/O: the loop passes in what it read and performs what is decid
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, NamedTuple, TypeVar
@@ -21,7 +21,11 @@ from eventfleet.contract.events import (
 TopicPartition = tuple[str, int]
 NO_OFFSET: Final = -1  # stored when a partition has no recorded progress yet
 DATABASE_ERROR: Final = "database_error"  # DLQ reason of a record the database refused
+# DLQ reason of a record that made the consumer's own code raise (a bug): the record is set
+# aside with the exception's type and message, and the partition moves on.
+INTERNAL_ERROR: Final = "internal_error"
 T = TypeVar("T")
+E = TypeVar("E")
 
 
 # Records, Good and Bad are built once per event: immutable named tuples cost a third of what
@@ -54,22 +58,83 @@ class Bad(NamedTuple):
 
 
 def parse_records(
-    records: Iterable[Record], *, now: datetime, limits: ParseLimits
+    records: Iterable[Record],
+    *,
+    now: datetime,
+    limits: ParseLimits,
+    topic_ids: Mapping[str, str] | None = None,
 ) -> tuple[list[Good], list[Bad]]:
+    """Each record as an event with an id, or a Bad with the reason. An event without an id
+    gets one derived from its position in the topic incarnation `topic_ids` names."""
+    ids = topic_ids or {}
     good: list[Good] = []
     bad: list[Bad] = []
     for record in records:
-        result = parse_event(record.value, now=now, limits=limits)
+        try:
+            result = parse_event(record.value, now=now, limits=limits)
+        except Exception as error:  # noqa: BLE001 - one record's bug must not stop the partition
+            bad.append(Bad(record, INTERNAL_ERROR, internal_message(error)))
+            continue
         if isinstance(result, Rejection):
             errors = tuple((e.field, e.message) for e in result.errors)
             bad.append(Bad(record, result.reason.value, result.message, errors))
             continue
         if result.event_id is None:
             result = result.with_event_id(
-                derived_event_id(record.topic, record.partition, record.offset)
+                derived_event_id(
+                    record.topic, record.partition, record.offset, ids.get(record.topic)
+                )
             )
         good.append(Good(record, result))
     return good, bad
+
+
+def internal_message(error: BaseException) -> str:
+    """What a DLQ row says about an exception of the consumer's own code."""
+    return f"{type(error).__name__}: {error}"[:1000]
+
+
+def first_of_each_event(
+    goods: Sequence[Good], types: Collection[str] | None = None
+) -> tuple[list[Good], list[Good]]:
+    """The records of a batch with the first of each event_id, and the later ones (a client's
+    retry that landed in the same batch): those are not counted again. Only events of `types`
+    are checked (None: all); the others count for nothing and are all kept."""
+    seen: set[object] = set()
+    kept: list[Good] = []
+    repeated: list[Good] = []
+    for good in goods:
+        event_id = good.event.event_id
+        if types is not None and good.event.event_type not in types:
+            kept.append(good)
+        elif event_id in seen:
+            repeated.append(good)
+        else:
+            seen.add(event_id)
+            kept.append(good)
+    return kept, repeated
+
+
+def restart_recreated(
+    stored: Mapping[TopicPartition, tuple[int, str | None]], topic_ids: Mapping[str, str]
+) -> tuple[dict[TopicPartition, int], set[TopicPartition]]:
+    """The offsets to admit a batch against, and the partitions whose topic was recreated.
+
+    A stored offset counts in the topic incarnation whose id is stored beside it. When the
+    topic's id now is another one, the topic was deleted and created again: its new records
+    start at offset 0, and the stored offset (often above the new topic's end) would skip them
+    in silence. Such a partition starts again from 0 (a gap from there is retention's, and is
+    accepted as usual). An offset stored without an id (before ids were kept) is taken as is."""
+    offsets: dict[TopicPartition, int] = {}
+    recreated: set[TopicPartition] = set()
+    for tp, (offset, topic_id) in stored.items():
+        current = topic_ids.get(tp[0])
+        if topic_id is not None and current is not None and topic_id != current:
+            offsets[tp] = 0
+            recreated.add(tp)
+        else:
+            offsets[tp] = offset
+    return offsets, recreated
 
 
 def fill_wait_seconds(now_ms: float, produced_ms: int | None, timeout_ms: int) -> float:
@@ -142,8 +207,8 @@ def admit(
 
 
 def bisect_failures(
-    items: Sequence[T], attempt: Callable[[Sequence[T]], str | None]
-) -> list[tuple[T, str]]:
+    items: Sequence[T], attempt: Callable[[Sequence[T]], E | None]
+) -> list[tuple[T, E]]:
     """Find the items that make `attempt` fail, trying halves of a failing slice.
 
     `attempt` writes a slice and returns None, or rolls its slice back and returns the error.

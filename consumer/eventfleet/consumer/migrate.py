@@ -149,6 +149,68 @@ def apply(dsn: str, mode: Mode, *, connect_timeout: int = 10) -> list[Migration]
         connection.close()
 
 
+@dataclass(frozen=True, slots=True)
+class SinkOwner:
+    """Who writes a sink (one mode's tables in one database): sql/shared/0002."""
+
+    owner: str  # namespace/name of the EventConsumer
+    owner_uid: str | None
+    consumer_group: str | None
+
+
+_READ_OWNER: Final = "SELECT owner, owner_uid, consumer_group FROM sink_owners WHERE sink = %s"
+_CLAIM: Final = """
+INSERT INTO sink_owners (sink, owner, owner_uid, consumer_group) VALUES (%s, %s, %s, %s)
+ON CONFLICT (sink) DO NOTHING
+"""
+_FOLLOW: Final = """
+UPDATE sink_owners
+SET owner_uid = coalesce(%s, owner_uid), consumer_group = coalesce(%s, consumer_group)
+WHERE sink = %s AND owner = %s
+"""
+_TAKE_OVER: Final = """
+UPDATE sink_owners SET owner = %s, owner_uid = %s, consumer_group = %s, claimed_at = now()
+WHERE sink = %s AND owner = %s
+"""
+
+
+def claim_sink(
+    dsn: str,
+    mode: Mode,
+    owner: SinkOwner,
+    *,
+    take_over_from: str | None = None,
+    connect_timeout: int = 10,
+) -> SinkOwner:
+    """Claim the sink of `mode` in this database for `owner` unless another owner holds it
+    (or, with `take_over_from`, unless it is held by someone other than that previous owner,
+    which the caller found gone). Returns the sink's owner after the claim: `owner` when the
+    claim holds. The schema must be migrated."""
+    try:
+        connection = psycopg2.connect(dsn, connect_timeout=connect_timeout)
+    except psycopg2.OperationalError as error:
+        raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {error}".strip()) from error
+    try:
+        with connection, connection.cursor() as cursor:
+            values = (owner.owner, owner.owner_uid, owner.consumer_group)
+            if take_over_from is not None:
+                cursor.execute(_TAKE_OVER, (*values, mode, take_over_from))
+            cursor.execute(_CLAIM, (mode, *values))
+            # The same owner with a new uid (re-created) or group (renamed): its record follows.
+            cursor.execute(_FOLLOW, (owner.owner_uid, owner.consumer_group, mode, owner.owner))
+            cursor.execute(_READ_OWNER, (mode,))
+            row = cursor.fetchone()
+    except psycopg2.OperationalError as error:
+        raise DatabaseUnavailableError(f"cannot claim the sink: {error}".strip()) from error
+    except psycopg2.Error as error:
+        raise MigrationError(f"cannot claim the sink: {error}".strip()) from error
+    finally:
+        connection.close()
+    if row is None:
+        raise MigrationError(f"the {mode} sink has no owner after claiming it")
+    return SinkOwner(row[0], row[1], row[2])
+
+
 def _apply_one(connection: psycopg2.extensions.connection, migration: Migration) -> None:
     connection.autocommit = False
     try:

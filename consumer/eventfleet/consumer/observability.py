@@ -51,6 +51,23 @@ class Metrics:
         self.dlq = Counter(
             "eventfleet_consumer_dlq", "Records sent to the DLQ", ["reason"], registry=r
         )
+        self.duplicates = Counter(
+            "eventfleet_consumer_duplicates",
+            "Events not counted because their event_id was counted before (a client's retry)",
+            registry=r,
+        )
+        self.topic_recreated = Counter(
+            "eventfleet_consumer_topic_recreated",
+            "Partitions restarted from the beginning because their topic was deleted and "
+            "created again (a new topic id)",
+            registry=r,
+        )
+        self.internal_errors = Counter(
+            "eventfleet_consumer_internal_errors",
+            "Exceptions of the consumer's own code, caught so that the loop goes on",
+            ["stage"],
+            registry=r,
+        )
         self.batch_size = Histogram(
             "eventfleet_consumer_batch_size",
             "Records per batch",

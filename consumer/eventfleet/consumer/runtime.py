@@ -52,15 +52,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import confluent_kafka
+import confluent_kafka.admin
 import psycopg2
 import psycopg2.extensions
 import redis
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from psycopg2.extras import execute_values
 
-from eventfleet.consumer import migrate, modes
+from eventfleet.consumer import dedup, migrate, modes
 from eventfleet.consumer.batch import (
     DATABASE_ERROR,
+    INTERNAL_ERROR,
     NO_OFFSET,
     Admission,
     Bad,
@@ -69,7 +71,10 @@ from eventfleet.consumer.batch import (
     admit,
     bisect_failures,
     fill_wait_seconds,
+    first_of_each_event,
+    internal_message,
     parse_records,
+    restart_recreated,
 )
 from eventfleet.consumer.modes.base import RedisOp, RedisValues
 from eventfleet.consumer.observability import Health, HttpServer, Metrics
@@ -99,23 +104,43 @@ ON CONFLICT (consumer_group, topic, kafka_partition, kafka_offset) DO NOTHING
 """
 
 
+# Progress is the sink's (sql/shared/0002): a missing row starts from what the writer's group
+# recorded before sink_offsets existed, if anything.
 LOCK_OFFSETS: Final = """
-INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, next_offset)
-VALUES {values} ON CONFLICT DO NOTHING;
-SELECT topic, kafka_partition, next_offset FROM consumer_offsets
-WHERE consumer_group = %s AND (topic, kafka_partition) IN %s
+INSERT INTO sink_offsets (sink, topic, kafka_partition, next_offset)
+SELECT %s, v.topic, v.kafka_partition, coalesce(o.next_offset, -1)
+FROM (VALUES {values}) AS v (topic, kafka_partition)
+LEFT JOIN consumer_offsets o ON o.consumer_group = %s AND o.topic = v.topic
+    AND o.kafka_partition = v.kafka_partition
+ON CONFLICT DO NOTHING;
+SELECT topic, kafka_partition, next_offset, topic_id FROM sink_offsets
+WHERE sink = %s AND (topic, kafka_partition) IN %s
 ORDER BY topic, kafka_partition FOR UPDATE
 """
 ADVANCE_OFFSETS: Final = """
-UPDATE consumer_offsets AS o SET next_offset = v.next_offset, updated_at = now()
-FROM (VALUES {values}) AS v (topic, kafka_partition, next_offset, expected)
-WHERE o.consumer_group = %s AND o.topic = v.topic AND o.kafka_partition = v.kafka_partition
+UPDATE sink_offsets AS o
+SET next_offset = v.next_offset, topic_id = v.topic_id, updated_at = now()
+FROM (VALUES {values}) AS v (topic, kafka_partition, next_offset, expected, topic_id)
+WHERE o.sink = %s AND o.topic = v.topic AND o.kafka_partition = v.kafka_partition
   AND o.next_offset = v.expected
 """
+READ_OFFSETS: Final = """
+SELECT topic, kafka_partition, next_offset, topic_id FROM sink_offsets
+WHERE sink = %s AND (topic, kafka_partition) IN %s
+"""
+# How long the Kafka admin may take to name a topic's id, and how long a sink owned by another
+# EventConsumer is waited for before looking again.
+TOPIC_ID_TIMEOUT_SECONDS: Final = 10.0
+SINK_RECHECK_SECONDS: Final = 10.0
 
 
 class FencedError(Exception):
     """The stored offset moved under us although we held its lock (should never happen)."""
+
+
+class TopicIdUnavailableError(Exception):
+    """Kafka did not name a topic's id: the batch waits (retried like a database error), since
+    writing without it could not tell a recreated topic from the old one."""
 
 
 @dataclass(slots=True)
@@ -126,6 +151,8 @@ class Batch:
     now: datetime
     started: float
     staged: object = None  # mode.stage(good, now), computed while the previous batch commits
+    repeated: list[Good] = field(default_factory=list)  # a second record of an event_id
+    topic_ids: dict[str, str] = field(default_factory=dict)  # the ids derived ids were made with
 
 
 @dataclass(slots=True)
@@ -135,6 +162,8 @@ class Outcome:
     dlq: list[Bad]
     redis_values: list[RedisValues] = field(default_factory=list)  # one per written slice
     committed_at: float = 0.0
+    duplicates: int = 0  # events whose event_id was counted before: not counted again
+    recreated: dict[TP, str] = field(default_factory=dict)  # restarted at 0: the new topic id
 
 
 def _clean(text: str) -> str:
@@ -160,6 +189,9 @@ class Consumer:
         self.metrics = Metrics()
         self.health = Health()
         self.mode = modes.build(settings)
+        # The sink: this mode's tables in this database, whose progress is kept under its name
+        # whatever the Kafka group is called (sql/shared/0002).
+        self.sink: str = settings.mode
         self.limits = ParseLimits(
             settings.max_event_bytes, timedelta(seconds=settings.max_future_skew_seconds)
         )
@@ -199,6 +231,8 @@ class Consumer:
         self._connection: psycopg2.extensions.connection | None = None
         self._mirror_connection: psycopg2.extensions.connection | None = None
         self._assigned: set[TP] = set()
+        self._topic_ids: dict[str, str] = {}  # Kafka's id of each topic, read on assignment
+        self._admin: confluent_kafka.admin.AdminClient | None = None
         self._accepted_gaps: dict[TP, int] = {}
         self._committed: dict[TP, int] = {}  # next offsets in PostgreSQL, per assigned partition
         self._sent_to_kafka: dict[TP, int] = {}  # what Kafka was last sent of those
@@ -223,11 +257,13 @@ class Consumer:
             stack.callback(self._close_mirror_connection)
             if not self._migrate():
                 return 0 if self.stop.is_set() else 1
+            if not self._claim_sink():
+                return 0
             if self.mode.redis_prefix is not None and settings.redis_url:
                 self.redis = RedisMirror(
                     settings.redis_url,
                     settings.redis_db,
-                    f"{settings.mode}:{settings.group}",
+                    f"{settings.mode}:sink",
                     self.mode.redis_prefix,
                 )
                 stack.callback(self.redis.close)
@@ -298,6 +334,34 @@ class Consumer:
             if applied:
                 log.info("migrations applied", extra={"applied": [m.label for m in applied]})
             return True
+        return False
+
+    def _claim_sink(self) -> bool:
+        """With a sink owner set: write only a sink this consumer's EventConsumer owns. A sink
+        another one owns is waited for (not ready, saying whose it is): the operator hands it
+        over when that one is gone. False: stopped while waiting."""
+        settings = self.settings
+        if settings.sink_owner is None:
+            return True
+        me = migrate.SinkOwner(settings.sink_owner, None, settings.group)
+        while not self.stop.is_set():
+            self.health.beat()
+            try:
+                found = migrate.claim_sink(settings.postgres_dsn, settings.mode, me)
+            except migrate.MigrationError as error:
+                log.warning("cannot claim the sink yet; retrying", extra={"error": str(error)})
+            else:
+                if found.owner == me.owner:
+                    return True
+                log.error(
+                    "this database's sink is written by another EventConsumer; waiting",
+                    extra={"sink": self.sink, "owner": found.owner, "me": me.owner},
+                )
+            self._set_ready(ready=False)
+            deadline = time.monotonic() + SINK_RECHECK_SECONDS
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                self.health.beat()  # waiting correctly is not a reason to be killed
+                self.stop.wait(0.5)
         return False
 
     def _commit_to_kafka(self, *, now: bool = False) -> None:
@@ -386,16 +450,12 @@ class Consumer:
                 log.debug("closing a broken connection failed", exc_info=True)
             self._mirror_connection = None
 
-    def _read_offsets(self, tps: Sequence[TP]) -> dict[TP, int]:
+    def _read_offsets(self, tps: Sequence[TP]) -> dict[TP, tuple[int, str | None]]:
         connection = self._db()
         try:
             with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT topic, kafka_partition, next_offset FROM consumer_offsets "
-                    "WHERE consumer_group = %s AND (topic, kafka_partition) IN %s",
-                    (self.settings.group, tuple(tps)),
-                )
-                found = {(t, p): o for t, p, o in cursor.fetchall()}
+                cursor.execute(READ_OFFSETS, (self.sink, tuple(tps)))
+                found = {(t, p): (o, topic_id) for t, p, o, topic_id in cursor.fetchall()}
             connection.commit()
         except psycopg2.Error:
             self._close_connection()
@@ -408,12 +468,47 @@ class Consumer:
         self._next_maintenance = time.monotonic() + self.settings.maintenance_interval_seconds
         try:
             self.mode.maintain(self._db(), datetime.now(UTC))
+            table = self.mode.counted_events_table
+            if table is not None:
+                dedup.expire(self._db(), table, self.settings.dedup_window_hours)
         except psycopg2.Error as error:
             log.warning("maintenance failed; will retry", extra={"error": str(error).strip()})
             self._close_connection()
             self._next_maintenance = time.monotonic() + 30
 
     # --------------------------------------------------------------------------------- Kafka
+
+    def _read_topic_ids(self, topics: Collection[str]) -> dict[str, str]:
+        """Kafka's ids of `topics` (those it could name within the timeout)."""
+        if self._admin is None:
+            self._admin = confluent_kafka.admin.AdminClient(
+                {"bootstrap.servers": self.settings.kafka_bootstrap},
+                logger=logging.getLogger("eventfleet.consumer.kafka"),
+            )
+        found: dict[str, str] = {}
+        futures = self._admin.describe_topics(
+            confluent_kafka.TopicCollection(sorted(topics)),
+            request_timeout=TOPIC_ID_TIMEOUT_SECONDS,
+        )
+        for topic, future in futures.items():
+            try:
+                found[topic] = str(future.result(timeout=TOPIC_ID_TIMEOUT_SECONDS).topic_id)
+            except (KafkaException, TimeoutError) as error:
+                log.warning(
+                    "cannot read the topic's id", extra={"topic": topic, "error": str(error)}
+                )
+        self._topic_ids.update(found)
+        return found
+
+    def _topic_ids_of(self, topics: Collection[str]) -> dict[str, str]:
+        """The ids of the batch's topics (read now if not known since the last assignment)."""
+        missing = [t for t in topics if t not in self._topic_ids]
+        if missing:
+            self._read_topic_ids(missing)
+        unknown = [t for t in topics if t not in self._topic_ids]
+        if unknown:
+            raise TopicIdUnavailableError(f"Kafka did not name the id of topic {unknown[0]}")
+        return {t: self._topic_ids[t] for t in topics}
 
     def _on_assign(
         self, consumer: confluent_kafka.Consumer, partitions: list[TopicPartition]
@@ -427,17 +522,29 @@ class Consumer:
             # head start of seeking to the right place now.
             log.warning("cannot read stored offsets on assignment", extra={"error": str(error)})
             stored = {}
+        # A new assignment may be a new incarnation of a topic: its id is read again.
+        topics = {t for t, _ in tps}
+        for topic in topics:
+            self._topic_ids.pop(topic, None)
+        topic_ids = self._read_topic_ids(topics) if topics else {}
+        starts, recreated = restart_recreated(stored, topic_ids)
         for tp in partitions:
-            offset = stored.get((tp.topic, tp.partition), NO_OFFSET)
+            offset = starts.get((tp.topic, tp.partition), NO_OFFSET)
             if offset >= 0:
                 tp.offset = offset
+        if recreated:
+            log.warning(
+                "topic deleted and created again since the stored progress: its new "
+                "incarnation is read from the beginning",
+                extra={"partitions": [f"{t}/{p}" for t, p in sorted(recreated)]},
+            )
         consumer.assign(partitions)
         self._assigned.update(tps)
         for tp_key in tps:
             self._accepted_gaps.pop(tp_key, None)
         log.info(
             "partitions assigned",
-            extra={"partitions": [f"{t}/{p}@{stored.get((t, p), 'kafka')}" for t, p in tps]},
+            extra={"partitions": [f"{t}/{p}@{starts.get((t, p), 'kafka')}" for t, p in tps]},
         )
 
     def _on_revoke(
@@ -520,17 +627,33 @@ class Consumer:
 
     # --------------------------------------------------------------------------------- batch
 
-    def _parse(self, records: list[Record]) -> Batch:
+    def _parse(self, records: list[Record], topic_ids: dict[str, str] | None = None) -> Batch:
+        """Parse and stage (pure work, in the polling thread), with the topic ids known now; the
+        transaction parses again if they turn out to be others (see _transaction)."""
         now = datetime.now(UTC)
-        good, bad = parse_records(records, now=now, limits=self.limits)
-        staged = self.mode.stage(good, now) if good else None
-        return Batch(records, good, bad, now, time.perf_counter(), staged)
+        if topic_ids is None:
+            known = self._topic_ids
+            topic_ids = {r.topic: known[r.topic] for r in records if r.topic in known}
+        good, bad = parse_records(records, now=now, limits=self.limits, topic_ids=topic_ids)
+        repeated: list[Good] = []
+        if self.mode.counted_events_table is not None:
+            good, repeated = first_of_each_event(good, self.mode.counted_types)
+        staged = None
+        if good:
+            try:
+                staged = self.mode.stage(good, now)
+            except Exception:
+                # The write stages again, one bisected slice at a time, and the record that
+                # raises goes to the DLQ as internal_error.
+                self.metrics.internal_errors.labels("stage").inc()
+                log.exception("staging a batch raised; its records are isolated in the write")
+        return Batch(records, good, bad, now, time.perf_counter(), staged, repeated, topic_ids)
 
     def _attempt(self, batch: Batch) -> Outcome | BaseException:
         """In the worker thread: one try at the batch's transaction."""
         try:
-            return self._transaction(batch.records, batch.good, batch.bad, batch.now, batch.staged)
-        except (psycopg2.Error, FencedError) as error:
+            return self._transaction(batch)
+        except (psycopg2.Error, FencedError, TopicIdUnavailableError) as error:
             return error
 
     def _drain(self, *, retry: bool = True) -> None:
@@ -575,97 +698,32 @@ class Consumer:
                 batch.records = owned
                 batch.good = [g for g in batch.good if g.record.tp in self._assigned]
                 batch.bad = [b for b in batch.bad if b.record.tp in self._assigned]
+                batch.repeated = [g for g in batch.repeated if g.record.tp in self._assigned]
                 batch.staged = None
             if not batch.records:
                 return None
             try:
-                outcome = self._transaction(
-                    batch.records, batch.good, batch.bad, batch.now, batch.staged
-                )
+                outcome = self._transaction(batch)
                 break
-            except (psycopg2.Error, FencedError) as error:
+            except (psycopg2.Error, FencedError, TopicIdUnavailableError) as error:
                 self._failed(error)
         self._set_ready(ready=True)
         return outcome
 
-    def _transaction(
-        self,
-        records: list[Record],
-        good: list[Good],
-        bad: list[Bad],
-        now: datetime,
-        staged: object = None,
-    ) -> Outcome:
+    def _transaction(self, batch: Batch) -> Outcome:
+        topic_ids = self._topic_ids_of({r.topic for r in batch.records})
+        if batch.topic_ids != topic_ids:
+            # Parsed before the ids were known (or a new incarnation since): derived event ids
+            # must name the incarnation, so the batch is parsed again.
+            fresh = self._parse(batch.records, topic_ids)
+            batch.good, batch.bad, batch.repeated = fresh.good, fresh.bad, fresh.repeated
+            batch.staged, batch.topic_ids = fresh.staged, topic_ids
+        now = batch.now
         connection = self._db()
-        self.mode.prepare(connection, good, now)
-        group = self.settings.group
+        self.mode.prepare(connection, batch.good, now)
         try:
             with connection.cursor() as cursor:
-                tps = sorted({r.tp for r in records})
-                # One round trip: create missing offset rows, then lock them (the SELECT's rows
-                # are what comes back).
-                cursor.execute(
-                    LOCK_OFFSETS.format(values=",".join(["(%s, %s, %s, %s)"] * len(tps))),
-                    [
-                        *(v for t, p in tps for v in (group, t, p, NO_OFFSET)),
-                        group,
-                        tuple(tps),
-                    ],
-                )
-                stored: dict[TP, int] = {(t, p): o for t, p, o in cursor.fetchall()}
-                admission = admit(records, stored, self._accepted_gaps)
-                if len(admission.records) == len(records):  # the usual case: all of it
-                    goods, dlq = list(good), list(bad)
-                else:
-                    keep = {(r.tp, r.offset) for r in admission.records}
-                    goods = [g for g in good if (g.record.tp, g.record.offset) in keep]
-                    dlq = [b for b in bad if (b.record.tp, b.record.offset) in keep]
-                    staged = None  # it was for all of `good`
-                outcome = Outcome(admission, goods, dlq)
-
-                def attempt(items: Sequence[Good]) -> str | None:
-                    cursor.execute("SAVEPOINT batch")
-                    try:
-                        # The staged rows are for the whole of `goods`: a bisected slice is
-                        # staged again.
-                        values = self.mode.write(
-                            cursor, items, now, staged if items is goods else None
-                        )
-                    except (psycopg2.DataError, psycopg2.IntegrityError) as error:
-                        cursor.execute("ROLLBACK TO SAVEPOINT batch")
-                        return _database_message(error)
-                    cursor.execute("RELEASE SAVEPOINT batch")
-                    outcome.redis_values.append(values)
-                    return None
-
-                poisoned = bisect_failures(goods, attempt)
-                if poisoned:
-                    guilty = {id(g) for g, _ in poisoned}
-                    outcome.written = [g for g in goods if id(g) not in guilty]
-                    dlq.extend(Bad(g.record, DATABASE_ERROR, error) for g, error in poisoned)
-                if dlq:
-                    execute_values(cursor, DLQ_INSERT, [_dlq_row(group, b) for b in dlq])
-                advanced = admission.next_offsets
-                if advanced:
-                    # Compare-and-set of every partition's offset in one statement.
-                    cursor.execute(
-                        ADVANCE_OFFSETS.format(
-                            values=",".join(
-                                ["(%s, %s::integer, %s::bigint, %s::bigint)"] * len(advanced)
-                            )
-                        ),
-                        [
-                            *(
-                                v
-                                for (t, p), n in advanced.items()
-                                for v in (t, p, n, stored[(t, p)])
-                            ),
-                            group,
-                        ],
-                    )
-                    if cursor.rowcount != len(advanced):
-                        message = f"an offset of {sorted(advanced)} moved under its lock"
-                        raise FencedError(message)  # noqa: TRY301 - must roll back like the rest
+                outcome = self._write_batch(cursor, batch, topic_ids)
             connection.commit()
             outcome.committed_at = time.time()
         except BaseException:
@@ -675,6 +733,135 @@ class Consumer:
                 self._close_connection()
             raise
         return outcome
+
+    def _write_batch(
+        self, cursor: psycopg2.extensions.cursor, batch: Batch, topic_ids: dict[str, str]
+    ) -> Outcome:
+        records, now, staged = batch.records, batch.now, batch.staged
+        sink, group = self.sink, self.settings.group
+        tps = sorted({r.tp for r in records})
+        # (a) One round trip: create missing offset rows, then lock them (the SELECT's rows
+        # are what comes back).
+        cursor.execute(
+            LOCK_OFFSETS.format(values=",".join(["(%s, %s::integer)"] * len(tps))),
+            [sink, *(v for tp in tps for v in tp), group, sink, tuple(tps)],
+        )
+        rows = cursor.fetchall()
+        expected: dict[TP, int] = {(t, p): o for t, p, o, _ in rows}
+        stored, recreated = restart_recreated(
+            {(t, p): (o, topic_id) for t, p, o, topic_id in rows}, topic_ids
+        )
+        outcome = self._admitted(batch, stored)
+        goods, dlq = outcome.written, outcome.dlq
+        if len(outcome.admission.records) != len(records):
+            staged = None  # it was for all of `good`
+        admission = outcome.admission
+        # (b) Once per event_id: ids counted before (a client's retry) are not counted again.
+        table = self.mode.counted_events_table
+        if table is not None and goods:
+            fresh = self._count_once(cursor, table, goods)
+            if len(fresh) != len(goods):
+                outcome.duplicates += len(goods) - len(fresh)
+                goods = outcome.written = fresh
+                staged = None
+
+        def attempt(items: Sequence[Good]) -> tuple[str, str] | None:
+            cursor.execute("SAVEPOINT batch")
+            try:
+                # The staged rows are for the whole of `goods`: a bisected slice is staged again.
+                values = self.mode.write(cursor, items, now, staged if items is goods else None)
+            except (psycopg2.DataError, psycopg2.IntegrityError) as error:
+                cursor.execute("ROLLBACK TO SAVEPOINT batch")
+                return DATABASE_ERROR, _database_message(error)
+            except psycopg2.Error:
+                raise  # the database or the connection failed, not this record: retry
+            except Exception as error:
+                cursor.execute("ROLLBACK TO SAVEPOINT batch")
+                if len(items) == 1:
+                    self.metrics.internal_errors.labels("write").inc()
+                    log.exception("a record made the mode raise; it goes to the DLQ")
+                return INTERNAL_ERROR, internal_message(error)
+            cursor.execute("RELEASE SAVEPOINT batch")
+            outcome.redis_values.append(values)
+            return None
+
+        poisoned = bisect_failures(goods, attempt)
+        if poisoned:
+            guilty = {id(g) for g, _ in poisoned}
+            outcome.written = [g for g in goods if id(g) not in guilty]
+            dlq.extend(Bad(g.record, reason, message) for g, (reason, message) in poisoned)
+            if table is not None:
+                types = self.mode.counted_types
+                dedup.forget(
+                    cursor,
+                    table,
+                    [g for g, _ in poisoned if types is None or g.event.event_type in types],
+                )
+        # (c) DLQ rows for rejected and guilty records.
+        if dlq:
+            execute_values(cursor, DLQ_INSERT, [_dlq_row(group, b) for b in dlq])
+        # (d) The new offsets, compare-and-set against what (a) read, with the topic's id.
+        advanced = admission.next_offsets
+        if advanced:
+            self._advance(cursor, advanced, expected, topic_ids)
+            outcome.recreated = {tp: topic_ids[tp[0]] for tp in recreated if tp in advanced}
+        return outcome
+
+    def _admitted(self, batch: Batch, stored: dict[TP, int]) -> Outcome:
+        """The batch's records that continue each partition from its stored offset."""
+        admission = admit(batch.records, stored, self._accepted_gaps)
+        if len(admission.records) == len(batch.records):  # the usual case: all of it
+            return Outcome(
+                admission, list(batch.good), list(batch.bad), duplicates=len(batch.repeated)
+            )
+        keep = {(r.tp, r.offset) for r in admission.records}
+        return Outcome(
+            admission,
+            [g for g in batch.good if (g.record.tp, g.record.offset) in keep],
+            [b for b in batch.bad if (b.record.tp, b.record.offset) in keep],
+            duplicates=sum((g.record.tp, g.record.offset) in keep for g in batch.repeated),
+        )
+
+    def _count_once(
+        self, cursor: psycopg2.extensions.cursor, table: str, goods: list[Good]
+    ) -> list[Good]:
+        """`goods` without the events whose event_id this sink counted before, recording the
+        others' ids (in the batch's transaction)."""
+        types = self.mode.counted_types
+        counted = goods if types is None else [g for g in goods if g.event.event_type in types]
+        seen = dedup.already_counted(cursor, table, counted)
+        if not seen:
+            return goods
+        return [
+            g
+            for g in goods
+            if str(g.event.event_id) not in seen
+            or (types is not None and g.event.event_type not in types)
+        ]
+
+    def _advance(
+        self,
+        cursor: psycopg2.extensions.cursor,
+        advanced: dict[TP, int],
+        expected: dict[TP, int],
+        topic_ids: dict[str, str],
+    ) -> None:
+        """Compare-and-set of every advanced partition's offset, in one statement."""
+        values = ",".join(["(%s, %s::integer, %s::bigint, %s::bigint, %s::text)"] * len(advanced))
+        cursor.execute(
+            ADVANCE_OFFSETS.format(values=values),
+            [
+                *(
+                    v
+                    for (t, p), n in advanced.items()
+                    for v in (t, p, n, expected[(t, p)], topic_ids[t])
+                ),
+                self.sink,
+            ],
+        )
+        if cursor.rowcount != len(advanced):
+            message = f"an offset of {sorted(advanced)} moved under its lock"
+            raise FencedError(message)
 
     def _after_commit(self, outcome: Outcome, batch: Batch) -> None:
         admission = outcome.admission
@@ -689,8 +876,27 @@ class Consumer:
             self._produce_dlq(outcome.dlq)
         if self.redis is not None and (outcome.redis_values or self.redis.dirty):
             floors = self.redis.floors
-            ops = [op for values in outcome.redis_values for op in values(floors)]
+            try:
+                ops = [op for values in outcome.redis_values for op in values(floors)]
+            except Exception:
+                # PostgreSQL has the batch; Redis is rebuilt from it instead of patched.
+                metrics.internal_errors.labels("redis").inc()
+                log.exception("building the batch's Redis values raised; Redis is rebuilt")
+                self.redis.dirty = True
+                ops = []
             self._publish(ops, admission.next_offsets)
+        if outcome.duplicates:
+            metrics.duplicates.inc(outcome.duplicates)
+            log.debug(
+                "events already counted were not counted again",
+                extra={"duplicates": outcome.duplicates},
+            )
+        for (topic, partition), topic_id in sorted(outcome.recreated.items()):
+            metrics.topic_recreated.inc()
+            log.warning(
+                "topic deleted and created again: its new incarnation is processed from offset 0",
+                extra={"partition": f"{topic}/{partition}", "topic_id": topic_id},
+            )
 
         metrics.processed.inc(len(outcome.written))
         metrics.replayed.inc(admission.already_done)
@@ -754,9 +960,8 @@ class Consumer:
         connection = self._mirror_db()
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT topic, kafka_partition, next_offset FROM consumer_offsets "
-                "WHERE consumer_group = %s",
-                (self.settings.group,),
+                "SELECT topic, kafka_partition, next_offset FROM sink_offsets WHERE sink = %s",
+                (self.sink,),
             )
             found = {(t, p): o for t, p, o in cursor.fetchall()}
         connection.commit()
@@ -798,6 +1003,12 @@ class Consumer:
             self.redis.dirty = True
             self._close_mirror_connection()
             log.warning("Redis rebuild could not read PostgreSQL", extra={"error": str(error)})
+        except Exception:
+            # Redis never stops the pipeline, not even through a bug of ours: logged, counted,
+            # and the mirror tries a rebuild at the next batch.
+            self.redis.dirty = True
+            self.metrics.internal_errors.labels("redis").inc()
+            log.exception("the Redis mirror raised; it rebuilds at the next batch")
         if self.redis.resyncs != resyncs:
             self.metrics.redis_resyncs.inc()
         if self.redis.rewritten != rewritten:
@@ -836,6 +1047,8 @@ def _without_partitions(batch: Batch, tps: set[TP]) -> Batch:
         [b for b in batch.bad if b.record.tp not in tps],
         batch.now,
         batch.started,
+        repeated=[g for g in batch.repeated if g.record.tp not in tps],
+        topic_ids=batch.topic_ids,
     )
 
 

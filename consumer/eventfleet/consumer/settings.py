@@ -57,6 +57,13 @@ class ConsumerSettings(BaseModel):
     top_n: Annotated[int, Field(ge=1, le=100_000)] = 100
     daily_keep_days: Annotated[int, Field(ge=1, le=3650)] = 7
     weekly_keep_weeks: Annotated[int, Field(ge=1, le=520)] = 5
+    # stats, leaderboard: an event_id counted within this many hours is not counted again. The
+    # default, 7 days, is Kafka's default retention: no replay of the topic reaches further back.
+    dedup_window_hours: Annotated[int, Field(ge=1, le=8760)] = 168
+    # Who writes this mode's tables (the operator passes namespace/name of the EventConsumer):
+    # a consumer whose owner is not the sink's recorded owner waits instead of writing. None:
+    # no claim is made or checked (a consumer run by hand).
+    sink_owner: Annotated[str, Field(min_length=1, max_length=512)] | None = None
     # operability
     http_host: str = "0.0.0.0"  # noqa: S104 - a pod's probes and Prometheus come from outside
     http_port: Annotated[int, Field(ge=0, le=65_535)] = 8080  # 0: no HTTP server

@@ -142,6 +142,12 @@ def _json_value(value: object) -> object:
     return value
 
 
-def derived_event_id(topic: str, partition: int, offset: int) -> uuid.UUID:
-    """The id of an event that arrived without one: deterministic, so replays dedupe."""
-    return uuid.uuid5(DERIVED_ID_NAMESPACE, f"{topic}/{partition}/{offset}")
+def derived_event_id(
+    topic: str, partition: int, offset: int, topic_id: str | None = None
+) -> uuid.UUID:
+    """The id of an event that arrived without one: deterministic, so replays dedupe. A topic
+    deleted and created again numbers its records from 0 anew, so the incarnation's Kafka
+    topic id is part of the name: its records are other events than the old ones at the same
+    offsets."""
+    name = f"{topic}/{partition}/{offset}"
+    return uuid.uuid5(DERIVED_ID_NAMESPACE, f"{name}@{topic_id}" if topic_id else name)

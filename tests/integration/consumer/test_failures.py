@@ -230,7 +230,6 @@ def test_a_row_the_database_refuses_is_isolated_and_the_rest_counted_once(
 def test_kill_9_mid_batch_then_restart_loses_and_doubles_nothing(  # noqa: PLR0917 - fixtures
     stack: Stack,
     create_topic: Callable[..., str],
-    consumer_group: str,
     postgres_dsn: str,
     consumer_redis: redis.Redis,
     tmp_path: Path,
@@ -244,20 +243,20 @@ def test_kill_9_mid_batch_then_restart_loses_and_doubles_nothing(  # noqa: PLR09
     first = spawn(settings, log=log)
     try:
         wait_for(
-            lambda: processed_count(postgres_dsn, consumer_group) >= 3000,
+            lambda: processed_count(postgres_dsn) >= 3000,
             timeout=60,
             what="progress before the kill",
         )
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-        assert processed_count(postgres_dsn, consumer_group) < len(events)
+        assert processed_count(postgres_dsn) < len(events)
     finally:
         if first.poll() is None:
             first.kill()
     second = spawn(settings, log=log)
     try:
         wait_for(
-            lambda: processed_count(postgres_dsn, consumer_group) >= len(events),
+            lambda: processed_count(postgres_dsn) >= len(events),
             timeout=120,
             what="the restarted consumer to finish",
         )
@@ -345,10 +344,9 @@ def probe(port: int, path: str) -> int:
         return error.code
 
 
-def test_postgres_unreachable_mid_run_backs_off_not_ready_then_catches_up_exactly(  # noqa: PLR0917 - fixtures
+def test_postgres_unreachable_mid_run_backs_off_not_ready_then_catches_up_exactly(
     stack: Stack,
     create_topic: Callable[..., str],
-    consumer_group: str,
     postgres_dsn: str,
     consumer_redis: redis.Redis,
     consumer_settings: Callable[..., ConsumerSettings],
@@ -369,7 +367,7 @@ def test_postgres_unreachable_mid_run_backs_off_not_ready_then_catches_up_exactl
     try:
         with running(consumer):
             wait_for(
-                lambda: processed_count(postgres_dsn, consumer_group) >= 1000,
+                lambda: processed_count(postgres_dsn) >= 1000,
                 timeout=60,
                 what="progress before the outage",
             )
@@ -379,11 +377,11 @@ def test_postgres_unreachable_mid_run_backs_off_not_ready_then_catches_up_exactl
             wait_for(lambda: counter(consumer.metrics.db_errors) >= 3, timeout=60, what="retries")
             assert probe(port, "/readyz") == 503
             assert probe(port, "/healthz") == 200  # alive: backing off, not crash-looping
-            stuck = processed_count(postgres_dsn, consumer_group)
+            stuck = processed_count(postgres_dsn)
             assert stuck < len(first) + len(second)
             proxy.restore()
             wait_for(
-                lambda: processed_count(postgres_dsn, consumer_group) >= len(first) + len(second),
+                lambda: processed_count(postgres_dsn) >= len(first) + len(second),
                 timeout=90,
                 what="catching up after the outage",
             )
@@ -398,10 +396,9 @@ def test_postgres_unreachable_mid_run_backs_off_not_ready_then_catches_up_exactl
     assert redis_stats(consumer_redis) == expected
 
 
-def test_redis_unreachable_mid_run_postgres_goes_on_and_redis_is_rebuilt(  # noqa: PLR0917 - fixtures
+def test_redis_unreachable_mid_run_postgres_goes_on_and_redis_is_rebuilt(
     stack: Stack,
     create_topic: Callable[..., str],
-    consumer_group: str,
     postgres_dsn: str,
     consumer_redis: redis.Redis,
     consumer_settings: Callable[..., ConsumerSettings],
@@ -419,7 +416,7 @@ def test_redis_unreachable_mid_run_postgres_goes_on_and_redis_is_rebuilt(  # noq
         with running(consumer):
             produce_events(stack.kafka_bootstrap, topic, first)
             wait_for(
-                lambda: processed_count(postgres_dsn, consumer_group) >= len(first),
+                lambda: processed_count(postgres_dsn) >= len(first),
                 timeout=60,
                 what="the first events",
             )
@@ -427,7 +424,7 @@ def test_redis_unreachable_mid_run_postgres_goes_on_and_redis_is_rebuilt(  # noq
             produce_events(stack.kafka_bootstrap, topic, during)
             # PostgreSQL work goes on while Redis is away.
             wait_for(
-                lambda: processed_count(postgres_dsn, consumer_group) >= len(first) + len(during),
+                lambda: processed_count(postgres_dsn) >= len(first) + len(during),
                 timeout=60,
                 what="the events sent while Redis is down",
             )

@@ -36,7 +36,6 @@ def broker() -> Iterator[PrivateKafka]:
 
 def test_kafka_killed_mid_run_then_back_the_consumer_reconnects_and_counts_exactly(
     broker: PrivateKafka,
-    consumer_group: str,
     postgres_dsn: str,
     consumer_redis: redis.Redis,
     consumer_settings: Callable[..., ConsumerSettings],
@@ -58,7 +57,7 @@ def test_kafka_killed_mid_run_then_back_the_consumer_reconnects_and_counts_exact
     consumer = Consumer(settings)
     with running(consumer):
         wait_for(
-            lambda: processed_count(postgres_dsn, consumer_group) >= 500,
+            lambda: processed_count(postgres_dsn) >= 500,
             timeout=60,
             what="progress before the broker dies",
         )
@@ -69,11 +68,11 @@ def test_kafka_killed_mid_run_then_back_the_consumer_reconnects_and_counts_exact
         broker.start()
         produce_events(broker.bootstrap, topic, second)
         wait_for(
-            lambda: processed_count(postgres_dsn, consumer_group) >= len(first) + len(second),
+            lambda: processed_count(postgres_dsn) >= len(first) + len(second),
             timeout=120,
             what="catching up after Kafka came back",
         )
-        assert processed_count(postgres_dsn, consumer_group) == len(first) + len(second)
+        assert processed_count(postgres_dsn) == len(first) + len(second)
     expected = expected_stats(first + second)
     assert stored_stats(postgres_dsn) == expected
     assert redis_stats(consumer_redis) == expected

@@ -61,15 +61,16 @@ def test_logger_stores_every_event_once_and_a_replay_changes_nothing(  # noqa: P
                 event["game_id"],
             )
             assert row[7] == event["data"]
+    ((topic_id,),) = rows(postgres_dsn, "SELECT DISTINCT topic_id FROM sink_offsets")
     for row in stored:
         if row[0] not in {str(i) for i in ids_with_id}:
-            assert row[0] == str(derived_event_id(row[1], row[2], row[3]))
+            assert row[0] == str(derived_event_id(row[1], row[2], row[3], topic_id))
     before = rows(postgres_dsn, "SELECT count(*), sum(kafka_offset) FROM events")
 
     # Replay: Kafka's committed offsets go back to 0 and the consumer does not seek to the
     # stored ones, so the records come again; the transaction's offset check skips them (and
     # the consumer seeks forward to the stored offsets).
-    offsets_before = rows(postgres_dsn, "SELECT * FROM consumer_offsets ORDER BY 3")
+    offsets_before = rows(postgres_dsn, "SELECT * FROM sink_offsets ORDER BY 3")
     rewind = KafkaConsumer({"bootstrap.servers": stack.kafka_bootstrap, "group.id": consumer_group})
     rewind.commit(offsets=[TopicPartition(topic, p, 0) for p in range(3)], asynchronous=False)
     rewind.close()
@@ -79,7 +80,7 @@ def test_logger_stores_every_event_once_and_a_replay_changes_nothing(  # noqa: P
         wait_for(lambda: counter(again.metrics.replayed) >= 3, timeout=60, what="the replay")
     assert counter(again.metrics.processed) == 0
     assert rows(postgres_dsn, "SELECT count(*), sum(kafka_offset) FROM events") == before
-    assert rows(postgres_dsn, "SELECT * FROM consumer_offsets ORDER BY 3") == offsets_before
+    assert rows(postgres_dsn, "SELECT * FROM sink_offsets ORDER BY 3") == offsets_before
     assert rows(postgres_dsn, "SELECT count(*) FROM dlq_events") == [(0,)]
 
 
@@ -150,7 +151,7 @@ def test_kafka_is_sent_the_stored_offsets_once_the_consumer_is_idle(
     try:
         with running(consumer):
             wait_for(
-                lambda: processed_count(postgres_dsn, consumer_group) >= len(events),
+                lambda: processed_count(postgres_dsn) >= len(events),
                 timeout=60,
                 what="every record processed",
             )
@@ -158,9 +159,7 @@ def test_kafka_is_sent_the_stored_offsets_once_the_consumer_is_idle(
             stored = dict(
                 rows(
                     postgres_dsn,
-                    "SELECT kafka_partition, next_offset FROM consumer_offsets "
-                    "WHERE consumer_group = %s",
-                    consumer_group,
+                    "SELECT kafka_partition, next_offset FROM sink_offsets WHERE sink = 'logger'",
                 )
             )
             assert sum(stored.values()) == len(events)

@@ -35,10 +35,9 @@ from tests.integration.consumer.helpers import (
 pytestmark = pytest.mark.integration
 
 
-def test_stats_exact_in_postgres_and_redis_and_repaired_after_a_flush(  # noqa: PLR0917 - fixtures
+def test_stats_exact_in_postgres_and_redis_and_repaired_after_a_flush(
     stack: Stack,
     create_topic: Callable[..., str],
-    consumer_group: str,
     postgres_dsn: str,
     consumer_redis: redis.Redis,
     consumer_settings: Callable[..., ConsumerSettings],
@@ -50,7 +49,7 @@ def test_stats_exact_in_postgres_and_redis_and_repaired_after_a_flush(  # noqa: 
     consumer = Consumer(settings)
     with running(consumer):
         wait_for(
-            lambda: processed_count(postgres_dsn, consumer_group) >= len(first),
+            lambda: processed_count(postgres_dsn) >= len(first),
             timeout=90,
             what="the first events",
         )
@@ -61,7 +60,7 @@ def test_stats_exact_in_postgres_and_redis_and_repaired_after_a_flush(  # noqa: 
         second = generate_events(1000, seed=2)
         produce_events(stack.kafka_bootstrap, topic, second)
         wait_for(
-            lambda: processed_count(postgres_dsn, consumer_group) >= len(first) + len(second),
+            lambda: processed_count(postgres_dsn) >= len(first) + len(second),
             timeout=90,
             what="the second events",
         )
@@ -100,10 +99,9 @@ def test_a_restart_trusts_redis_in_step_and_rebuilds_redis_left_behind(
 # ----------------------------------------------------------------------------- leaderboards
 
 
-def test_leaderboards_exact_with_two_consumers_splitting_the_partitions(  # noqa: PLR0917 - fixtures
+def test_leaderboards_exact_with_two_consumers_splitting_the_partitions(
     stack: Stack,
     create_topic: Callable[..., str],
-    consumer_group: str,
     postgres_dsn: str,
     consumer_redis: redis.Redis,
     consumer_settings: Callable[..., ConsumerSettings],
@@ -121,7 +119,7 @@ def test_leaderboards_exact_with_two_consumers_splitting_the_partitions(  # noqa
         )
         produce_events(stack.kafka_bootstrap, topic, events)
         wait_for(
-            lambda: processed_count(postgres_dsn, consumer_group) >= len(events),
+            lambda: processed_count(postgres_dsn) >= len(events),
             timeout=120,
             what="all events",
         )

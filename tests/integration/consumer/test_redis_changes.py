@@ -200,10 +200,9 @@ def test_stats_sends_only_the_values_an_event_changed(
     ]
 
 
-def test_an_evicted_stats_hash_is_rewritten_on_the_players_next_event(  # noqa: PLR0917 - fixtures
+def test_an_evicted_stats_hash_is_rewritten_on_the_players_next_event(
     stack: Stack,
     create_topic: Callable[..., str],
-    consumer_group: str,
     postgres_dsn: str,
     consumer_redis: redis.Redis,
     consumer_settings: Callable[..., ConsumerSettings],
@@ -214,7 +213,7 @@ def test_an_evicted_stats_hash_is_rewritten_on_the_players_next_event(  # noqa: 
     consumer = Consumer(consumer_settings("stats", topic, batch_size=100))
     with running(consumer):
         wait_for(
-            lambda: processed_count(postgres_dsn, consumer_group) >= len(first),
+            lambda: processed_count(postgres_dsn) >= len(first),
             timeout=90,
             what="the first events",
         )
@@ -223,7 +222,7 @@ def test_an_evicted_stats_hash_is_rewritten_on_the_players_next_event(  # noqa: 
         second = generate_events(300, seed=22, players=10)
         produce_events(stack.kafka_bootstrap, topic, second)
         wait_for(
-            lambda: processed_count(postgres_dsn, consumer_group) >= len(first) + len(second),
+            lambda: processed_count(postgres_dsn) >= len(first) + len(second),
             timeout=90,
             what="the second events",
         )

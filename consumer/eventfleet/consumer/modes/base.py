@@ -116,6 +116,10 @@ class Mode(Protocol):
     name: ModeName
     # Keys of this mode's Redis values start with this (None: the mode does not use Redis).
     redis_prefix: str | None
+    # The table of event_ids this mode counted (see dedup; None: the mode needs none, e.g. the
+    # logger, whose primary key is the event_id), and the event types it counts (None: all).
+    counted_events_table: str | None
+    counted_types: frozenset[str] | None
 
     def prepare(self, connection: Connection, events: Sequence[Good], now: datetime) -> None:
         """Before the batch transaction, in transactions of its own (e.g. create partitions)."""

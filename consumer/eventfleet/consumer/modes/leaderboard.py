@@ -86,6 +86,9 @@ class LeaderboardStaged(NamedTuple):
 class LeaderboardMode:
     name: Mode = "leaderboard"
     redis_prefix: str | None = BOARD_KEY_PREFIX
+    counted_events_table: str | None = "leaderboard_counted_events"
+    # Only these move a board: other events need no id kept.
+    counted_types: frozenset[str] | None = frozenset(("match_completed", "player_level_up"))
 
     def __init__(self, settings: ConsumerSettings) -> None:
         self.boards = settings.boards

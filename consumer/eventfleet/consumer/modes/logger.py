@@ -89,6 +89,8 @@ class LoggerStaged(NamedTuple):
 class LoggerMode:
     name: Mode = "logger"
     redis_prefix: str | None = None
+    counted_events_table: str | None = None
+    counted_types: frozenset[str] | None = None
 
     def __init__(self, settings: ConsumerSettings) -> None:
         self.retention_days = settings.retention_days

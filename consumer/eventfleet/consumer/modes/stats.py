@@ -199,6 +199,8 @@ class StatsStaged(NamedTuple):
 class StatsMode:
     name: Mode = "stats"
     redis_prefix: str | None = STATS_KEY_PREFIX
+    counted_events_table: str | None = "stats_counted_events"
+    counted_types: frozenset[str] | None = None
 
     def __init__(self, settings: ConsumerSettings) -> None:
         self.settings = settings
