@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -62,6 +63,14 @@ def log_tail(path: Path, count: int) -> list[str]:
 
 def say(message: str) -> None:
     print(message, flush=True)
+
+
+def find_tool(component: str, program: str, fix: str, *, why: str = "") -> str:
+    """The path of `program` on PATH; a StackError saying how to install it when it is missing."""
+    found = shutil.which(program)
+    if found is None:
+        raise StackError(component, f"{program} not found on PATH{why}", fix=fix)
+    return found
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import struct
 import time
 from pathlib import Path
 
-from .common import CACHE_DIR, HOST, REPO, StackError, display, say, spinner
+from .common import CACHE_DIR, HOST, REPO, StackError, display, find_tool, say, spinner
 from .component import Component
 from .ports import port_from_env
 from .processes import run_quiet
@@ -71,25 +71,19 @@ class Kafka(Component):
         return self.home / "data"
 
     def java(self) -> str:
-        java = shutil.which("java")
-        if java is None:
-            raise StackError(
-                self.name,
-                "java not found on PATH",
-                fix="install a Java 17+ runtime (Debian: openjdk-17-jre-headless)",
-            )
-        return java
+        return find_tool(
+            self.name, "java", "install a Java 17+ runtime (Debian: openjdk-17-jre-headless)"
+        )
 
     def fetch_jars(self) -> None:
         if (self.libs / ".complete").exists():
             return
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise StackError(
-                self.name,
-                "mvn not found on PATH (needed once to fetch the jars)",
-                fix="install Maven (Debian: maven)",
-            )
+        mvn = find_tool(
+            self.name,
+            "mvn",
+            "install Maven (Debian: maven)",
+            why=" (needed once to fetch the jars)",
+        )
         say(
             f"  kafka: downloading Apache Kafka {self.version} jars from Maven Central into "
             f"{self.libs} (first run only, about a minute)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 
-from .common import HOST, StackError
+from .common import HOST, find_tool
 from .component import Component
 from .ports import port_from_env
 
@@ -21,12 +21,11 @@ class Redis(Component):
         return {"EVENTFLEET_REDIS_URL": f"redis://{self.address()}/0"}
 
     def prepare(self) -> None:
-        if shutil.which("redis-server") is None:
-            raise StackError(
-                self.name,
-                "redis-server not found on PATH",
-                fix="run `make system-deps` (installs Debian's redis-server package)",
-            )
+        find_tool(
+            self.name,
+            "redis-server",
+            "run `make system-deps` (installs Debian's redis-server package)",
+        )
         self.home.mkdir(parents=True, exist_ok=True)
 
     def command(self) -> list[str]:
