@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import fcntl
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -116,6 +117,15 @@ def stack_env() -> dict[str, str]:
     for component in components():
         merged.update(component.env())
     return merged
+
+
+def environment(names: Sequence[str]) -> dict[str, str]:
+    """The stack's addresses for a script (what `hack/stack env` exports): from the environment
+    when it holds every one of `names` (after `source <(hack/stack env)`, or pointing at another
+    stack), else all of them from this stack's settings."""
+    if all(os.environ.get(name) for name in names):
+        return {name: os.environ[name] for name in names}
+    return stack_env()
 
 
 def cmd_env(*, as_json: bool) -> int:
