@@ -11,8 +11,8 @@ import redis
 
 from eventfleet.consumer.runtime import Consumer
 from eventfleet.consumer.settings import ConsumerSettings
+from tests.fixtures.net import free_port
 from tests.fixtures.private_kafka import PrivateKafka, private_kafka
-from tests.fixtures.stack import free_port
 from tests.integration.consumer.expected import expected_stats, redis_stats, stored_stats
 from tests.integration.consumer.helpers import (
     generate_events,
