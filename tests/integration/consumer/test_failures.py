@@ -25,6 +25,7 @@ from eventfleet.consumer.runtime import Consumer
 from eventfleet.consumer.settings import ConsumerSettings
 from tests.fixtures.net import TcpProxy, free_port
 from tests.fixtures.stack import Stack
+from tests.fixtures.waiting import wait_for
 from tests.integration.consumer.expected import expected_stats, redis_stats, stored_stats
 from tests.integration.consumer.helpers import (
     counter,
@@ -36,7 +37,6 @@ from tests.integration.consumer.helpers import (
     run_until_done,
     running,
     spawn,
-    wait_for,
 )
 
 pytestmark = pytest.mark.integration
