@@ -17,12 +17,10 @@ Needs the local stack (hack/stack up) and the virtualenv (make venv).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +29,9 @@ import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from fleetstack.cli import environment
+from fleetstack.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = REPO / ".venv" / "bin"
@@ -107,27 +108,6 @@ def ensure_wrk() -> str:
     if not found:
         sys.exit("wrk could not be installed")
     return found
-
-
-def kafka_bootstrap() -> str:
-    if os.environ.get("EVENTFLEET_KAFKA_BOOTSTRAP"):
-        return os.environ["EVENTFLEET_KAFKA_BOOTSTRAP"]
-    out = subprocess.run(
-        [str(REPO / "hack" / "stack"), "env", "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    bootstrap: str = json.loads(out.stdout)["EVENTFLEET_KAFKA_BOOTSTRAP"]
-    return bootstrap
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_http(url: str, timeout: float = 30) -> None:
@@ -406,7 +386,7 @@ def main() -> int:
     from confluent_kafka.admin import AdminClient, NewTopic  # noqa: PLC0415 - venv-only import
 
     wrk = ensure_wrk()
-    bootstrap = kafka_bootstrap()
+    bootstrap = environment(["EVENTFLEET_KAFKA_BOOTSTRAP"])["EVENTFLEET_KAFKA_BOOTSTRAP"]
     topic = f"bench-gateway-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(topic, options.partitions, 1)])[topic].result(timeout=30)

@@ -38,6 +38,8 @@ import psycopg2
 import redis
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from fleetstack.cli import environment
+from fleetstack.ports import free_port
 from psycopg2 import sql
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,21 +68,6 @@ class Row:
     @property
     def rate(self) -> float:
         return self.events / self.seconds if self.seconds > 0 else 0.0
-
-
-def stack_env() -> dict[str, str]:
-    names = ("EVENTFLEET_KAFKA_BOOTSTRAP", "EVENTFLEET_POSTGRES_DSN", "EVENTFLEET_REDIS_URL")
-    if all(os.environ.get(n) for n in names):
-        return {n: os.environ[n] for n in names}
-    out = subprocess.run(
-        [str(REPO / "hack" / "stack"), "env", "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    values: dict[str, str] = json.loads(out.stdout)
-    return values
 
 
 def make_events(count: int, *, seed: int = 1, spread_hours: int = 48) -> Iterator[dict[str, Any]]:
@@ -363,14 +350,6 @@ def run_mode(mode: str, env: dict[str, str], topic: str, count: int, batch: int)
     return Row(f"eventfleet consumer --mode {mode}", done - first_count, seconds, rss, used)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _buckets(text: str) -> dict[float, float]:
     name = "eventfleet_consumer_end_to_end_latency_seconds_bucket"
     found: dict[float, float] = {}
@@ -505,7 +484,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
 
-    env = stack_env()
+    env = environment(
+        ("EVENTFLEET_KAFKA_BOOTSTRAP", "EVENTFLEET_POSTGRES_DSN", "EVENTFLEET_REDIS_URL")
+    )
     print(f"before: {machine_context()}")
     bootstrap = env["EVENTFLEET_KAFKA_BOOTSTRAP"]
     topic = f"bench-consumer-{uuid.uuid4().hex[:8]}"

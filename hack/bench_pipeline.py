@@ -39,9 +39,9 @@ import aiohttp
 import machine_speed
 import orjson
 import psycopg2
-import stack
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from fleetstack.kafka import Kafka
 
 REPO = Path(__file__).resolve().parent.parent
 TOPIC = "player.events.raw"
@@ -240,7 +240,7 @@ KAFKA_WARM_SECONDS: Final = 600
 
 def kafka_uptime_seconds() -> float | None:
     """How long the stack's Kafka has run (None when it is not the stack's own broker)."""
-    owned = stack.select(["kafka"])[0].owned()
+    owned = Kafka().owned()
     if owned is None or not owned.alive():
         return None
     uptime = float(Path("/proc/uptime").read_text().split()[0])

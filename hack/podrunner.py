@@ -35,7 +35,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -45,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fleetstack.ports import free_port
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -63,13 +63,6 @@ def _dying_with(parent: int) -> None:
         os._exit(127)
     if os.getppid() != parent:  # the runner died before the request took effect
         os._exit(0)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def status_is_current(current: dict[str, Any], wanted: dict[str, Any]) -> bool:

@@ -26,9 +26,10 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from kubernetes import client
 
-from tests.fixtures.kube import wait_for
+from tests.fixtures.net import free_port
 from tests.fixtures.operator import LOG_DIR, Process
-from tests.fixtures.stack import Stack, free_port
+from tests.fixtures.stack import Stack
+from tests.fixtures.waiting import wait_for
 from tests.integration.consumer.expected import (
     expected_boards,
     expected_stats,

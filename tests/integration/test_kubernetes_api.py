@@ -14,8 +14,9 @@ import kopf
 import pytest
 from kubernetes import client, watch
 
-from tests.fixtures.kube import absent, wait_for
+from tests.fixtures.kube import absent
 from tests.fixtures.stack import Stack
+from tests.fixtures.waiting import wait_for
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 

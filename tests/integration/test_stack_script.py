@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.stack import free_port
+from tests.fixtures.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 # Not pytest's tmp_path (mode 0700): user postgres must be able to reach the data folder.

@@ -9,9 +9,8 @@ import random
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ from confluent_kafka import Producer
 
 from eventfleet.consumer.runtime import Consumer
 from eventfleet.consumer.settings import ConsumerSettings
+from tests.fixtures.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 # The consumer tests own Redis db 12 (tests run one at a time; other suites use db 15).
@@ -140,15 +140,6 @@ def processed_count(dsn: str) -> int:
         row = cursor.fetchone()
     connection.close()
     return int(row[0]) if row else 0
-
-
-def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 @contextmanager

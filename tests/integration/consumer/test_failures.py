@@ -6,10 +6,8 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -25,7 +23,9 @@ from confluent_kafka import Consumer as KafkaConsumer
 
 from eventfleet.consumer.runtime import Consumer
 from eventfleet.consumer.settings import ConsumerSettings
-from tests.fixtures.stack import Stack, free_port
+from tests.fixtures.net import TcpProxy, free_port
+from tests.fixtures.stack import Stack
+from tests.fixtures.waiting import wait_for
 from tests.integration.consumer.expected import expected_stats, redis_stats, stored_stats
 from tests.integration.consumer.helpers import (
     counter,
@@ -37,7 +37,6 @@ from tests.integration.consumer.helpers import (
     run_until_done,
     running,
     spawn,
-    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -271,71 +270,6 @@ def test_kill_9_mid_batch_then_restart_loses_and_doubles_nothing(  # noqa: PLR09
     assert '"message": "stopping: batch finished' in log.read_text()
 
 
-class Proxy:
-    """A TCP proxy to PostgreSQL that the test can cut (every connection dropped, new ones
-    refused) and restore: PostgreSQL becomes unreachable for the consumer only, while the
-    shared server keeps running for everyone else."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.cut = threading.Event()
-        self.closed = False
-        self.sockets: list[socket.socket] = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self.closed:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if self.cut.is_set():
-                client.close()
-                continue
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self.lock:
-                self.sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while chunk := source.recv(65536):
-                sink.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
-
-    def disconnect(self) -> None:
-        self.cut.set()
-        with self.lock:
-            for s in self.sockets:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
-            self.sockets.clear()
-
-    def restore(self) -> None:
-        self.cut.clear()
-
-    def close(self) -> None:
-        self.closed = True
-        self.disconnect()
-        self.listener.close()
-
-
 def probe(port: int, path: str) -> int:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
@@ -352,7 +286,7 @@ def test_postgres_unreachable_mid_run_backs_off_not_ready_then_catches_up_exactl
     consumer_settings: Callable[..., ConsumerSettings],
 ) -> None:
     parts = urlsplit(postgres_dsn)
-    proxy = Proxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432)).start()
     netloc = parts.netloc.rsplit(":", 1)[0] + f":{proxy.port}"
     via_proxy = urlunsplit(parts._replace(netloc=netloc))
     topic = create_topic(partitions=3)
@@ -372,7 +306,7 @@ def test_postgres_unreachable_mid_run_backs_off_not_ready_then_catches_up_exactl
                 what="progress before the outage",
             )
             assert probe(port, "/readyz") == 200
-            proxy.disconnect()
+            proxy.cut()
             produce_events(stack.kafka_bootstrap, topic, second)
             wait_for(lambda: counter(consumer.metrics.db_errors) >= 3, timeout=60, what="retries")
             assert probe(port, "/readyz") == 503
@@ -390,7 +324,7 @@ def test_postgres_unreachable_mid_run_backs_off_not_ready_then_catches_up_exactl
             assert b"eventfleet_consumer_processed_total" in metrics
             assert b"eventfleet_consumer_lag{" in metrics
     finally:
-        proxy.close()
+        proxy.stop()
     expected = expected_stats(first + second)
     assert stored_stats(postgres_dsn) == expected
     assert redis_stats(consumer_redis) == expected
@@ -404,7 +338,7 @@ def test_redis_unreachable_mid_run_postgres_goes_on_and_redis_is_rebuilt(
     consumer_settings: Callable[..., ConsumerSettings],
 ) -> None:
     parts = urlsplit(stack.redis_url)
-    proxy = Proxy((parts.hostname or "127.0.0.1", parts.port or 6379))
+    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 6379)).start()
     via_proxy = urlunsplit(parts._replace(netloc=f"{parts.hostname}:{proxy.port}"))
     topic = create_topic(partitions=3)
     first = generate_events(2000, seed=31)
@@ -420,7 +354,7 @@ def test_redis_unreachable_mid_run_postgres_goes_on_and_redis_is_rebuilt(
                 timeout=60,
                 what="the first events",
             )
-            proxy.disconnect()
+            proxy.cut()
             produce_events(stack.kafka_bootstrap, topic, during)
             # PostgreSQL work goes on while Redis is away.
             wait_for(
@@ -441,7 +375,7 @@ def test_redis_unreachable_mid_run_postgres_goes_on_and_redis_is_rebuilt(
 
             wait_for(converged, timeout=60, what="Redis to be rebuilt from PostgreSQL")
     finally:
-        proxy.close()
+        proxy.stop()
     assert stored_stats(postgres_dsn) == expected
 
 

@@ -11,15 +11,15 @@ import redis
 
 from eventfleet.consumer.runtime import Consumer
 from eventfleet.consumer.settings import ConsumerSettings
+from tests.fixtures.net import free_port
 from tests.fixtures.private_kafka import PrivateKafka, private_kafka
-from tests.fixtures.stack import free_port
+from tests.fixtures.waiting import wait_for
 from tests.integration.consumer.expected import expected_stats, redis_stats, stored_stats
 from tests.integration.consumer.helpers import (
     generate_events,
     processed_count,
     produce_events,
     running,
-    wait_for,
 )
 from tests.integration.consumer.test_failures import probe
 

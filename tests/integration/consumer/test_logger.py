@@ -14,6 +14,7 @@ from eventfleet.consumer.runtime import Consumer
 from eventfleet.consumer.settings import ConsumerSettings
 from eventfleet.contract.events import derived_event_id
 from tests.fixtures.stack import Stack
+from tests.fixtures.waiting import wait_for
 from tests.integration.consumer.helpers import (
     counter,
     generate_events,
@@ -22,7 +23,6 @@ from tests.integration.consumer.helpers import (
     rows,
     run_until_done,
     running,
-    wait_for,
 )
 
 pytestmark = pytest.mark.integration

@@ -13,6 +13,7 @@ import redis
 from eventfleet.consumer.runtime import Consumer
 from eventfleet.consumer.settings import ConsumerSettings
 from tests.fixtures.stack import Stack
+from tests.fixtures.waiting import wait_for
 from tests.integration.consumer.expected import (
     expected_boards,
     expected_stats,
@@ -29,7 +30,6 @@ from tests.integration.consumer.helpers import (
     rows,
     run_until_done,
     running,
-    wait_for,
 )
 
 pytestmark = pytest.mark.integration

@@ -17,6 +17,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from eventfleet.consumer.runtime import Consumer
 from eventfleet.consumer.settings import ConsumerSettings
 from tests.fixtures.stack import Stack
+from tests.fixtures.waiting import wait_for
 from tests.integration.consumer.expected import (
     expected_boards,
     expected_stats,
@@ -33,7 +34,6 @@ from tests.integration.consumer.helpers import (
     produce_events,
     rows,
     running,
-    wait_for,
 )
 
 # A 1.3 KB match_completed whose data holds a list nested 600 deep: it crash-looped every

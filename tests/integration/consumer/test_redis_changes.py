@@ -22,6 +22,7 @@ from eventfleet.consumer.runtime import Consumer
 from eventfleet.consumer.settings import ConsumerSettings
 from eventfleet.contract.events import DEFAULT_LIMITS
 from tests.fixtures.stack import Stack
+from tests.fixtures.waiting import wait_for
 from tests.integration.consumer.expected import expected_stats, redis_stats, stored_stats
 from tests.integration.consumer.helpers import (
     counter,
@@ -29,7 +30,6 @@ from tests.integration.consumer.helpers import (
     processed_count,
     produce_events,
     running,
-    wait_for,
 )
 
 pytestmark = pytest.mark.integration

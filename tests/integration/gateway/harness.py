@@ -19,12 +19,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from tests.fixtures.net import free_port
 
 
 @dataclass(frozen=True)
@@ -178,61 +173,6 @@ def consume_all(
     finally:
         consumer.close()
     return found
-
-
-class TcpProxy:
-    """A loopback TCP forwarder the tests start and stop to make Kafka (un)reachable."""
-
-    def __init__(self, port: int, target: tuple[str, int]) -> None:
-        self.port = port
-        self.target = target
-        self._server: socket.socket | None = None
-        self._threads: list[threading.Thread] = []
-        self._sockets: list[socket.socket] = []
-
-    def start(self) -> None:
-        server = socket.socket()
-        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.bind(("127.0.0.1", self.port))
-        server.listen(16)
-        self._server = server
-        self._spawn(self._accept, server)
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for connection in self._sockets:
-            connection.close()
-        self._sockets.clear()
-
-    def _spawn(self, target: Any, *args: Any) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)
-        thread.start()
-        self._threads.append(thread)
-
-    def _accept(self, server: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = server.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            self._sockets += [client, upstream]
-            self._spawn(self._pipe, client, upstream)
-            self._spawn(self._pipe, upstream, client)
-
-    @staticmethod
-    def _pipe(source: socket.socket, target: socket.socket) -> None:
-        try:
-            while chunk := source.recv(65536):
-                target.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            for end in (source, target):
-                with suppress(OSError):
-                    end.shutdown(socket.SHUT_RDWR)
 
 
 @contextmanager

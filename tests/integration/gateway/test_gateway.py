@@ -20,14 +20,9 @@ from typing import Any
 import pytest
 
 from eventfleet.contract.events import Event, parse_event
+from tests.fixtures.net import TcpProxy, free_port
 from tests.fixtures.stack import Stack
-from tests.integration.gateway.harness import (
-    TcpProxy,
-    consume_all,
-    free_port,
-    running_gateway,
-    silent_listener,
-)
+from tests.integration.gateway.harness import consume_all, running_gateway, silent_listener
 
 pytestmark = pytest.mark.integration
 
@@ -184,7 +179,7 @@ def test_unreachable_kafka_is_503_then_recovers(
 ) -> None:
     topic = create_topic()
     host, port = stack.kafka_bootstrap.rsplit(":", 1)
-    proxy = TcpProxy(free_port(), (host, int(port)))
+    proxy = TcpProxy((host, int(port)), free_port())
     bootstrap = f"127.0.0.1:{proxy.port}"
     with running_gateway(
         tmp_path, bootstrap, topic, "--retry-after-seconds", "2", wait="alive"

@@ -29,9 +29,10 @@ from confluent_kafka.admin import (
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.fixtures.kube import absent, wait_for
+from tests.fixtures.kube import absent
 from tests.fixtures.operator import NAMESPACES, Process
 from tests.fixtures.stack import Stack
+from tests.fixtures.waiting import wait_for
 
 GROUP, VERSION, PLURAL = "eventfleet.dev", "v1alpha1", "eventconsumers"
 
