@@ -76,10 +76,16 @@ def consumer_labels(owner: Owner, mode: Mode) -> dict[str, str]:
     }
 
 
-def consumer_env(spec: EventConsumerSpec, group: str) -> list[dict[str, Any]]:
+def sink_owner(owner: Owner) -> str:
+    """How the sink (a mode's tables in a database) records the EventConsumer writing it."""
+    return f"{owner.namespace}/{owner.name}"
+
+
+def consumer_env(spec: EventConsumerSpec, group: str, owner: Owner) -> list[dict[str, Any]]:
     """The consumer's settings as EVENTFLEET_* variables (see eventfleet.consumer.settings)."""
     plain: dict[str, str] = {
         "EVENTFLEET_MODE": spec.mode,
+        "EVENTFLEET_SINK_OWNER": sink_owner(owner),
         "EVENTFLEET_KAFKA_BOOTSTRAP": spec.kafka.bootstrap_servers,
         "EVENTFLEET_TOPIC": spec.kafka.topic,
         "EVENTFLEET_CONSUMER_GROUP": group,
@@ -89,6 +95,8 @@ def consumer_env(spec: EventConsumerSpec, group: str) -> list[dict[str, Any]]:
     }
     if spec.processing.dlq_topic:
         plain["EVENTFLEET_DLQ_TOPIC"] = spec.processing.dlq_topic
+    if spec.mode != "logger":
+        plain["EVENTFLEET_DEDUP_WINDOW_HOURS"] = str(spec.processing.dedup_window_hours)
     if spec.mode == "leaderboard":
         plain["EVENTFLEET_BOARDS"] = ",".join(spec.leaderboard.boards)
         plain["EVENTFLEET_PERIODS"] = ",".join(spec.leaderboard.periods)
@@ -136,7 +144,7 @@ def build_deployment(
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "command": ["eventfleet", "consumer"],
-        "env": consumer_env(spec, group),
+        "env": consumer_env(spec, group, owner),
         "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, **probe},
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, **probe},

@@ -119,6 +119,8 @@ class ProcessingSpec(_Spec):
     batch_size: Annotated[int, Field(alias="batchSize", ge=1, le=100_000)] = 1000
     batch_timeout_ms: Annotated[int, Field(alias="batchTimeoutMs", ge=1, le=60_000)] = 100
     dlq_topic: Annotated[str | None, Field(alias="dlqTopic", pattern=TOPIC_PATTERN)] = None
+    # stats, leaderboard: an event_id counted within this many hours is not counted again.
+    dedup_window_hours: Annotated[int, Field(alias="dedupWindowHours", ge=1, le=8760)] = 168
 
 
 class LeaderboardSpec(_Spec):

@@ -74,6 +74,16 @@ def test_every_variable_is_a_consumer_setting_and_the_consumer_accepts_them() ->
     assert settings.group == "eventfleet.gamemetrics.stats"
     assert settings.dlq_topic == "player.events.dlq"
     assert (settings.redis_stats_db, settings.redis_leaderboard_db) == (8, 1)
+    assert settings.sink_owner == "gamemetrics/stats"
+    assert settings.dedup_window_hours == 168
+
+
+def test_the_dedup_window_reaches_the_counting_modes_only() -> None:
+    env = {i["name"]: i.get("value") for i in container(deployment(spec(processing={
+        "dedupWindowHours": 24})))["env"]}  # fmt: skip
+    assert env["EVENTFLEET_DEDUP_WINDOW_HOURS"] == "24"
+    logger = {i["name"] for i in container(deployment(spec(mode="logger", redis=None)))["env"]}
+    assert "EVENTFLEET_DEDUP_WINDOW_HOURS" not in logger
 
 
 def test_secrets_are_referenced_never_inlined() -> None:
