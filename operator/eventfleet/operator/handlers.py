@@ -337,14 +337,17 @@ def _reconcile(
         reconcile_schema(owner, parsed, report, outcome)
         current = kube.get_consumer(namespace, name) or {}
         replicas = initial_replicas(parsed, current.get("status") or {})
-        reconcile_deployment(
-            owner,
-            parsed,
-            replicas=replicas,
-            image=parsed.image or CONFIG.default_image,
-            group=group,
-            outcome=outcome,
-        )
+        if outcome.sink_conflict is None:  # a second writer of a sink gets no consumers
+            reconcile_deployment(
+                owner,
+                parsed,
+                replicas=replicas,
+                image=parsed.image or CONFIG.default_image,
+                group=group,
+                outcome=outcome,
+            )
+        else:
+            replicas = 0
         extra: dict[str, Any] = {
             "consumerGroup": group,
             "selector": selector_string(owner),

@@ -18,7 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from eventfleet.consumer import migrate
 from eventfleet.operator import kafka_admin, kube
-from eventfleet.operator.builders import Owner, build_deployment, deployment_name
+from eventfleet.operator.builders import Owner, build_deployment, deployment_name, sink_owner
 from eventfleet.operator.conditions import (
     Condition,
     ConditionType,
@@ -44,6 +44,8 @@ class Outcome:
     retry: list[str] = field(default_factory=list)  # why a retry is needed
     schema_version: int | None = None
     deployment: dict[str, Any] | None = None
+    # Another EventConsumer writes this mode's tables in this database: this one must not run.
+    sink_conflict: str | None = None
 
     def add(self, condition: Condition, *, retry: bool = False) -> None:
         self.conditions.append(condition)
@@ -154,6 +156,8 @@ def reconcile_schema(
         return
     version = migrate.schema_version(migrate.for_mode(spec.mode))
     outcome.schema_version = version
+    if not claim_sink(owner, spec, dsn, report, outcome):
+        return
     if applied:
         report(
             "Normal",
@@ -165,6 +169,60 @@ def reconcile_schema(
             ConditionType.SCHEMA_READY, "Migrated", f"{spec.mode} schema at version {version}"
         )
     )
+
+
+def claim_sink(
+    owner: Owner, spec: EventConsumerSpec, dsn: str, report: Report, outcome: Outcome
+) -> bool:
+    """Make this EventConsumer the one writer of its mode's tables in its database (the sink),
+    or say which other one is. A recorded owner that no longer exists (deleted, or renamed:
+    deleted and created under another name) is taken over, and its progress continues."""
+    me = migrate.SinkOwner(
+        sink_owner(owner), owner.uid, spec.consumer_group(owner.namespace, owner.name)
+    )
+    try:
+        found = migrate.claim_sink(dsn, spec.mode, me)
+        previous = found.owner
+        if previous != me.owner and not _owner_exists(previous):
+            found = migrate.claim_sink(dsn, spec.mode, me, take_over_from=previous)
+            if found.owner == me.owner:
+                report(
+                    "Normal",
+                    "SinkAdopted",
+                    f"the {spec.mode} tables of this database were written by {previous}, "
+                    "which no longer exists: their progress continues here",
+                )
+    except migrate.MigrationError as error:
+        message = str(error).replace(dsn, "<dsn>")
+        outcome.add(
+            Condition.false(ConditionType.SCHEMA_READY, "SinkUnclaimed", message), retry=True
+        )
+        return False
+    if found.owner != me.owner:
+        message = (
+            f"EventConsumer {found.owner} already writes the {spec.mode} tables of this "
+            "database; a second writer would count every event twice. Point this one at "
+            "another database, or delete the other"
+        )
+        outcome.sink_conflict = found.owner
+        report("Warning", "SinkConflict", message)
+        outcome.add(
+            Condition.false(ConditionType.SCHEMA_READY, "SinkConflict", message), retry=True
+        )
+        return False
+    return True
+
+
+def _owner_exists(recorded: str) -> bool:
+    """Whether the EventConsumer a sink records as its writer (namespace/name) still exists.
+    An unreadable answer counts as existing: a sink is never taken over on a guess."""
+    namespace, _, name = recorded.partition("/")
+    if not namespace or not name:
+        return False
+    try:
+        return kube.get_consumer(namespace, name) is not None
+    except ApiException:
+        return True
 
 
 def initial_replicas(spec: EventConsumerSpec, status: Mapping[str, Any]) -> int:
