@@ -38,7 +38,7 @@ class HashChange(NamedTuple):
     """Set the fields of a Redis hash that one upsert changed: `packed` holds `pairs` pairs of
     RESP bulk strings (field, value), `version` and its new value first. Applied only to a hash
     at the version just before (or to no hash, for version 1): a hash further behind missed a
-    change, and is rewritten whole from PostgreSQL instead (see redis_mirror)."""
+    change, and is rewritten whole from PostgreSQL instead (see mirror.sync)."""
 
     key: str
     pairs: int
@@ -57,7 +57,7 @@ class ZScore(NamedTuple):
 
 RedisOp = HashSet | HashChange | ZScore
 # Each full board's floor (Redis key -> lowest score it keeps): a member below it cannot enter
-# the board's top N, so no value needs to be built for it (see redis_mirror).
+# the board's top N, so no value needs to be built for it (see mirror.floors).
 BoardFloors = Mapping[str, int]
 # What a write returns: the Redis values of its rows, built when called with the mirror's board
 # floors. The loop calls it after the commit, in its polling thread: turning thousands of
