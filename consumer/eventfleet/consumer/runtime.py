@@ -72,8 +72,9 @@ from eventfleet.consumer.batch import (
     parse_records,
 )
 from eventfleet.consumer.events import ParseLimits
+from eventfleet.consumer.mirror.ops import RedisOp
 from eventfleet.consumer.mirror.sync import RedisMirror
-from eventfleet.consumer.modes.base import RedisOp, RedisValues
+from eventfleet.consumer.modes.base import RedisValues
 from eventfleet.consumer.observability import Health, HttpServer, Metrics
 from eventfleet.consumer.settings import ConsumerSettings
 

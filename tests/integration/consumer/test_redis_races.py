@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import redis
 
+from eventfleet.consumer.mirror.ops import HashSet, ZScore
 from eventfleet.consumer.mirror.resp import commands
 from eventfleet.consumer.mirror.sync import RedisMirror
-from eventfleet.consumer.modes.base import HashSet, ZScore
 
 
 def mirror(redis_url: str) -> RedisMirror:

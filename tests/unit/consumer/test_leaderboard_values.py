@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from eventfleet.consumer.aggregate import board_redis_key
-from eventfleet.consumer.modes.base import ZScore
+from eventfleet.consumer.mirror.ops import ZScore
 from eventfleet.consumer.modes.leaderboard import LeaderboardMode
 from eventfleet.consumer.settings import ConsumerSettings
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eventfleet.consumer.mirror.floors import above_floors, floor_of, learn_floors
-from eventfleet.consumer.modes.base import HashSet, RedisOp, ZScore
+from eventfleet.consumer.mirror.ops import HashSet, RedisOp, ZScore
 
 
 def test_members_below_their_boards_floor_are_left_out() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from eventfleet.consumer.mirror.ops import HashSet, RedisOp, ZScore
 from eventfleet.consumer.mirror.resp import _SET_HASHES, commands, pack
-from eventfleet.consumer.modes.base import HashSet, RedisOp, ZScore
 
 
 def test_pack_is_resp() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from eventfleet.consumer.modes.base import RedisOp, ZScore
+from eventfleet.consumer.mirror.ops import RedisOp, ZScore
 
 # Floors remembered per process, at most this many boards (daily and weekly keys come and go).
 _FLOORS_LIMIT: Final = 10_000

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Final
 
-from eventfleet.consumer.modes.base import HashChange, HashSet, RedisOp, ZScore
+from eventfleet.consumer.mirror.ops import HashChange, HashSet, RedisOp, ZScore
 
 # KEYS: the hashes; ARGV: the field count n, n field names, then n values per key.
 # A hash whose `version` (PostgreSQL's row version, growing with every update) is already at or

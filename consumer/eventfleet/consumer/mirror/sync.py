@@ -31,8 +31,8 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 
 from eventfleet.consumer.mirror.floors import above_floors, learn_floors
+from eventfleet.consumer.mirror.ops import HashChange, RedisOp, ZScore
 from eventfleet.consumer.mirror.resp import change_commands, commands, pack
-from eventfleet.consumer.modes.base import HashChange, RedisOp, ZScore
 
 log = logging.getLogger(__name__)
 MARKER_PREFIX: Final = "eventfleet:synced:"
