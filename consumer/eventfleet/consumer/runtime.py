@@ -76,9 +76,10 @@ from eventfleet.consumer.batch import (
     parse_records,
     restart_recreated,
 )
-from eventfleet.consumer.modes.base import RedisOp, RedisValues
+from eventfleet.consumer.mirror.ops import RedisOp
+from eventfleet.consumer.mirror.sync import RedisMirror
+from eventfleet.consumer.modes.base import RedisValues
 from eventfleet.consumer.observability import Health, HttpServer, Metrics
-from eventfleet.consumer.redis_mirror import RedisMirror
 from eventfleet.consumer.settings import ConsumerSettings
 from eventfleet.contract.events import ParseLimits
 

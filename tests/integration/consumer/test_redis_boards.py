@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import redis
 
-from eventfleet.consumer.modes.base import ZScore
-from eventfleet.consumer.redis_mirror import RedisMirror
+from eventfleet.consumer.mirror.ops import ZScore
+from eventfleet.consumer.mirror.sync import RedisMirror
 
 KEY = "leaderboard:g:total_score:all_time"
 

@@ -15,9 +15,10 @@ import redis
 
 from eventfleet.consumer import migrate
 from eventfleet.consumer.batch import Record, parse_records
-from eventfleet.consumer.modes.base import HashChange, HashSet, RedisOp
+from eventfleet.consumer.mirror.ops import HashChange, HashSet, RedisOp
+from eventfleet.consumer.mirror.resp import change_commands
+from eventfleet.consumer.mirror.sync import RedisMirror
 from eventfleet.consumer.modes.stats import REDIS_FIELDS, StatsMode
-from eventfleet.consumer.redis_mirror import RedisMirror, change_commands
 from eventfleet.consumer.runtime import Consumer
 from eventfleet.consumer.settings import ConsumerSettings
 from eventfleet.contract.events import DEFAULT_LIMITS

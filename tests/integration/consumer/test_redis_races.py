@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import redis
 
-from eventfleet.consumer.modes.base import HashSet, ZScore
-from eventfleet.consumer.redis_mirror import RedisMirror, commands
+from eventfleet.consumer.mirror.ops import HashSet, ZScore
+from eventfleet.consumer.mirror.resp import commands
+from eventfleet.consumer.mirror.sync import RedisMirror
 
 
 def mirror(redis_url: str) -> RedisMirror:

@@ -1,4 +1,6 @@
-"""Pure modules import no I/O client library (conventions: layering you can check)."""
+"""Layering you can check (conventions): pure modules import no I/O client library, and a lower
+layer imports nothing of the layers above it (the mirror is below the modes, the modes below the
+runtime)."""
 
 from __future__ import annotations
 
@@ -8,8 +10,22 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[3] / "consumer" / "eventfleet" / "consumer"
-PURE = ("aggregate.py", "batch.py", "settings.py")
+SOURCE_ROOT = PACKAGE.parents[1]  # where the import name `eventfleet.consumer` starts
+PURE = (
+    "aggregate.py",
+    "batch.py",
+    "settings.py",
+    "mirror/ops.py",
+    "mirror/resp.py",
+    "mirror/floors.py",
+)
 IO_LIBRARIES = {"psycopg2", "redis", "confluent_kafka", "socket", "http", "urllib", "subprocess"}
+# (a layer: a subpackage, every module of it; what it must not import, nor anything under it)
+LAYERS = (
+    ("mirror", "eventfleet.consumer.modes"),
+    ("mirror", "eventfleet.consumer.runtime"),
+    ("modes", "eventfleet.consumer.runtime"),
+)
 
 
 def imported(path: Path) -> set[str]:
@@ -24,14 +40,78 @@ def imported(path: Path) -> set[str]:
     return found
 
 
+def eventfleet_imports(source: str, package: str) -> set[str]:
+    """The full names of the eventfleet modules (and of the names imported from them) that
+    `source`, a module of `package`, imports: at any depth (in a function, under
+    TYPE_CHECKING) and in any spelling (`import a.b`, `from a import b`, `from ..a import b`)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:  # relative: level 1 is `package` itself, 2 its parent, ...
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1])
+                module = f"{base}.{module}" if module else base
+            found.add(module)
+            # `from a import b` may import the module a.b
+            found |= {f"{module}.{alias.name}" for alias in node.names}
+    return {name for name in found if name.split(".")[0] == "eventfleet"}
+
+
+def package_of(path: Path) -> str:
+    return ".".join(path.relative_to(SOURCE_ROOT).parts[:-1])
+
+
+def under(name: str, module: str) -> bool:
+    return name == module or name.startswith(module + ".")
+
+
 @pytest.mark.parametrize("name", PURE)
 def test_pure_module_imports_no_io(name: str) -> None:
     names = imported(PACKAGE / name)
     assert not names & IO_LIBRARIES
     # ... and only other pure modules of the package
     internal = {
-        n.removeprefix("eventfleet.consumer.") + ".py"
+        n.removeprefix("eventfleet.consumer.").replace(".", "/") + ".py"
         for n in names
         if n.startswith("eventfleet.consumer.")
     }
     assert internal <= set(PURE)
+
+
+@pytest.mark.parametrize(("layer", "above"), LAYERS)
+def test_a_layer_imports_nothing_of_a_layer_above(layer: str, above: str) -> None:
+    paths = sorted((PACKAGE / layer).glob("*.py"))
+    assert paths, f"no layer {layer}: a rule about nothing would always pass"
+    offending = sorted(
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in paths
+        for name in eventfleet_imports(path.read_text(), package_of(path))
+        if under(name, above)
+    )
+    assert offending == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from eventfleet.consumer.runtime import Consumer",
+        "import eventfleet.consumer.runtime",
+        "import eventfleet.consumer.runtime as rt",
+        "from eventfleet.consumer import runtime",
+        "from ..runtime import Consumer",
+        "from .. import runtime",
+        "def later() -> None:\n    from eventfleet.consumer.runtime import Consumer",
+        "if TYPE_CHECKING:\n    import eventfleet.consumer.runtime",
+    ],
+)
+def test_every_spelling_of_an_import_is_seen(source: str) -> None:
+    found = eventfleet_imports(source, "eventfleet.consumer.mirror")
+    assert any(under(name, "eventfleet.consumer.runtime") for name in found)
+
+
+def test_a_module_next_to_a_layer_is_not_under_it() -> None:
+    assert not under("eventfleet.consumer.modes_extra", "eventfleet.consumer.modes")
+    assert under("eventfleet.consumer.modes.base.Mode", "eventfleet.consumer.modes")

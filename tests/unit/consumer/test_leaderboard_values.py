@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from eventfleet.consumer.modes.base import ZScore
+from eventfleet.consumer.mirror.ops import ZScore
 from eventfleet.consumer.modes.leaderboard import LeaderboardMode
 from eventfleet.consumer.settings import ConsumerSettings
 from eventfleet.contract.names import board_key

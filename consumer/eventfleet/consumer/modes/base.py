@@ -2,63 +2,25 @@
 
 The loop owns Kafka, the transaction, offsets, the DLQ and Redis connections; a mode only turns
 parsed events into rows (inside the loop's transaction) and describes the Redis values that
-mirror those rows. Redis values are absolute and come from PostgreSQL (rows returned by the
-upsert, or read back for a full resync), never increments, so Redis converges after any replay.
+mirror those rows (the types of `mirror.ops`). Redis values are absolute and come from PostgreSQL
+(rows returned by the upsert, or read back for a full resync), never increments, so Redis
+converges after any replay.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from psycopg2.extensions import connection as Connection  # noqa: N812 - the library's name
 from psycopg2.extensions import cursor as Cursor  # noqa: N812
 
 from eventfleet.consumer.batch import Good
+from eventfleet.consumer.mirror.ops import BoardFloors, RedisOp
 from eventfleet.contract.names import Mode as ModeName
 
-# Built per row or per board entry of every batch: named tuples are cheap to create.
-
-
-class HashSet(NamedTuple):
-    """Set the fields of a Redis hash (values are ASCII text; ops of one batch usually share
-    the same field names, which lets the mirror send them as one command)."""
-
-    key: str
-    fields: tuple[str, ...]
-    values: tuple[str, ...]
-    # The values already packed as RESP bulk strings, one per field (`values` is then empty):
-    # PostgreSQL packs a returned row's values cheaper than Python does.
-    packed: str | None = None
-
-
-class HashChange(NamedTuple):
-    """Set the fields of a Redis hash that one upsert changed: `packed` holds `pairs` pairs of
-    RESP bulk strings (field, value), `version` and its new value first. Applied only to a hash
-    at the version just before (or to no hash, for version 1): a hash further behind missed a
-    change, and is rewritten whole from PostgreSQL instead (see redis_mirror)."""
-
-    key: str
-    pairs: int
-    packed: str
-
-
-class ZScore(NamedTuple):
-    """Set a member's score in a sorted set that keeps only its `top_n` best members."""
-
-    key: str
-    member: str
-    score: int
-    top_n: int
-    expire_at: datetime | None = None
-
-
-RedisOp = HashSet | HashChange | ZScore
-# Each full board's floor (Redis key -> lowest score it keeps): a member below it cannot enter
-# the board's top N, so no value needs to be built for it (see redis_mirror).
-BoardFloors = Mapping[str, int]
 # What a write returns: the Redis values of its rows, built when called with the mirror's board
 # floors. The loop calls it after the commit, in its polling thread: turning thousands of
 # returned rows into values then is not on the database thread's clock, which bounds the

@@ -27,14 +27,8 @@ from eventfleet.consumer.aggregate import (
     oldest_kept,
 )
 from eventfleet.consumer.batch import Good
-from eventfleet.consumer.modes.base import (
-    BoardFloors,
-    RedisOp,
-    RedisValues,
-    Staging,
-    ZScore,
-    no_redis_values,
-)
+from eventfleet.consumer.mirror.ops import BoardFloors, RedisOp, ZScore
+from eventfleet.consumer.modes.base import RedisValues, Staging, no_redis_values
 from eventfleet.consumer.settings import ConsumerSettings
 from eventfleet.contract.names import BOARD_KEY_PREFIX, Mode, Period, board_key
 

@@ -30,13 +30,8 @@ from eventfleet.consumer.aggregate import (
     partitions_wanted,
 )
 from eventfleet.consumer.batch import Good
-from eventfleet.consumer.modes.base import (
-    RedisOp,
-    RedisValues,
-    Staging,
-    copy_lines,
-    no_redis_values,
-)
+from eventfleet.consumer.mirror.ops import RedisOp
+from eventfleet.consumer.modes.base import RedisValues, Staging, copy_lines, no_redis_values
 from eventfleet.consumer.settings import ConsumerSettings
 from eventfleet.contract.names import Mode
 

@@ -19,14 +19,8 @@ from psycopg2.extensions import cursor as Cursor  # noqa: N812
 
 from eventfleet.consumer.aggregate import aggregate_stats
 from eventfleet.consumer.batch import Good
-from eventfleet.consumer.modes.base import (
-    HashChange,
-    HashSet,
-    RedisOp,
-    RedisValues,
-    Staging,
-    no_redis_values,
-)
+from eventfleet.consumer.mirror.ops import HashChange, HashSet, RedisOp
+from eventfleet.consumer.modes.base import RedisValues, Staging, no_redis_values
 from eventfleet.consumer.settings import ConsumerSettings
 from eventfleet.contract.names import STATS_KEY_PREFIX, Mode, stats_key
 

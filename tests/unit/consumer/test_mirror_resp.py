@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
-
-from eventfleet.consumer.modes.base import HashSet, RedisOp, ZScore
-from eventfleet.consumer.redis_mirror import _SET_HASHES, above_floors, commands, floor_of, pack
+from eventfleet.consumer.mirror.ops import HashSet, RedisOp, ZScore
+from eventfleet.consumer.mirror.resp import _SET_HASHES, commands, pack
 
 
 def test_pack_is_resp() -> None:
@@ -57,35 +55,3 @@ def test_one_zadd_per_board_then_trim_and_expiry() -> None:
     assert found[2] == pack(
         "EXPIREAT", "leaderboard:g:wins:daily:2026-11-27", int(expiry.timestamp())
     )
-
-
-def test_members_below_their_boards_floor_are_left_out() -> None:
-    board, other = "leaderboard:g:wins:all_time", "leaderboard:g:level:all_time"
-    stats = HashSet("player_stats:g:p1", ("a",), ("1",))
-    ops: list[RedisOp] = [
-        ZScore(board, "low", 4, 3),
-        ZScore(board, "tie", 5, 3),  # level with the floor: ties are ordered by name, keep it
-        ZScore(board, "high", 9, 3),
-        ZScore(other, "any", 0, 3),  # no floor known: a board with room takes anyone
-        stats,
-    ]
-    kept = above_floors(ops, {board: 5})
-    assert kept == [ops[1], ops[2], ops[3], stats]
-    assert above_floors(ops, {}) == ops
-
-
-@pytest.mark.parametrize(
-    ("top_n", "size", "lowest", "expected"),
-    [
-        (3, 3, [b"p9", b"20"], 20),  # full: its lowest kept score
-        (3, 2, [b"p9", b"20"], None),  # room left: no floor
-        (3, 0, [], None),  # empty (expired, flushed)
-        (3, 3, [b"p9", b"1e+20"], 10**20),  # Redis writes big scores in exponent form
-        (3, 3, [[b"p9", 20.0]], 20),  # the RESP3 form: pairs, scores as numbers
-        (3, 1, [[b"p9", 20.0]], None),
-    ],
-)
-def test_a_boards_floor_is_its_lowest_score_once_full(
-    top_n: int, size: int, lowest: list[object], expected: int | None
-) -> None:
-    assert floor_of(top_n, size, lowest) == expected
