@@ -3,22 +3,18 @@
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import json
 import re
 import signal
 import time
 import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
 import psycopg2
 import pytest
-from confluent_kafka import Producer
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -27,168 +23,22 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from tests.fixtures.kube import absent
 from tests.fixtures.operator import NAMESPACES, Process
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import wait_for
-
-GROUP, VERSION, PLURAL = "eventfleet.dev", "v1alpha1", "eventconsumers"
+from tests.integration.operator.cluster import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    Cluster,
+    body,
+    produce,
+    topic_partitions,
+)
 
 pytestmark = pytest.mark.usefixtures("operator", "podrunner")
-
-
-@pytest.fixture
-def topic_name(kafka_admin: AdminClient) -> Iterator[str]:
-    """A topic name of this test's own; the topic is deleted afterwards if it exists."""
-    name = f"test.{uuid.uuid4().hex[:10]}"
-    yield name
-    futures = kafka_admin.delete_topics([name], operation_timeout=30)
-    for future in futures.values():
-        with contextlib.suppress(Exception):  # the topic may never have been created
-            future.result(timeout=30)
-
-
-@pytest.fixture
-def consumer_ns(
-    kube_api: client.ApiClient, namespace: str, postgres_dsn: str, redis_url: str
-) -> str:
-    """A namespace with the Secrets the samples reference: db/dsn and cache/url."""
-    core = client.CoreV1Api(kube_api)
-    for name, key, value in (("db", "dsn", postgres_dsn), ("cache", "url", redis_url)):
-        core.create_namespaced_secret(
-            namespace,
-            client.V1Secret(
-                metadata=client.V1ObjectMeta(name=name),
-                data={key: base64.b64encode(value.encode()).decode()},
-            ),
-        )
-    return namespace
-
-
-def body(namespace: str, name: str, stack: Stack, kafka_topic: str, **spec: Any) -> dict[str, Any]:
-    full: dict[str, Any] = {
-        "mode": "logger",
-        "kafka": {"bootstrapServers": stack.kafka_bootstrap, "topic": kafka_topic},
-        "topic": {"partitions": 3},
-        "postgres": {"dsnSecretRef": {"name": "db", "key": "dsn"}},
-        "replicas": {"min": 1, "max": 4},
-        "autoscaling": {"pollIntervalSeconds": 5},
-    }
-    full.update(spec)
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "EventConsumer",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": full,
-    }
-
-
-class Cluster:
-    """Small verbs over the API for readable tests."""
-
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        self.custom = client.CustomObjectsApi(api)
-        self.apps = client.AppsV1Api(api)
-        self.core = client.CoreV1Api(api)
-        self.namespace = namespace
-
-    def create(self, manifest: dict[str, Any]) -> None:
-        self.custom.create_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, manifest
-        )
-
-    def patch(self, name: str, spec: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, name, {"spec": spec}
-        )
-
-    def get(self, name: str) -> dict[str, Any]:
-        found: dict[str, Any] = self.custom.get_namespaced_custom_object(  # type: ignore[assignment]
-            GROUP, VERSION, self.namespace, PLURAL, name
-        )
-        return found
-
-    def delete(self, name: str) -> None:
-        self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
-
-    def condition(self, name: str, kind: str) -> dict[str, Any]:
-        for found in self.get(name).get("status", {}).get("conditions", []):
-            if found["type"] == kind:
-                return dict(found)
-        return {}
-
-    def wait_condition(
-        self, name: str, kind: str, status: str, timeout: float = 60, reason: str | None = None
-    ) -> dict[str, Any]:
-        def matches() -> dict[str, Any] | None:
-            found = self.condition(name, kind)
-            ok = found.get("status") == status and (reason is None or found["reason"] == reason)
-            return found if ok else None
-
-        result: dict[str, Any] = wait_for(
-            matches, timeout=timeout, what=f"{name} {kind}={status} {reason or ''}"
-        )
-        return result
-
-    def deployment(self, name: str) -> client.V1Deployment | None:
-        try:
-            return self.apps.read_namespaced_deployment(f"{name}-consumer", self.namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-
-    def env_of(self, name: str) -> dict[str, str]:
-        deployment = self.deployment(name)
-        assert deployment is not None
-        assert deployment.spec is not None
-        container = deployment.spec.template.spec.containers[0]  # type: ignore[union-attr]
-        return {e.name: e.value for e in container.env or [] if e.value is not None}
-
-    def events(self, name: str) -> list[str]:
-        found = self.core.list_namespaced_event(
-            self.namespace, field_selector=f"involvedObject.name={name}"
-        )
-        return [f"{e.reason}: {e.message}" for e in found.items]
-
-    def wait_event(self, name: str, matches: Callable[[str], bool], what: str) -> str:
-        """The first event on `name` that `matches`, waiting for it: the operator posts an
-        event right after the change it reports, so a test that saw the change may be early."""
-
-        def found() -> str | None:
-            return next((e for e in self.events(name) if matches(e)), None)
-
-        return str(wait_for(found, timeout=15, what=what))
-
-
-@pytest.fixture
-def cluster(kube_api: client.ApiClient, consumer_ns: str) -> Cluster:
-    return Cluster(kube_api, consumer_ns)
-
-
-def topic_partitions(admin: AdminClient, topic: str) -> int:
-    metadata = admin.list_topics(topic, timeout=10).topics.get(topic)
-    return 0 if metadata is None or metadata.error is not None else len(metadata.partitions)
-
-
-def produce(stack: Stack, topic: str, count: int) -> None:
-    producer = Producer({"bootstrap.servers": stack.kafka_bootstrap, "linger.ms": 20})
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    for index in range(count):
-        player = f"p{index % 97}"
-        event = {
-            "event_type": "player_login",
-            "player_id": player,
-            "game_id": "g1",
-            "timestamp": stamp,
-            "data": {"platform": "pc"},
-        }
-        producer.produce(topic, key=player, value=json.dumps(event))
-        if index % 1000 == 0:
-            producer.poll(0)
-    assert producer.flush(30) == 0
 
 
 def test_create_becomes_ready_with_topic_schema_and_deployment(
