@@ -45,10 +45,10 @@ from eventfleet.operator.reconcile import (
 )
 from eventfleet.operator.scaling import (
     LagReading,
-    Recommendation,
     ScalingDecision,
     ScalingPolicy,
     decide,
+    history_from_status,
     measure_lag,
 )
 from eventfleet.operator.spec import GROUP, KIND, PLURAL, VERSION, EventConsumerSpec
@@ -527,11 +527,7 @@ def _decision(
         return ScalingDecision(
             target, target, f"{why}: {target} replicas", healthy=reading is not None, history=()
         )
-    history = tuple(
-        Recommendation(datetime.fromisoformat(r["time"].replace("Z", "+00:00")), r["replicas"])
-        for r in status.get("recommendations") or []
-        if isinstance(r, Mapping) and "time" in r and "replicas" in r
-    )
+    history = history_from_status(status.get("recommendations"))
     policy = ScalingPolicy.from_spec(spec.replicas, spec.autoscaling)
     return decide(policy, current, reading, history, now)
 
