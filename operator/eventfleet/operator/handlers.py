@@ -36,12 +36,10 @@ from eventfleet.operator.conditions import Condition, ConditionType
 from eventfleet.operator.reconcile import (
     RETRY_SECONDS,
     Outcome,
-    deployment_condition,
     initial_replicas,
     reconcile_deployment,
     reconcile_schema,
     reconcile_topic,
-    status_patch,
 )
 from eventfleet.operator.scaling import (
     LagReading,
@@ -52,6 +50,16 @@ from eventfleet.operator.scaling import (
     measure_lag,
 )
 from eventfleet.operator.spec import GROUP, KIND, PLURAL, VERSION, EventConsumerSpec
+from eventfleet.operator.status import (
+    autoscaler_condition,
+    deployment_condition,
+    lag_field,
+    last_scale_field,
+    only_if_changed,
+    recommendations_field,
+    replica_counts,
+    status_patch,
+)
 from eventfleet.operator.topics import TopicClaim
 
 log = logging.getLogger(__name__)
@@ -216,14 +224,6 @@ def _invalid(error: ValidationError) -> str:
     )
 
 
-def _replica_counts(deployment: Mapping[str, Any]) -> dict[str, int]:
-    found = deployment.get("status") or {}
-    return {
-        "replicas": int(found.get("replicas") or 0),
-        "readyReplicas": int(found.get("readyReplicas") or 0),
-    }
-
-
 # ---------------------------------------------------------------------------------------------
 # Startup and shutdown
 
@@ -353,7 +353,7 @@ def _reconcile(
         if outcome.schema_version is not None:
             extra["schemaVersion"] = outcome.schema_version
         if outcome.deployment is not None:
-            extra.update(_replica_counts(outcome.deployment))
+            extra.update(replica_counts(outcome.deployment))
         kube.update_consumer_status(
             namespace,
             name,
@@ -427,25 +427,13 @@ def autoscale(namespace: str, name: str, entry: Known) -> None:
         decision = _decision(parsed, current, reading, state.get("status") or {}, now)
         target = decision.replicas
         extra["desiredReplicas"] = target
-        extra["recommendations"] = [
-            {"time": _iso(r.time), "replicas": r.replicas} for r in decision.history
-        ]
+        extra["recommendations"] = recommendations_field(decision.history)
         if reading is not None:
-            extra["lag"] = {
-                "total": reading.total,
-                "partitions": reading.partitions,
-                "partitionsWithLag": reading.partitions_with_lag,
-                "measuredAt": _iso(now),
-            }
+            extra["lag"] = lag_field(reading, now)
             metrics.CONSUMER_LAG.labels(namespace, name).set(reading.total)
-        conditions.append(_autoscaler_condition(parsed, decision))
+        conditions.append(autoscaler_condition(parsed, decision))
         if target != current:
-            extra["lastScale"] = {
-                "time": _iso(now),
-                "from": current,
-                "to": target,
-                "reason": decision.reason,
-            }
+            extra["lastScale"] = last_scale_field(now, current, target, decision.reason)
             direction = "up" if target > current else "down"
             metrics.SCALE_ACTIONS.labels(direction).inc()
             _reporter(namespace, name, entry.uid)(
@@ -481,11 +469,11 @@ def autoscale(namespace: str, name: str, entry: Known) -> None:
         conditions.extend(outcome.conditions)
     else:
         conditions.append(deployment_condition(deployment))
-    extra.update(_replica_counts(deployment))
+    extra.update(replica_counts(deployment))
     kube.update_consumer_status(
         namespace,
         name,
-        lambda status: _if_changed(
+        lambda status: only_if_changed(
             status,
             status_patch(status, conditions, generation=None, paused=parsed.paused, extra=extra),
         ),
@@ -530,36 +518,6 @@ def _decision(
     history = history_from_status(status.get("recommendations"))
     policy = ScalingPolicy.from_spec(spec.replicas, spec.autoscaling)
     return decide(policy, current, reading, history, now)
-
-
-def _autoscaler_condition(spec: EventConsumerSpec, decision: ScalingDecision) -> Condition:
-    kind = ConditionType.AUTOSCALER_HEALTHY
-    if not decision.healthy:
-        return Condition.false(kind, "LagUnavailable", decision.reason)
-    if spec.paused:
-        return Condition.true(kind, "Paused", decision.reason)
-    if not spec.autoscaling.enabled:
-        return Condition.true(kind, "Disabled", decision.reason)
-    return Condition.true(kind, "Measuring", decision.reason)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _if_changed(status: Mapping[str, Any], update: dict[str, Any]) -> dict[str, Any] | None:
-    """Skip writes that change nothing (transition times aside): fewer watch events."""
-
-    def essence(conditions: Any) -> list[tuple[Any, ...]]:
-        return sorted(
-            (c.get("type"), c.get("status"), c.get("reason"), c.get("message"))
-            for c in conditions or []
-        )
-
-    same = all(status.get(k) == v for k, v in update.items() if k != "conditions") and essence(
-        status.get("conditions")
-    ) == essence(update.get("conditions"))
-    return None if same else update
 
 
 # ---------------------------------------------------------------------------------------------
@@ -617,14 +575,14 @@ def deployment_event(
     kube.update_consumer_status(
         namespace,
         owner_name,
-        lambda status: _if_changed(
+        lambda status: only_if_changed(
             status,
             status_patch(
                 status,
                 conditions,
                 generation=None,
                 paused=parsed.paused,
-                extra=_replica_counts(deployment),
+                extra=replica_counts(deployment),
             ),
         ),
     )

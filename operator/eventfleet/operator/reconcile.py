@@ -1,8 +1,9 @@
-"""One reconcile of an EventConsumer, step by step: topic, schema, Deployment, status.
+"""One reconcile of an EventConsumer, step by step: topic, schema, Deployment.
 
-Each step does its I/O, asks a pure function what to do, and returns a Condition (plus whether
-it wants a retry). The handlers in handlers.py call these; nothing here knows about kopf except
-the events it posts through the `report` callback.
+Each step does its I/O, asks a pure function what to do, and records a Condition (plus whether
+it wants a retry) in the Outcome, from which status.py builds the status patch. The handlers and
+the autoscaling loop call these; nothing here knows about kopf except the events it posts through
+the `report` callback.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import psycopg2
@@ -19,14 +19,9 @@ from kubernetes.client.exceptions import ApiException
 from eventfleet.consumer import migrate
 from eventfleet.operator import kafka_admin, kube
 from eventfleet.operator.builders import Owner, build_deployment, deployment_name
-from eventfleet.operator.conditions import (
-    Condition,
-    ConditionType,
-    merge_conditions,
-    phase_of,
-    ready_condition,
-)
+from eventfleet.operator.conditions import Condition, ConditionType
 from eventfleet.operator.spec import EventConsumerSpec
+from eventfleet.operator.status import deployment_condition
 from eventfleet.operator.topics import TopicClaim, TopicPlan, conflicting_claims, plan_topic
 
 log = logging.getLogger(__name__)
@@ -49,10 +44,6 @@ class Outcome:
         self.conditions.append(condition)
         if retry:
             self.retry.append(f"{condition.type.value}: {condition.message}")
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def reconcile_topic(
@@ -200,56 +191,3 @@ def reconcile_deployment(
         return
     outcome.deployment = applied
     outcome.add(deployment_condition(applied))
-
-
-def deployment_condition(deployment: Mapping[str, Any]) -> Condition:
-    spec_replicas = deployment.get("spec", {}).get("replicas", 0) or 0
-    status = deployment.get("status") or {}
-    available = status.get("availableReplicas", 0) or 0
-    name = deployment.get("metadata", {}).get("name", "")
-    if spec_replicas == 0:
-        return Condition.true(
-            ConditionType.DEPLOYMENT_AVAILABLE,
-            "ScaledToZero",
-            f"Deployment {name} is scaled to zero (no lag)",
-        )
-    if available >= 1:
-        return Condition.true(
-            ConditionType.DEPLOYMENT_AVAILABLE,
-            "Available",
-            f"{available}/{spec_replicas} replicas available",
-        )
-    return Condition.false(
-        ConditionType.DEPLOYMENT_AVAILABLE,
-        "Progressing",
-        f"0/{spec_replicas} replicas available yet",
-    )
-
-
-def status_patch(
-    existing: Mapping[str, Any],
-    updates: Sequence[Condition],
-    *,
-    generation: int | None,
-    paused: bool,
-    extra: Mapping[str, Any] | None = None,
-    ready: Condition | None = None,
-) -> dict[str, Any]:
-    """The status fields after merging `updates`: conditions, Ready (derived unless given),
-    phase, extras."""
-    gen = generation if generation is not None else existing.get("observedGeneration", 0)
-    merged = merge_conditions(
-        existing.get("conditions") or [], updates, now=now_iso(), generation=gen
-    )
-    merged = merge_conditions(
-        merged, [ready or ready_condition(merged)], now=now_iso(), generation=gen
-    )
-    patch: dict[str, Any] = {
-        "conditions": merged,
-        "phase": phase_of(merged, paused=paused).value,
-    }
-    if generation is not None:
-        patch["observedGeneration"] = generation
-    if extra:
-        patch.update(extra)
-    return patch
