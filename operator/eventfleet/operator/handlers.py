@@ -49,7 +49,15 @@ from eventfleet.operator.scaling import (
     history_from_status,
     measure_lag,
 )
-from eventfleet.operator.spec import GROUP, KIND, PLURAL, VERSION, EventConsumerSpec
+from eventfleet.operator.spec import (
+    GROUP,
+    KIND,
+    PLURAL,
+    VERSION,
+    EventConsumerSpec,
+    invalid_spec_message,
+    parse_spec,
+)
 from eventfleet.operator.status import (
     autoscaler_condition,
     deployment_condition,
@@ -186,7 +194,7 @@ def _known_claims(spec: EventConsumerSpec) -> list[TopicClaim]:
     claims = []
     for (namespace, name), entry in entries:
         try:
-            other = _parse(entry.spec)
+            other = parse_spec(entry.spec)
         except ValidationError:
             continue
         if other.topic is not None and other.kafka.topic == spec.kafka.topic:
@@ -209,19 +217,6 @@ def _reporter(namespace: str, name: str, uid: str) -> Any:
         )
 
     return report
-
-
-def _parse(spec: Mapping[str, Any]) -> EventConsumerSpec:
-    return EventConsumerSpec.model_validate(dict(spec))
-
-
-def _invalid(error: ValidationError) -> str:
-    return "; ".join(
-        f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
-        if e["loc"]
-        else e["msg"].removeprefix("Value error, ")
-        for e in error.errors(include_url=False)
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,9 +310,9 @@ def _reconcile(
     report = _reporter(namespace, name, uid)
     with metrics.RECONCILE_SECONDS.time():
         try:
-            parsed = _parse(spec)
+            parsed = parse_spec(spec)
         except ValidationError as error:
-            message = _invalid(error)
+            message = invalid_spec_message(error)
             report("Warning", "SpecInvalid", message)
             ready = Condition.false(ConditionType.READY, "SpecInvalid", message)
             kube.update_consumer_status(
@@ -396,7 +391,7 @@ def _autoscale_safely(key: tuple[str, str], entry: Known) -> None:
 def autoscale(namespace: str, name: str, entry: Known) -> None:
     """One pass for one EventConsumer: lag and decision when a poll is due, drift and status."""
     try:
-        parsed = _parse(entry.spec)
+        parsed = parse_spec(entry.spec)
     except ValidationError:
         return  # reported by reconcile
     owner = Owner(name, namespace, entry.uid)
@@ -550,7 +545,7 @@ def deployment_event(
     if consumer is None or consumer.get("metadata", {}).get("deletionTimestamp"):
         return  # the owner is gone: the garbage collector takes the Deployment
     try:
-        parsed = _parse(consumer.get("spec", {}))
+        parsed = parse_spec(consumer.get("spec", {}))
     except ValidationError:
         return
     owner = Owner(owner_name, namespace, consumer["metadata"]["uid"])
@@ -614,7 +609,7 @@ def delete_topic(
 
 
 def _delete_topic(namespace: str, name: str, uid: str, spec: Mapping[str, Any]) -> None:
-    parsed = _parse(spec)
+    parsed = parse_spec(spec)
     others = [c for c in _known_claims(parsed) if c.owner != f"{namespace}/{name}"]
     report = _reporter(namespace, name, uid)
     if others:
