@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -30,7 +29,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from eventfleet.operator import kafka_admin, kube, metrics
+from eventfleet.operator import kafka_admin, kube, metrics, registry
 from eventfleet.operator.builders import MANAGED_BY, Owner, deployment_name, selector_string
 from eventfleet.operator.conditions import Condition, ConditionType
 from eventfleet.operator.reconcile import (
@@ -68,7 +67,6 @@ from eventfleet.operator.status import (
     replica_counts,
     status_patch,
 )
-from eventfleet.operator.topics import TopicClaim
 
 log = logging.getLogger(__name__)
 
@@ -91,65 +89,7 @@ def configure(config: OperatorConfig) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Registry of EventConsumers and their Deployments, kept from watch events (no finalizer, no
-# extra API calls): what the loop walks, the topic claims for conflict detection, and what the
-# loop reads between polls instead of a GET per object every tick (with a hundred
-# EventConsumers, that was 150 reads a second of the API server while nothing happened).
-
-
-@dataclass
-class Known:
-    uid: str
-    spec: Mapping[str, Any]
-    status: Mapping[str, Any] = field(default_factory=dict)  # as the watch last delivered it
-    last_poll: datetime | None = None
-    decided: int | None = None  # the replicas the loop last set or confirmed
-
-
-_known: dict[tuple[str, str], Known] = {}
-_deployments: dict[tuple[str, str], dict[str, Any]] = {}  # owned ones, as last delivered
-_known_lock = threading.Lock()
-
-
-class ObjectLocks:
-    """One lock per EventConsumer (namespace, name), forgotten once nobody holds or awaits it.
-
-    Reconcile, a pass of the autoscaling loop and the topic deletion each hold it, so they never
-    interleave on one object: a pass that read the spec just before a deletion would otherwise
-    find the topic missing and create it again after the deletion handler removed it."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[tuple[str, str], tuple[threading.Lock, int]] = {}
-
-    @contextmanager
-    def hold(self, key: tuple[str, str]) -> Iterator[None]:
-        with self._guard:
-            lock, users = self._locks.get(key, (threading.Lock(), 0))
-            self._locks[key] = (lock, users + 1)
-        try:
-            with lock:
-                yield
-        finally:
-            with self._guard:
-                lock, users = self._locks[key]
-                if users == 1:
-                    del self._locks[key]
-                else:
-                    self._locks[key] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        with self._guard:
-            return len(self._locks)
-
-
-_object_locks = ObjectLocks()
-
-
-def _still_current(key: tuple[str, str], entry: Known) -> bool:
-    """False once the object was deleted (or deleted and created again) since `entry` was read."""
-    with _known_lock:
-        return _known.get(key) is entry
+# The registry, fed by the EventConsumer watch
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -164,49 +104,14 @@ def track(
     status: kopf.Status,
     **_: Any,
 ) -> None:
-    key = (namespace or "default", name)
-    with _known_lock:
-        if type == "DELETED" or meta.get("deletionTimestamp"):
-            _known.pop(key, None)
-            kube.forget_consumer(*key)
-            return
-        entry = _known.get(key)
-        if entry is None or entry.uid != uid:
-            _known[key] = Known(uid, dict(spec), dict(status))
-        else:
-            entry.spec = dict(spec)
-            entry.status = dict(status)
-
-
-def _seen_deployment(namespace: str, name: str) -> dict[str, Any] | None:
-    """The owned Deployment as the watch last delivered it; read from the API when the watch
-    has not delivered it (yet)."""
-    with _known_lock:
-        found = _deployments.get((namespace, name))
-    return found if found is not None else kube.read_deployment(namespace, name)
-
-
-def _known_claims(spec: EventConsumerSpec) -> list[TopicClaim]:
-    """Topic claims of every watched EventConsumer on this spec's topic (for the loop, which
-    has no kopf index at hand)."""
-    with _known_lock:
-        entries = list(_known.items())
-    claims = []
-    for (namespace, name), entry in entries:
-        try:
-            other = parse_spec(entry.spec)
-        except ValidationError:
-            continue
-        if other.topic is not None and other.kafka.topic == spec.kafka.topic:
-            claims.append(
-                TopicClaim(
-                    f"{namespace}/{name}",
-                    other.kafka.bootstrap_servers,
-                    other.kafka.topic,
-                    other.topic,
-                )
-            )
-    return claims
+    """Every EventConsumer event feeds the registry the autoscaling loop walks."""
+    registry.record_consumer(
+        (namespace or "default", name),
+        gone=type == "DELETED" or bool(meta.get("deletionTimestamp")),
+        uid=uid,
+        spec=spec,
+        status=status,
+    )
 
 
 def _reporter(namespace: str, name: str, uid: str) -> Any:
@@ -300,7 +205,7 @@ def reconcile(
     **_: Any,
 ) -> None:
     namespace = namespace or "default"
-    with _object_locks.hold((namespace, name)):
+    with registry.object_locks.hold((namespace, name)):
         _reconcile(namespace, name, uid, spec, int(meta.get("generation", 0)))
 
 
@@ -328,7 +233,7 @@ def _reconcile(
         owner = Owner(name, namespace, uid)
         group = parsed.consumer_group(namespace, name)
         outcome = Outcome()
-        reconcile_topic(owner, parsed, _known_claims(parsed), report, outcome)
+        reconcile_topic(owner, parsed, registry.topic_claims(parsed), report, outcome)
         reconcile_schema(owner, parsed, report, outcome)
         current = kube.get_consumer(namespace, name) or {}
         replicas = initial_replicas(parsed, current.get("status") or {})
@@ -370,17 +275,16 @@ def _reconcile(
 def _autoscaling_loop() -> None:
     with ThreadPoolExecutor(max_workers=CONFIG.workers, thread_name_prefix="autoscale") as pool:
         while not _stop.wait(TICK_SECONDS):
-            with _known_lock:
-                work = list(_known.items())
+            work = registry.consumers()
             futures = [pool.submit(_autoscale_safely, key, entry) for key, entry in work]
             for future in futures:
                 future.result()
 
 
-def _autoscale_safely(key: tuple[str, str], entry: Known) -> None:
+def _autoscale_safely(key: tuple[str, str], entry: registry.Known) -> None:
     try:
-        with _object_locks.hold(key):
-            if not _still_current(key, entry):
+        with registry.object_locks.hold(key):
+            if not registry.still_current(key, entry):
                 return  # deleted while this pass waited: nothing of it may be created again
             autoscale(key[0], key[1], entry)
     except Exception:  # the loop must survive anything one object does
@@ -388,14 +292,14 @@ def _autoscale_safely(key: tuple[str, str], entry: Known) -> None:
         log.exception("%s/%s: autoscaling pass failed", *key)
 
 
-def autoscale(namespace: str, name: str, entry: Known) -> None:
+def autoscale(namespace: str, name: str, entry: registry.Known) -> None:
     """One pass for one EventConsumer: lag and decision when a poll is due, drift and status."""
     try:
         parsed = parse_spec(entry.spec)
     except ValidationError:
         return  # reported by reconcile
     owner = Owner(name, namespace, entry.uid)
-    deployment = _seen_deployment(namespace, deployment_name(name))
+    deployment = registry.seen_deployment(namespace, deployment_name(name))
     if deployment is None:
         return  # reconcile creates it (and retries until it can)
     current = int(deployment.get("spec", {}).get("replicas") or 0)
@@ -411,7 +315,7 @@ def autoscale(namespace: str, name: str, entry: Known) -> None:
             reconcile_topic(
                 owner,
                 parsed,
-                _known_claims(parsed),
+                registry.topic_claims(parsed),
                 _reporter(namespace, name, entry.uid),
                 topic_outcome,
             )
@@ -476,7 +380,7 @@ def autoscale(namespace: str, name: str, entry: Known) -> None:
     )
 
 
-def _poll_due(entry: Known, spec: EventConsumerSpec, now: datetime) -> bool:
+def _poll_due(entry: registry.Known, spec: EventConsumerSpec, now: datetime) -> bool:
     """Lag is read once per pollIntervalSeconds per EventConsumer (the loop ticks faster so
     that drift and readiness are seen quickly); a restarted operator polls at once."""
     interval = timedelta(seconds=spec.autoscaling.poll_interval_seconds)
@@ -528,11 +432,9 @@ def deployment_event(
     **_: Any,
 ) -> None:
     namespace = namespace or "default"
-    with _known_lock:
-        if type == "DELETED":
-            _deployments.pop((namespace, body.metadata.name), None)
-        else:
-            _deployments[(namespace, body.metadata.name)] = dict(body)
+    registry.record_deployment(
+        (namespace, body.metadata.name), None if type == "DELETED" else dict(body)
+    )
     owners = [
         ref
         for ref in body.metadata.get("ownerReferences", [])
@@ -604,13 +506,13 @@ def delete_topic(
     namespace = namespace or "default"
     # Held so that a pass of the loop still at work on this object finishes first (and the next
     # one sees the object gone) before the topic goes.
-    with _object_locks.hold((namespace, name)):
+    with registry.object_locks.hold((namespace, name)):
         _delete_topic(namespace, name, uid, spec)
 
 
 def _delete_topic(namespace: str, name: str, uid: str, spec: Mapping[str, Any]) -> None:
     parsed = parse_spec(spec)
-    others = [c for c in _known_claims(parsed) if c.owner != f"{namespace}/{name}"]
+    others = [c for c in registry.topic_claims(parsed) if c.owner != f"{namespace}/{name}"]
     report = _reporter(namespace, name, uid)
     if others:
         report(
