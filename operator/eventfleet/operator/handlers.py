@@ -18,19 +18,15 @@ kopf's patch, so the three writers never overwrite each other's conditions.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import kopf
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from eventfleet.operator import kafka_admin, kube, metrics, registry
-from eventfleet.operator.builders import MANAGED_BY, Owner, deployment_name, selector_string
+from eventfleet.operator import autoscaler, config, kafka_admin, kube, metrics, registry
+from eventfleet.operator.builders import MANAGED_BY, Owner, selector_string
 from eventfleet.operator.conditions import Condition, ConditionType
 from eventfleet.operator.reconcile import (
     RETRY_SECONDS,
@@ -39,53 +35,26 @@ from eventfleet.operator.reconcile import (
     reconcile_deployment,
     reconcile_schema,
     reconcile_topic,
-)
-from eventfleet.operator.scaling import (
-    LagReading,
-    ScalingDecision,
-    ScalingPolicy,
-    decide,
-    history_from_status,
-    measure_lag,
+    reporter,
 )
 from eventfleet.operator.spec import (
     GROUP,
     KIND,
     PLURAL,
     VERSION,
-    EventConsumerSpec,
     invalid_spec_message,
     parse_spec,
 )
 from eventfleet.operator.status import (
-    autoscaler_condition,
     deployment_condition,
-    lag_field,
-    last_scale_field,
     only_if_changed,
-    recommendations_field,
     replica_counts,
     status_patch,
 )
 
 log = logging.getLogger(__name__)
 
-TICK_SECONDS: Final = 2.0  # how often the loop looks at each EventConsumer
 ANNOTATION_PREFIX: Final = GROUP
-
-
-@dataclass(frozen=True)
-class OperatorConfig:
-    default_image: str = "eventfleet:0.1.0"
-    workers: int = 8  # EventConsumers handled in parallel by the autoscaling loop
-
-
-CONFIG = OperatorConfig()
-
-
-def configure(config: OperatorConfig) -> None:
-    global CONFIG  # noqa: PLW0603 - set once by the CLI before kopf starts
-    CONFIG = config
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,22 +83,8 @@ def track(
     )
 
 
-def _reporter(namespace: str, name: str, uid: str) -> Any:
-    def report(kind: str, reason: str, message: str) -> None:
-        kube.post_event(namespace, name, uid, kind=kind, reason=reason, message=message)
-        (log.warning if kind == "Warning" else log.info)(
-            "%s/%s %s: %s", namespace, name, reason, message
-        )
-
-    return report
-
-
 # ---------------------------------------------------------------------------------------------
 # Startup and shutdown
-
-
-_stop = threading.Event()
-_loop_thread: threading.Thread | None = None
 
 
 @kopf.on.login()
@@ -157,7 +112,6 @@ def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
 
 @kopf.on.startup()
 def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-    global _loop_thread  # noqa: PLW0603 - one loop per operator process
     # Silent watch hangs are kopf's most reported problem: bound every watch request.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -175,16 +129,12 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = "eventfleet-operator"
     settings.execution.max_workers = 16
-    _stop.clear()
-    _loop_thread = threading.Thread(target=_autoscaling_loop, name="autoscaling", daemon=True)
-    _loop_thread.start()
+    autoscaler.start()
 
 
 @kopf.on.cleanup()
 def cleanup(**_: Any) -> None:
-    _stop.set()
-    if _loop_thread is not None:
-        _loop_thread.join(timeout=30)
+    autoscaler.stop(timeout=30)
     kafka_admin.close_readers()
 
 
@@ -212,7 +162,7 @@ def reconcile(
 def _reconcile(
     namespace: str, name: str, uid: str, spec: Mapping[str, Any], generation: int
 ) -> None:
-    report = _reporter(namespace, name, uid)
+    report = reporter(namespace, name, uid)
     with metrics.RECONCILE_SECONDS.time():
         try:
             parsed = parse_spec(spec)
@@ -241,7 +191,7 @@ def _reconcile(
             owner,
             parsed,
             replicas=replicas,
-            image=parsed.image or CONFIG.default_image,
+            image=parsed.image or config.CONFIG.default_image,
             group=group,
             outcome=outcome,
         )
@@ -266,157 +216,6 @@ def _reconcile(
         metrics.ERRORS.labels("reconcile").inc()
         raise kopf.TemporaryError("; ".join(outcome.retry), delay=RETRY_SECONDS)
     metrics.RECONCILES.labels("ok").inc()
-
-
-# ---------------------------------------------------------------------------------------------
-# The autoscaling loop
-
-
-def _autoscaling_loop() -> None:
-    with ThreadPoolExecutor(max_workers=CONFIG.workers, thread_name_prefix="autoscale") as pool:
-        while not _stop.wait(TICK_SECONDS):
-            work = registry.consumers()
-            futures = [pool.submit(_autoscale_safely, key, entry) for key, entry in work]
-            for future in futures:
-                future.result()
-
-
-def _autoscale_safely(key: tuple[str, str], entry: registry.Known) -> None:
-    try:
-        with registry.object_locks.hold(key):
-            if not registry.still_current(key, entry):
-                return  # deleted while this pass waited: nothing of it may be created again
-            autoscale(key[0], key[1], entry)
-    except Exception:  # the loop must survive anything one object does
-        metrics.ERRORS.labels("autoscaling").inc()
-        log.exception("%s/%s: autoscaling pass failed", *key)
-
-
-def autoscale(namespace: str, name: str, entry: registry.Known) -> None:
-    """One pass for one EventConsumer: lag and decision when a poll is due, drift and status."""
-    try:
-        parsed = parse_spec(entry.spec)
-    except ValidationError:
-        return  # reported by reconcile
-    owner = Owner(name, namespace, entry.uid)
-    deployment = registry.seen_deployment(namespace, deployment_name(name))
-    if deployment is None:
-        return  # reconcile creates it (and retries until it can)
-    current = int(deployment.get("spec", {}).get("replicas") or 0)
-    now = datetime.now(UTC)
-    conditions: list[Condition] = []
-    extra: dict[str, Any] = {}
-    target: int | None = None
-    if _poll_due(entry, parsed, now):
-        if parsed.topic is not None and not parsed.paused:
-            # Level-triggered topic management: drift of the topic's configuration (or another
-            # EventConsumer now claiming the topic differently) is found once per poll.
-            topic_outcome = Outcome()
-            reconcile_topic(
-                owner,
-                parsed,
-                registry.topic_claims(parsed),
-                _reporter(namespace, name, entry.uid),
-                topic_outcome,
-            )
-            conditions.extend(topic_outcome.conditions)
-        reading = _read_lag(parsed, namespace, name)
-        # Read, not as seen: the decision's history must hold the last pass's recommendation.
-        state = kube.get_consumer(namespace, name) or {}
-        decision = _decision(parsed, current, reading, state.get("status") or {}, now)
-        target = decision.replicas
-        extra["desiredReplicas"] = target
-        extra["recommendations"] = recommendations_field(decision.history)
-        if reading is not None:
-            extra["lag"] = lag_field(reading, now)
-            metrics.CONSUMER_LAG.labels(namespace, name).set(reading.total)
-        conditions.append(autoscaler_condition(parsed, decision))
-        if target != current:
-            extra["lastScale"] = last_scale_field(now, current, target, decision.reason)
-            direction = "up" if target > current else "down"
-            metrics.SCALE_ACTIONS.labels(direction).inc()
-            _reporter(namespace, name, entry.uid)(
-                "Normal",
-                f"Scaled{direction.capitalize()}",
-                f"{current} -> {target} replicas: {decision.reason}",
-            )
-        metrics.DESIRED_REPLICAS.labels(namespace, name).set(target)
-    polled = target is not None
-    if target is None:  # between polls: keep what was decided (or what kubectl scale set)
-        if entry.decided is not None and current == entry.decided:
-            target = current  # nothing moved it since
-        else:
-            # Read, not as seen: a status the watch has not caught up with could hold an older
-            # decision, and applying that would undo the last scale until the next poll.
-            state = kube.get_consumer(namespace, name) or {}
-            target = initial_replicas(parsed, state.get("status") or {})
-    entry.decided = target
-    if not parsed.paused and (polled or target != current):
-        # Server-side apply: sets the replica count, and (once per poll, as a safety net for
-        # the Deployment watch) restores hand edits of owned fields. Paused is hands off: only
-        # a spec change (e.g. `kubectl scale ec`) reaches the Deployment, through reconcile.
-        outcome = Outcome()
-        reconcile_deployment(
-            owner,
-            parsed,
-            replicas=target,
-            image=parsed.image or CONFIG.default_image,
-            group=parsed.consumer_group(namespace, name),
-            outcome=outcome,
-        )
-        deployment = outcome.deployment or deployment
-        conditions.extend(outcome.conditions)
-    else:
-        conditions.append(deployment_condition(deployment))
-    extra.update(replica_counts(deployment))
-    kube.update_consumer_status(
-        namespace,
-        name,
-        lambda status: only_if_changed(
-            status,
-            status_patch(status, conditions, generation=None, paused=parsed.paused, extra=extra),
-        ),
-        seen=entry.status,
-    )
-
-
-def _poll_due(entry: registry.Known, spec: EventConsumerSpec, now: datetime) -> bool:
-    """Lag is read once per pollIntervalSeconds per EventConsumer (the loop ticks faster so
-    that drift and readiness are seen quickly); a restarted operator polls at once."""
-    interval = timedelta(seconds=spec.autoscaling.poll_interval_seconds)
-    if entry.last_poll is not None and now - entry.last_poll < interval:
-        return False
-    entry.last_poll = now
-    return True
-
-
-def _read_lag(spec: EventConsumerSpec, namespace: str, name: str) -> LagReading | None:
-    group = spec.consumer_group(namespace, name)
-    try:
-        offsets = kafka_admin.group_offsets(spec.kafka.bootstrap_servers, spec.kafka.topic, group)
-    except (kafka_admin.KafkaUnavailableError, kafka_admin.TopicMissingError) as error:
-        metrics.LAG_READ_FAILURES.inc()
-        log.warning("%s/%s: lag unavailable: %s", namespace, name, error)
-        return None
-    return measure_lag(offsets)
-
-
-def _decision(
-    spec: EventConsumerSpec,
-    current: int,
-    reading: LagReading | None,
-    status: Mapping[str, Any],
-    now: datetime,
-) -> ScalingDecision:
-    if not spec.autoscaled:
-        target = spec.replicas.count if spec.replicas.count is not None else current
-        why = "paused" if spec.paused else "autoscaling disabled"
-        return ScalingDecision(
-            target, target, f"{why}: {target} replicas", healthy=reading is not None, history=()
-        )
-    history = history_from_status(status.get("recommendations"))
-    policy = ScalingPolicy.from_spec(spec.replicas, spec.autoscaling)
-    return decide(policy, current, reading, history, now)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -458,7 +257,7 @@ def deployment_event(
                 owner,
                 parsed,
                 replicas=initial_replicas(parsed, consumer.get("status") or {}),
-                image=parsed.image or CONFIG.default_image,
+                image=parsed.image or config.CONFIG.default_image,
                 group=parsed.consumer_group(namespace, owner_name),
                 outcome=outcome,
             )
@@ -513,7 +312,7 @@ def delete_topic(
 def _delete_topic(namespace: str, name: str, uid: str, spec: Mapping[str, Any]) -> None:
     parsed = parse_spec(spec)
     others = [c for c in registry.topic_claims(parsed) if c.owner != f"{namespace}/{name}"]
-    report = _reporter(namespace, name, uid)
+    report = reporter(namespace, name, uid)
     if others:
         report(
             "Normal",

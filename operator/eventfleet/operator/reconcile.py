@@ -31,6 +31,18 @@ Report = Callable[[str, str, str], None]
 RETRY_SECONDS: Final = 10.0
 
 
+def reporter(namespace: str, name: str, uid: str) -> Report:
+    """The Report of one EventConsumer: a Kubernetes Event on it, and the same in the log."""
+
+    def report(kind: str, reason: str, message: str) -> None:
+        kube.post_event(namespace, name, uid, kind=kind, reason=reason, message=message)
+        (log.warning if kind == "Warning" else log.info)(
+            "%s/%s %s: %s", namespace, name, reason, message
+        )
+
+    return report
+
+
 @dataclass
 class Outcome:
     """What one reconcile learned: conditions to merge and whether to retry soon."""
