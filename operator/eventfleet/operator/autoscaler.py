@@ -125,8 +125,6 @@ def autoscale(namespace: str, name: str, entry: registry.Known) -> None:
             owner,
             parsed,
             replicas=target,
-            image=parsed.image or config.CONFIG.default_image,
-            group=parsed.consumer_group(namespace, name),
             outcome=outcome,
         )
         deployment = outcome.deployment or deployment

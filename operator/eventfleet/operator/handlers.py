@@ -1,18 +1,20 @@
 """kopf handlers: read, call a step or a pure decision, apply, write status. Nothing else.
 
-- create / update of spec / resume  -> reconcile: topic, schema, Deployment, status
-- every EventConsumer event          -> the registry the autoscaling loop walks
-- the autoscaling loop (a thread)    -> lag once per pollIntervalSeconds and the scaling decision;
-                                        Deployment drift and readiness kept in step in between
+- every EventConsumer event          -> the registry the autoscaling loop walks (registry.py)
+- startup / cleanup                  -> kopf's settings; the autoscaling loop (autoscaler.py)
+                                        started and stopped
+- create / update of spec / resume  -> reconcile: topic, schema, Deployment, status (reconcile.py)
 - changes of an owned Deployment     -> status (replicas, readiness) and drift restored at once
 - delete with deletionPolicy Delete  -> the topic is deleted; only such objects get a finalizer
 
-Why a loop and not a kopf timer: kopf puts a finalizer on every object that has a timer, and a
-finalizer without an operator leaves namespaces stuck terminating. Here only objects whose
-deletion has work to do (deleting the topic) carry one.
+The autoscaling loop is a thread, not a kopf timer: kopf puts a finalizer on every object that has
+a timer, and a finalizer without an operator leaves namespaces stuck terminating. Here only
+objects whose deletion has work to do (deleting the topic) carry one.
 
-Status is written through kube.update_consumer_status (fresh read, per-object lock), never with
-kopf's patch, so the three writers never overwrite each other's conditions.
+Status is written through kube.update_consumer_status (fresh read, under that function's
+per-object lock), never with kopf's patch, so the three writers (reconcile, the loop, Deployment
+events) never overwrite each other's conditions. Reconcile and the topic deletion also hold
+registry.object_locks, as each pass of the loop does; the Deployment event handler does not.
 """
 
 from __future__ import annotations
@@ -25,34 +27,11 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from eventfleet.operator import autoscaler, config, kafka_admin, kube, metrics, registry
-from eventfleet.operator.builders import MANAGED_BY, Owner, selector_string
-from eventfleet.operator.conditions import Condition, ConditionType
-from eventfleet.operator.reconcile import (
-    RETRY_SECONDS,
-    Outcome,
-    initial_replicas,
-    reconcile_deployment,
-    reconcile_schema,
-    reconcile_topic,
-    reporter,
-)
-from eventfleet.operator.spec import (
-    GROUP,
-    KIND,
-    PLURAL,
-    VERSION,
-    invalid_spec_message,
-    parse_spec,
-)
-from eventfleet.operator.status import (
-    deployment_condition,
-    only_if_changed,
-    replica_counts,
-    status_patch,
-)
-
-log = logging.getLogger(__name__)
+from eventfleet.operator import autoscaler, kafka_admin, kube, metrics, registry
+from eventfleet.operator import reconcile as steps  # `reconcile` is the handler's name here
+from eventfleet.operator.builders import MANAGED_BY, Owner, owning_consumer_name
+from eventfleet.operator.reconcile import RETRY_SECONDS, Outcome, reporter
+from eventfleet.operator.spec import GROUP, PLURAL, VERSION, invalid_spec_message, parse_spec
 
 ANNOTATION_PREFIX: Final = GROUP
 
@@ -155,67 +134,30 @@ def reconcile(
     **_: Any,
 ) -> None:
     namespace = namespace or "default"
-    with registry.object_locks.hold((namespace, name)):
-        _reconcile(namespace, name, uid, spec, int(meta.get("generation", 0)))
-
-
-def _reconcile(
-    namespace: str, name: str, uid: str, spec: Mapping[str, Any], generation: int
-) -> None:
     report = reporter(namespace, name, uid)
-    with metrics.RECONCILE_SECONDS.time():
-        try:
-            parsed = parse_spec(spec)
-        except ValidationError as error:
-            message = invalid_spec_message(error)
-            report("Warning", "SpecInvalid", message)
-            ready = Condition.false(ConditionType.READY, "SpecInvalid", message)
-            kube.update_consumer_status(
-                namespace,
-                name,
-                lambda status: status_patch(
-                    status, [], generation=generation, paused=False, ready=ready
-                ),
+    generation = int(meta.get("generation", 0))
+    with registry.object_locks.hold((namespace, name)):
+        with metrics.RECONCILE_SECONDS.time():
+            try:
+                parsed = parse_spec(spec)
+            except ValidationError as error:
+                message = invalid_spec_message(error)
+                report("Warning", "SpecInvalid", message)
+                steps.mark_spec_invalid(namespace, name, generation=generation, message=message)
+                metrics.RECONCILES.labels("invalid").inc()
+                raise kopf.PermanentError(message) from None
+            outcome = steps.reconcile_consumer(
+                Owner(name, namespace, uid),
+                parsed,
+                generation=generation,
+                claims=registry.topic_claims(parsed),
+                report=report,
             )
-            metrics.RECONCILES.labels("invalid").inc()
-            raise kopf.PermanentError(message) from None
-
-        owner = Owner(name, namespace, uid)
-        group = parsed.consumer_group(namespace, name)
-        outcome = Outcome()
-        reconcile_topic(owner, parsed, registry.topic_claims(parsed), report, outcome)
-        reconcile_schema(owner, parsed, report, outcome)
-        current = kube.get_consumer(namespace, name) or {}
-        replicas = initial_replicas(parsed, current.get("status") or {})
-        reconcile_deployment(
-            owner,
-            parsed,
-            replicas=replicas,
-            image=parsed.image or config.CONFIG.default_image,
-            group=group,
-            outcome=outcome,
-        )
-        extra: dict[str, Any] = {
-            "consumerGroup": group,
-            "selector": selector_string(owner),
-            "desiredReplicas": replicas,
-        }
-        if outcome.schema_version is not None:
-            extra["schemaVersion"] = outcome.schema_version
-        if outcome.deployment is not None:
-            extra.update(replica_counts(outcome.deployment))
-        kube.update_consumer_status(
-            namespace,
-            name,
-            lambda status: status_patch(
-                status, outcome.conditions, generation=generation, paused=parsed.paused, extra=extra
-            ),
-        )
-    if outcome.retry:
-        metrics.RECONCILES.labels("retry").inc()
-        metrics.ERRORS.labels("reconcile").inc()
-        raise kopf.TemporaryError("; ".join(outcome.retry), delay=RETRY_SECONDS)
-    metrics.RECONCILES.labels("ok").inc()
+        if outcome.retry:
+            metrics.RECONCILES.labels("retry").inc()
+            metrics.ERRORS.labels("reconcile").inc()
+            raise kopf.TemporaryError("; ".join(outcome.retry), delay=RETRY_SECONDS)
+        metrics.RECONCILES.labels("ok").inc()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,31 +176,18 @@ def deployment_event(
     registry.record_deployment(
         (namespace, body.metadata.name), None if type == "DELETED" else dict(body)
     )
-    owners = [
-        ref
-        for ref in body.metadata.get("ownerReferences", [])
-        if ref.get("kind") == KIND and ref.get("apiVersion") == f"{GROUP}/{VERSION}"
-    ]
-    if not owners:
+    owner_name = owning_consumer_name(body.metadata)
+    found = steps.owning_consumer(namespace, owner_name) if owner_name is not None else None
+    if found is None:
         return
-    owner_name = owners[0]["name"]
-    consumer = kube.get_consumer(namespace, owner_name)
-    if consumer is None or consumer.get("metadata", {}).get("deletionTimestamp"):
-        return  # the owner is gone: the garbage collector takes the Deployment
-    try:
-        parsed = parse_spec(consumer.get("spec", {}))
-    except ValidationError:
-        return
-    owner = Owner(owner_name, namespace, consumer["metadata"]["uid"])
+    owner, parsed, owner_status = found
     outcome = Outcome()
     if type == "DELETED" or not parsed.paused:
         try:
-            reconcile_deployment(
+            steps.reconcile_deployment(
                 owner,
                 parsed,
-                replicas=initial_replicas(parsed, consumer.get("status") or {}),
-                image=parsed.image or config.CONFIG.default_image,
-                group=parsed.consumer_group(namespace, owner_name),
+                replicas=steps.initial_replicas(parsed, owner_status),
                 outcome=outcome,
             )
         except ApiException as error:
@@ -266,21 +195,8 @@ def deployment_event(
             raise kopf.TemporaryError(
                 f"restoring the Deployment: {error.reason}", delay=RETRY_SECONDS
             ) from error
-    deployment = outcome.deployment or dict(body)
-    conditions = outcome.conditions or [deployment_condition(deployment)]
-    kube.update_consumer_status(
-        namespace,
-        owner_name,
-        lambda status: only_if_changed(
-            status,
-            status_patch(
-                status,
-                conditions,
-                generation=None,
-                paused=parsed.paused,
-                extra=replica_counts(deployment),
-            ),
-        ),
+    steps.write_deployment_status(
+        owner, parsed, outcome.deployment or dict(body), outcome.conditions
     )
 
 
@@ -306,25 +222,13 @@ def delete_topic(
     # Held so that a pass of the loop still at work on this object finishes first (and the next
     # one sees the object gone) before the topic goes.
     with registry.object_locks.hold((namespace, name)):
-        _delete_topic(namespace, name, uid, spec)
-
-
-def _delete_topic(namespace: str, name: str, uid: str, spec: Mapping[str, Any]) -> None:
-    parsed = parse_spec(spec)
-    others = [c for c in registry.topic_claims(parsed) if c.owner != f"{namespace}/{name}"]
-    report = reporter(namespace, name, uid)
-    if others:
-        report(
-            "Normal",
-            "TopicKept",
-            f"topic {parsed.kafka.topic} kept: still managed by "
-            + ", ".join(sorted(c.owner for c in others)),
-        )
-        return
-    try:
-        kafka_admin.delete_topic(parsed.kafka.bootstrap_servers, parsed.kafka.topic)
-    except kafka_admin.KafkaUnavailableError as error:
-        raise kopf.TemporaryError(
-            f"cannot delete topic yet: {error}", delay=RETRY_SECONDS
-        ) from error
-    report("Normal", "TopicDeleted", f"deleted topic {parsed.kafka.topic} (deletionPolicy Delete)")
+        parsed = parse_spec(spec)
+        claims = registry.topic_claims(parsed)
+        try:
+            steps.delete_topic(
+                Owner(name, namespace, uid), parsed, claims, reporter(namespace, name, uid)
+            )
+        except kafka_admin.KafkaUnavailableError as error:
+            raise kopf.TemporaryError(
+                f"cannot delete topic yet: {error}", delay=RETRY_SECONDS
+            ) from error
