@@ -2,7 +2,9 @@
 
 Once per pollIntervalSeconds it reads the consumer group's lag and asks scaling.decide for the
 replica count; in between, it keeps the Deployment's replicas at what was decided and the status
-in step with the Deployment, from what the watches delivered (registry.py), without API reads.
+in step with the Deployment, working from what the watches delivered (registry.py). Between polls
+it reads from the API only on its first pass, when the Deployment's replicas moved, when the
+watch has not delivered the Deployment yet, or when the status has something to change.
 
 Why a loop and not a kopf timer: kopf puts a finalizer on every object that has a timer, and a
 finalizer without an operator leaves namespaces stuck terminating.
