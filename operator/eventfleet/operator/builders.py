@@ -2,12 +2,14 @@
 
 The handlers apply what these return (server-side apply, so a hand edit of a field the operator
 owns is set back on the next reconcile) and never assemble objects themselves. Secrets are passed
-by reference only: no function here ever sees a secret's value.
+by reference only: no function here ever sees a secret's value. `owning_consumer_name` reads
+back the owner reference `Owner.reference` writes.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -43,6 +45,16 @@ class Owner:
             "controller": True,
             "blockOwnerDeletion": True,
         }
+
+
+def owning_consumer_name(metadata: Mapping[str, Any]) -> str | None:
+    """The EventConsumer named in an object's ownerReferences (what Owner.reference wrote)."""
+    owners = [
+        ref
+        for ref in metadata.get("ownerReferences", [])
+        if ref.get("kind") == KIND and ref.get("apiVersion") == f"{GROUP}/{VERSION}"
+    ]
+    return str(owners[0]["name"]) if owners else None
 
 
 def label_value(text: str) -> str:

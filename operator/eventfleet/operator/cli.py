@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import kopf
 from prometheus_client import start_http_server
 
+from eventfleet.operator import config
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -83,9 +85,9 @@ def main(argv: Sequence[str]) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from eventfleet.operator import handlers  # noqa: PLC0415 - registers the kopf handlers
+    from eventfleet.operator import handlers  # noqa: PLC0415, F401 - registers the kopf handlers
 
-    handlers.configure(handlers.OperatorConfig(default_image=args.default_image))
+    config.configure(config.OperatorConfig(default_image=args.default_image))
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.bind)
     liveness = f"http://{args.bind}:{args.liveness_port}/healthz" if args.liveness_port else None

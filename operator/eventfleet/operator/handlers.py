@@ -1,139 +1,43 @@
 """kopf handlers: read, call a step or a pure decision, apply, write status. Nothing else.
 
-- create / update of spec / resume  -> reconcile: topic, schema, Deployment, status
-- every EventConsumer event          -> the registry the autoscaling loop walks
-- the autoscaling loop (a thread)    -> lag once per pollIntervalSeconds and the scaling decision;
-                                        Deployment drift and readiness kept in step in between
+- every EventConsumer event          -> the registry the autoscaling loop walks (registry.py)
+- startup / cleanup                  -> kopf's settings; the autoscaling loop (autoscaler.py)
+                                        started and stopped
+- create / update of spec / resume  -> reconcile: topic, schema, Deployment, status (reconcile.py)
 - changes of an owned Deployment     -> status (replicas, readiness) and drift restored at once
 - delete with deletionPolicy Delete  -> the topic is deleted; only such objects get a finalizer
 
-Why a loop and not a kopf timer: kopf puts a finalizer on every object that has a timer, and a
-finalizer without an operator leaves namespaces stuck terminating. Here only objects whose
-deletion has work to do (deleting the topic) carry one.
+The autoscaling loop is a thread, not a kopf timer: kopf puts a finalizer on every object that has
+a timer, and a finalizer without an operator leaves namespaces stuck terminating. Here only
+objects whose deletion has work to do (deleting the topic) carry one.
 
-Status is written through kube.update_consumer_status (fresh read, per-object lock), never with
-kopf's patch, so the three writers never overwrite each other's conditions.
+Status is written through kube.update_consumer_status (fresh read, under that function's
+per-object lock), never with kopf's patch, so the three writers (reconcile, the loop, Deployment
+events) never overwrite each other's conditions. Reconcile and the topic deletion also hold
+registry.object_locks, as each pass of the loop does; the Deployment event handler does not.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
 from typing import Any, Final
 
 import kopf
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from eventfleet.operator import kafka_admin, kube, metrics
-from eventfleet.operator.builders import MANAGED_BY, Owner, deployment_name, selector_string
-from eventfleet.operator.conditions import Condition, ConditionType
-from eventfleet.operator.reconcile import (
-    RETRY_SECONDS,
-    Outcome,
-    deployment_condition,
-    initial_replicas,
-    reconcile_deployment,
-    reconcile_schema,
-    reconcile_topic,
-    status_patch,
-)
-from eventfleet.operator.scaling import (
-    LagReading,
-    Recommendation,
-    ScalingDecision,
-    ScalingPolicy,
-    decide,
-    measure_lag,
-)
-from eventfleet.operator.spec import GROUP, KIND, PLURAL, VERSION, EventConsumerSpec
-from eventfleet.operator.topics import TopicClaim
+from eventfleet.operator import autoscaler, kafka_admin, kube, metrics, registry
+from eventfleet.operator import reconcile as steps  # `reconcile` is the handler's name here
+from eventfleet.operator.builders import MANAGED_BY, Owner, owning_consumer_name
+from eventfleet.operator.reconcile import RETRY_SECONDS, Outcome, reporter
+from eventfleet.operator.spec import GROUP, PLURAL, VERSION, invalid_spec_message, parse_spec
 
-log = logging.getLogger(__name__)
-
-TICK_SECONDS: Final = 2.0  # how often the loop looks at each EventConsumer
 ANNOTATION_PREFIX: Final = GROUP
 
 
-@dataclass(frozen=True)
-class OperatorConfig:
-    default_image: str = "eventfleet:0.1.0"
-    workers: int = 8  # EventConsumers handled in parallel by the autoscaling loop
-
-
-CONFIG = OperatorConfig()
-
-
-def configure(config: OperatorConfig) -> None:
-    global CONFIG  # noqa: PLW0603 - set once by the CLI before kopf starts
-    CONFIG = config
-
-
 # ---------------------------------------------------------------------------------------------
-# Registry of EventConsumers and their Deployments, kept from watch events (no finalizer, no
-# extra API calls): what the loop walks, the topic claims for conflict detection, and what the
-# loop reads between polls instead of a GET per object every tick (with a hundred
-# EventConsumers, that was 150 reads a second of the API server while nothing happened).
-
-
-@dataclass
-class Known:
-    uid: str
-    spec: Mapping[str, Any]
-    status: Mapping[str, Any] = field(default_factory=dict)  # as the watch last delivered it
-    last_poll: datetime | None = None
-    decided: int | None = None  # the replicas the loop last set or confirmed
-
-
-_known: dict[tuple[str, str], Known] = {}
-_deployments: dict[tuple[str, str], dict[str, Any]] = {}  # owned ones, as last delivered
-_known_lock = threading.Lock()
-
-
-class ObjectLocks:
-    """One lock per EventConsumer (namespace, name), forgotten once nobody holds or awaits it.
-
-    Reconcile, a pass of the autoscaling loop and the topic deletion each hold it, so they never
-    interleave on one object: a pass that read the spec just before a deletion would otherwise
-    find the topic missing and create it again after the deletion handler removed it."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[tuple[str, str], tuple[threading.Lock, int]] = {}
-
-    @contextmanager
-    def hold(self, key: tuple[str, str]) -> Iterator[None]:
-        with self._guard:
-            lock, users = self._locks.get(key, (threading.Lock(), 0))
-            self._locks[key] = (lock, users + 1)
-        try:
-            with lock:
-                yield
-        finally:
-            with self._guard:
-                lock, users = self._locks[key]
-                if users == 1:
-                    del self._locks[key]
-                else:
-                    self._locks[key] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        with self._guard:
-            return len(self._locks)
-
-
-_object_locks = ObjectLocks()
-
-
-def _still_current(key: tuple[str, str], entry: Known) -> bool:
-    """False once the object was deleted (or deleted and created again) since `entry` was read."""
-    with _known_lock:
-        return _known.get(key) is entry
+# The registry, fed by the EventConsumer watch
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -148,88 +52,18 @@ def track(
     status: kopf.Status,
     **_: Any,
 ) -> None:
-    key = (namespace or "default", name)
-    with _known_lock:
-        if type == "DELETED" or meta.get("deletionTimestamp"):
-            _known.pop(key, None)
-            kube.forget_consumer(*key)
-            return
-        entry = _known.get(key)
-        if entry is None or entry.uid != uid:
-            _known[key] = Known(uid, dict(spec), dict(status))
-        else:
-            entry.spec = dict(spec)
-            entry.status = dict(status)
-
-
-def _seen_deployment(namespace: str, name: str) -> dict[str, Any] | None:
-    """The owned Deployment as the watch last delivered it; read from the API when the watch
-    has not delivered it (yet)."""
-    with _known_lock:
-        found = _deployments.get((namespace, name))
-    return found if found is not None else kube.read_deployment(namespace, name)
-
-
-def _known_claims(spec: EventConsumerSpec) -> list[TopicClaim]:
-    """Topic claims of every watched EventConsumer on this spec's topic (for the loop, which
-    has no kopf index at hand)."""
-    with _known_lock:
-        entries = list(_known.items())
-    claims = []
-    for (namespace, name), entry in entries:
-        try:
-            other = _parse(entry.spec)
-        except ValidationError:
-            continue
-        if other.topic is not None and other.kafka.topic == spec.kafka.topic:
-            claims.append(
-                TopicClaim(
-                    f"{namespace}/{name}",
-                    other.kafka.bootstrap_servers,
-                    other.kafka.topic,
-                    other.topic,
-                )
-            )
-    return claims
-
-
-def _reporter(namespace: str, name: str, uid: str) -> Any:
-    def report(kind: str, reason: str, message: str) -> None:
-        kube.post_event(namespace, name, uid, kind=kind, reason=reason, message=message)
-        (log.warning if kind == "Warning" else log.info)(
-            "%s/%s %s: %s", namespace, name, reason, message
-        )
-
-    return report
-
-
-def _parse(spec: Mapping[str, Any]) -> EventConsumerSpec:
-    return EventConsumerSpec.model_validate(dict(spec))
-
-
-def _invalid(error: ValidationError) -> str:
-    return "; ".join(
-        f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
-        if e["loc"]
-        else e["msg"].removeprefix("Value error, ")
-        for e in error.errors(include_url=False)
+    """Every EventConsumer event feeds the registry the autoscaling loop walks."""
+    registry.record_consumer(
+        (namespace or "default", name),
+        gone=type == "DELETED" or bool(meta.get("deletionTimestamp")),
+        uid=uid,
+        spec=spec,
+        status=status,
     )
-
-
-def _replica_counts(deployment: Mapping[str, Any]) -> dict[str, int]:
-    found = deployment.get("status") or {}
-    return {
-        "replicas": int(found.get("replicas") or 0),
-        "readyReplicas": int(found.get("readyReplicas") or 0),
-    }
 
 
 # ---------------------------------------------------------------------------------------------
 # Startup and shutdown
-
-
-_stop = threading.Event()
-_loop_thread: threading.Thread | None = None
 
 
 @kopf.on.login()
@@ -257,7 +91,6 @@ def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
 
 @kopf.on.startup()
 def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-    global _loop_thread  # noqa: PLW0603 - one loop per operator process
     # Silent watch hangs are kopf's most reported problem: bound every watch request.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -275,16 +108,12 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = "eventfleet-operator"
     settings.execution.max_workers = 16
-    _stop.clear()
-    _loop_thread = threading.Thread(target=_autoscaling_loop, name="autoscaling", daemon=True)
-    _loop_thread.start()
+    autoscaler.start()
 
 
 @kopf.on.cleanup()
 def cleanup(**_: Any) -> None:
-    _stop.set()
-    if _loop_thread is not None:
-        _loop_thread.join(timeout=30)
+    autoscaler.stop(timeout=30)
     kafka_admin.close_readers()
 
 
@@ -305,268 +134,30 @@ def reconcile(
     **_: Any,
 ) -> None:
     namespace = namespace or "default"
-    with _object_locks.hold((namespace, name)):
-        _reconcile(namespace, name, uid, spec, int(meta.get("generation", 0)))
-
-
-def _reconcile(
-    namespace: str, name: str, uid: str, spec: Mapping[str, Any], generation: int
-) -> None:
-    report = _reporter(namespace, name, uid)
-    with metrics.RECONCILE_SECONDS.time():
-        try:
-            parsed = _parse(spec)
-        except ValidationError as error:
-            message = _invalid(error)
-            report("Warning", "SpecInvalid", message)
-            ready = Condition.false(ConditionType.READY, "SpecInvalid", message)
-            kube.update_consumer_status(
-                namespace,
-                name,
-                lambda status: status_patch(
-                    status, [], generation=generation, paused=False, ready=ready
-                ),
-            )
-            metrics.RECONCILES.labels("invalid").inc()
-            raise kopf.PermanentError(message) from None
-
-        owner = Owner(name, namespace, uid)
-        group = parsed.consumer_group(namespace, name)
-        outcome = Outcome()
-        reconcile_topic(owner, parsed, _known_claims(parsed), report, outcome)
-        reconcile_schema(owner, parsed, report, outcome)
-        current = kube.get_consumer(namespace, name) or {}
-        replicas = initial_replicas(parsed, current.get("status") or {})
-        if outcome.sink_conflict is None:  # a second writer of a sink gets no consumers
-            reconcile_deployment(
-                owner,
+    report = reporter(namespace, name, uid)
+    generation = int(meta.get("generation", 0))
+    with registry.object_locks.hold((namespace, name)):
+        with metrics.RECONCILE_SECONDS.time():
+            try:
+                parsed = parse_spec(spec)
+            except ValidationError as error:
+                message = invalid_spec_message(error)
+                report("Warning", "SpecInvalid", message)
+                steps.mark_spec_invalid(namespace, name, generation=generation, message=message)
+                metrics.RECONCILES.labels("invalid").inc()
+                raise kopf.PermanentError(message) from None
+            outcome = steps.reconcile_consumer(
+                Owner(name, namespace, uid),
                 parsed,
-                replicas=replicas,
-                image=parsed.image or CONFIG.default_image,
-                group=group,
-                outcome=outcome,
+                generation=generation,
+                claims=registry.topic_claims(parsed),
+                report=report,
             )
-        else:
-            replicas = 0
-        extra: dict[str, Any] = {
-            "consumerGroup": group,
-            "selector": selector_string(owner),
-            "desiredReplicas": replicas,
-        }
-        if outcome.schema_version is not None:
-            extra["schemaVersion"] = outcome.schema_version
-        if outcome.deployment is not None:
-            extra.update(_replica_counts(outcome.deployment))
-        kube.update_consumer_status(
-            namespace,
-            name,
-            lambda status: status_patch(
-                status, outcome.conditions, generation=generation, paused=parsed.paused, extra=extra
-            ),
-        )
-    if outcome.retry:
-        metrics.RECONCILES.labels("retry").inc()
-        metrics.ERRORS.labels("reconcile").inc()
-        raise kopf.TemporaryError("; ".join(outcome.retry), delay=RETRY_SECONDS)
-    metrics.RECONCILES.labels("ok").inc()
-
-
-# ---------------------------------------------------------------------------------------------
-# The autoscaling loop
-
-
-def _autoscaling_loop() -> None:
-    with ThreadPoolExecutor(max_workers=CONFIG.workers, thread_name_prefix="autoscale") as pool:
-        while not _stop.wait(TICK_SECONDS):
-            with _known_lock:
-                work = list(_known.items())
-            futures = [pool.submit(_autoscale_safely, key, entry) for key, entry in work]
-            for future in futures:
-                future.result()
-
-
-def _autoscale_safely(key: tuple[str, str], entry: Known) -> None:
-    try:
-        with _object_locks.hold(key):
-            if not _still_current(key, entry):
-                return  # deleted while this pass waited: nothing of it may be created again
-            autoscale(key[0], key[1], entry)
-    except Exception:  # the loop must survive anything one object does
-        metrics.ERRORS.labels("autoscaling").inc()
-        log.exception("%s/%s: autoscaling pass failed", *key)
-
-
-def autoscale(namespace: str, name: str, entry: Known) -> None:
-    """One pass for one EventConsumer: lag and decision when a poll is due, drift and status."""
-    try:
-        parsed = _parse(entry.spec)
-    except ValidationError:
-        return  # reported by reconcile
-    owner = Owner(name, namespace, entry.uid)
-    deployment = _seen_deployment(namespace, deployment_name(name))
-    if deployment is None:
-        return  # reconcile creates it (and retries until it can)
-    current = int(deployment.get("spec", {}).get("replicas") or 0)
-    now = datetime.now(UTC)
-    conditions: list[Condition] = []
-    extra: dict[str, Any] = {}
-    target: int | None = None
-    if _poll_due(entry, parsed, now):
-        if parsed.topic is not None and not parsed.paused:
-            # Level-triggered topic management: drift of the topic's configuration (or another
-            # EventConsumer now claiming the topic differently) is found once per poll.
-            topic_outcome = Outcome()
-            reconcile_topic(
-                owner,
-                parsed,
-                _known_claims(parsed),
-                _reporter(namespace, name, entry.uid),
-                topic_outcome,
-            )
-            conditions.extend(topic_outcome.conditions)
-        reading = _read_lag(parsed, namespace, name)
-        # Read, not as seen: the decision's history must hold the last pass's recommendation.
-        state = kube.get_consumer(namespace, name) or {}
-        decision = _decision(parsed, current, reading, state.get("status") or {}, now)
-        target = decision.replicas
-        extra["desiredReplicas"] = target
-        extra["recommendations"] = [
-            {"time": _iso(r.time), "replicas": r.replicas} for r in decision.history
-        ]
-        if reading is not None:
-            extra["lag"] = {
-                "total": reading.total,
-                "partitions": reading.partitions,
-                "partitionsWithLag": reading.partitions_with_lag,
-                "measuredAt": _iso(now),
-            }
-            metrics.CONSUMER_LAG.labels(namespace, name).set(reading.total)
-        conditions.append(_autoscaler_condition(parsed, decision))
-        if target != current:
-            extra["lastScale"] = {
-                "time": _iso(now),
-                "from": current,
-                "to": target,
-                "reason": decision.reason,
-            }
-            direction = "up" if target > current else "down"
-            metrics.SCALE_ACTIONS.labels(direction).inc()
-            _reporter(namespace, name, entry.uid)(
-                "Normal",
-                f"Scaled{direction.capitalize()}",
-                f"{current} -> {target} replicas: {decision.reason}",
-            )
-        metrics.DESIRED_REPLICAS.labels(namespace, name).set(target)
-    polled = target is not None
-    if target is None:  # between polls: keep what was decided (or what kubectl scale set)
-        if entry.decided is not None and current == entry.decided:
-            target = current  # nothing moved it since
-        else:
-            # Read, not as seen: a status the watch has not caught up with could hold an older
-            # decision, and applying that would undo the last scale until the next poll.
-            state = kube.get_consumer(namespace, name) or {}
-            target = initial_replicas(parsed, state.get("status") or {})
-    entry.decided = target
-    if not parsed.paused and (polled or target != current):
-        # Server-side apply: sets the replica count, and (once per poll, as a safety net for
-        # the Deployment watch) restores hand edits of owned fields. Paused is hands off: only
-        # a spec change (e.g. `kubectl scale ec`) reaches the Deployment, through reconcile.
-        outcome = Outcome()
-        reconcile_deployment(
-            owner,
-            parsed,
-            replicas=target,
-            image=parsed.image or CONFIG.default_image,
-            group=parsed.consumer_group(namespace, name),
-            outcome=outcome,
-        )
-        deployment = outcome.deployment or deployment
-        conditions.extend(outcome.conditions)
-    else:
-        conditions.append(deployment_condition(deployment))
-    extra.update(_replica_counts(deployment))
-    kube.update_consumer_status(
-        namespace,
-        name,
-        lambda status: _if_changed(
-            status,
-            status_patch(status, conditions, generation=None, paused=parsed.paused, extra=extra),
-        ),
-        seen=entry.status,
-    )
-
-
-def _poll_due(entry: Known, spec: EventConsumerSpec, now: datetime) -> bool:
-    """Lag is read once per pollIntervalSeconds per EventConsumer (the loop ticks faster so
-    that drift and readiness are seen quickly); a restarted operator polls at once."""
-    interval = timedelta(seconds=spec.autoscaling.poll_interval_seconds)
-    if entry.last_poll is not None and now - entry.last_poll < interval:
-        return False
-    entry.last_poll = now
-    return True
-
-
-def _read_lag(spec: EventConsumerSpec, namespace: str, name: str) -> LagReading | None:
-    group = spec.consumer_group(namespace, name)
-    try:
-        offsets = kafka_admin.group_offsets(spec.kafka.bootstrap_servers, spec.kafka.topic, group)
-    except (kafka_admin.KafkaUnavailableError, kafka_admin.TopicMissingError) as error:
-        metrics.LAG_READ_FAILURES.inc()
-        log.warning("%s/%s: lag unavailable: %s", namespace, name, error)
-        return None
-    return measure_lag(offsets)
-
-
-def _decision(
-    spec: EventConsumerSpec,
-    current: int,
-    reading: LagReading | None,
-    status: Mapping[str, Any],
-    now: datetime,
-) -> ScalingDecision:
-    if not spec.autoscaled:
-        target = spec.replicas.count if spec.replicas.count is not None else current
-        why = "paused" if spec.paused else "autoscaling disabled"
-        return ScalingDecision(
-            target, target, f"{why}: {target} replicas", healthy=reading is not None, history=()
-        )
-    history = tuple(
-        Recommendation(datetime.fromisoformat(r["time"].replace("Z", "+00:00")), r["replicas"])
-        for r in status.get("recommendations") or []
-        if isinstance(r, Mapping) and "time" in r and "replicas" in r
-    )
-    policy = ScalingPolicy.from_spec(spec.replicas, spec.autoscaling)
-    return decide(policy, current, reading, history, now)
-
-
-def _autoscaler_condition(spec: EventConsumerSpec, decision: ScalingDecision) -> Condition:
-    kind = ConditionType.AUTOSCALER_HEALTHY
-    if not decision.healthy:
-        return Condition.false(kind, "LagUnavailable", decision.reason)
-    if spec.paused:
-        return Condition.true(kind, "Paused", decision.reason)
-    if not spec.autoscaling.enabled:
-        return Condition.true(kind, "Disabled", decision.reason)
-    return Condition.true(kind, "Measuring", decision.reason)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _if_changed(status: Mapping[str, Any], update: dict[str, Any]) -> dict[str, Any] | None:
-    """Skip writes that change nothing (transition times aside): fewer watch events."""
-
-    def essence(conditions: Any) -> list[tuple[Any, ...]]:
-        return sorted(
-            (c.get("type"), c.get("status"), c.get("reason"), c.get("message"))
-            for c in conditions or []
-        )
-
-    same = all(status.get(k) == v for k, v in update.items() if k != "conditions") and essence(
-        status.get("conditions")
-    ) == essence(update.get("conditions"))
-    return None if same else update
+        if outcome.retry:
+            metrics.RECONCILES.labels("retry").inc()
+            metrics.ERRORS.labels("reconcile").inc()
+            raise kopf.TemporaryError("; ".join(outcome.retry), delay=RETRY_SECONDS)
+        metrics.RECONCILES.labels("ok").inc()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -582,36 +173,21 @@ def deployment_event(
     **_: Any,
 ) -> None:
     namespace = namespace or "default"
-    with _known_lock:
-        if type == "DELETED":
-            _deployments.pop((namespace, body.metadata.name), None)
-        else:
-            _deployments[(namespace, body.metadata.name)] = dict(body)
-    owners = [
-        ref
-        for ref in body.metadata.get("ownerReferences", [])
-        if ref.get("kind") == KIND and ref.get("apiVersion") == f"{GROUP}/{VERSION}"
-    ]
-    if not owners:
+    registry.record_deployment(
+        (namespace, body.metadata.name), None if type == "DELETED" else dict(body)
+    )
+    owner_name = owning_consumer_name(body.metadata)
+    found = steps.owning_consumer(namespace, owner_name) if owner_name is not None else None
+    if found is None:
         return
-    owner_name = owners[0]["name"]
-    consumer = kube.get_consumer(namespace, owner_name)
-    if consumer is None or consumer.get("metadata", {}).get("deletionTimestamp"):
-        return  # the owner is gone: the garbage collector takes the Deployment
-    try:
-        parsed = _parse(consumer.get("spec", {}))
-    except ValidationError:
-        return
-    owner = Owner(owner_name, namespace, consumer["metadata"]["uid"])
+    owner, parsed, owner_status = found
     outcome = Outcome()
     if type == "DELETED" or not parsed.paused:
         try:
-            reconcile_deployment(
+            steps.reconcile_deployment(
                 owner,
                 parsed,
-                replicas=initial_replicas(parsed, consumer.get("status") or {}),
-                image=parsed.image or CONFIG.default_image,
-                group=parsed.consumer_group(namespace, owner_name),
+                replicas=steps.initial_replicas(parsed, owner_status),
                 outcome=outcome,
             )
         except ApiException as error:
@@ -619,21 +195,8 @@ def deployment_event(
             raise kopf.TemporaryError(
                 f"restoring the Deployment: {error.reason}", delay=RETRY_SECONDS
             ) from error
-    deployment = outcome.deployment or dict(body)
-    conditions = outcome.conditions or [deployment_condition(deployment)]
-    kube.update_consumer_status(
-        namespace,
-        owner_name,
-        lambda status: _if_changed(
-            status,
-            status_patch(
-                status,
-                conditions,
-                generation=None,
-                paused=parsed.paused,
-                extra=_replica_counts(deployment),
-            ),
-        ),
+    steps.write_deployment_status(
+        owner, parsed, outcome.deployment or dict(body), outcome.conditions
     )
 
 
@@ -658,26 +221,14 @@ def delete_topic(
     namespace = namespace or "default"
     # Held so that a pass of the loop still at work on this object finishes first (and the next
     # one sees the object gone) before the topic goes.
-    with _object_locks.hold((namespace, name)):
-        _delete_topic(namespace, name, uid, spec)
-
-
-def _delete_topic(namespace: str, name: str, uid: str, spec: Mapping[str, Any]) -> None:
-    parsed = _parse(spec)
-    others = [c for c in _known_claims(parsed) if c.owner != f"{namespace}/{name}"]
-    report = _reporter(namespace, name, uid)
-    if others:
-        report(
-            "Normal",
-            "TopicKept",
-            f"topic {parsed.kafka.topic} kept: still managed by "
-            + ", ".join(sorted(c.owner for c in others)),
-        )
-        return
-    try:
-        kafka_admin.delete_topic(parsed.kafka.bootstrap_servers, parsed.kafka.topic)
-    except kafka_admin.KafkaUnavailableError as error:
-        raise kopf.TemporaryError(
-            f"cannot delete topic yet: {error}", delay=RETRY_SECONDS
-        ) from error
-    report("Normal", "TopicDeleted", f"deleted topic {parsed.kafka.topic} (deletionPolicy Delete)")
+    with registry.object_locks.hold((namespace, name)):
+        parsed = parse_spec(spec)
+        claims = registry.topic_claims(parsed)
+        try:
+            steps.delete_topic(
+                Owner(name, namespace, uid), parsed, claims, reporter(namespace, name, uid)
+            )
+        except kafka_admin.KafkaUnavailableError as error:
+            raise kopf.TemporaryError(
+                f"cannot delete topic yet: {error}", delay=RETRY_SECONDS
+            ) from error

@@ -1,8 +1,11 @@
-"""One reconcile of an EventConsumer, step by step: topic, schema, Deployment, status.
+"""One reconcile of an EventConsumer, step by step: topic, schema, Deployment, status; and the
+I/O of the other handlers (an owned Deployment changed, the topic deleted).
 
-Each step does its I/O, asks a pure function what to do, and returns a Condition (plus whether
-it wants a retry). The handlers in handlers.py call these; nothing here knows about kopf except
-the events it posts through the `report` callback.
+Each step does its I/O, asks a pure function what to do, and records a Condition (plus whether
+it wants a retry) in the Outcome, from which status.py builds the status patch. The handlers and
+the autoscaling loop call these; nothing here knows about kopf except the events it posts through
+the `report` callback: the handlers turn an Outcome's retries and the errors raised here into
+kopf's.
 """
 
 from __future__ import annotations
@@ -10,23 +13,29 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import psycopg2
 from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
 
 from eventfleet.consumer import migrate
-from eventfleet.operator import kafka_admin, kube
-from eventfleet.operator.builders import Owner, build_deployment, deployment_name, sink_owner
-from eventfleet.operator.conditions import (
-    Condition,
-    ConditionType,
-    merge_conditions,
-    phase_of,
-    ready_condition,
+from eventfleet.operator import config, kafka_admin, kube
+from eventfleet.operator.builders import (
+    Owner,
+    build_deployment,
+    deployment_name,
+    selector_string,
+    sink_owner,
 )
-from eventfleet.operator.spec import EventConsumerSpec
+from eventfleet.operator.conditions import Condition, ConditionType
+from eventfleet.operator.spec import EventConsumerSpec, parse_spec
+from eventfleet.operator.status import (
+    deployment_condition,
+    only_if_changed,
+    replica_counts,
+    status_patch,
+)
 from eventfleet.operator.topics import TopicClaim, TopicPlan, conflicting_claims, plan_topic
 
 log = logging.getLogger(__name__)
@@ -34,6 +43,18 @@ log = logging.getLogger(__name__)
 # Report a decision or failure as a Kubernetes Event: (type "Normal"/"Warning", reason, message).
 Report = Callable[[str, str, str], None]
 RETRY_SECONDS: Final = 10.0
+
+
+def reporter(namespace: str, name: str, uid: str) -> Report:
+    """The Report of one EventConsumer: a Kubernetes Event on it, and the same in the log."""
+
+    def report(kind: str, reason: str, message: str) -> None:
+        kube.post_event(namespace, name, uid, kind=kind, reason=reason, message=message)
+        (log.warning if kind == "Warning" else log.info)(
+            "%s/%s %s: %s", namespace, name, reason, message
+        )
+
+    return report
 
 
 @dataclass
@@ -53,8 +74,52 @@ class Outcome:
             self.retry.append(f"{condition.type.value}: {condition.message}")
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def reconcile_consumer(
+    owner: Owner,
+    spec: EventConsumerSpec,
+    *,
+    generation: int,
+    claims: Sequence[TopicClaim],
+    report: Report,
+) -> Outcome:
+    """Topic, schema and Deployment brought in line with `spec`, then the status written."""
+    group = spec.consumer_group(owner.namespace, owner.name)
+    outcome = Outcome()
+    reconcile_topic(owner, spec, claims, report, outcome)
+    reconcile_schema(owner, spec, report, outcome)
+    current = kube.get_consumer(owner.namespace, owner.name) or {}
+    replicas = initial_replicas(spec, current.get("status") or {})
+    if outcome.sink_conflict is None:
+        reconcile_deployment(owner, spec, replicas=replicas, outcome=outcome)
+    else:
+        replicas = 0  # a second writer of a sink gets no consumers
+    extra: dict[str, Any] = {
+        "consumerGroup": group,
+        "selector": selector_string(owner),
+        "desiredReplicas": replicas,
+    }
+    if outcome.schema_version is not None:
+        extra["schemaVersion"] = outcome.schema_version
+    if outcome.deployment is not None:
+        extra.update(replica_counts(outcome.deployment))
+    kube.update_consumer_status(
+        owner.namespace,
+        owner.name,
+        lambda status: status_patch(
+            status, outcome.conditions, generation=generation, paused=spec.paused, extra=extra
+        ),
+    )
+    return outcome
+
+
+def mark_spec_invalid(namespace: str, name: str, *, generation: int, message: str) -> None:
+    """Ready=False (SpecInvalid) in the status; the other conditions stay as they were."""
+    ready = Condition.false(ConditionType.READY, "SpecInvalid", message)
+    kube.update_consumer_status(
+        namespace,
+        name,
+        lambda status: status_patch(status, [], generation=generation, paused=False, ready=ready),
+    )
 
 
 def reconcile_topic(
@@ -239,11 +304,15 @@ def reconcile_deployment(
     spec: EventConsumerSpec,
     *,
     replicas: int,
-    image: str,
-    group: str,
     outcome: Outcome,
 ) -> None:
-    desired = build_deployment(owner, spec, replicas=replicas, image=image, group=group)
+    desired = build_deployment(
+        owner,
+        spec,
+        replicas=replicas,
+        image=spec.image or config.CONFIG.default_image,
+        group=spec.consumer_group(owner.namespace, owner.name),
+    )
     try:
         applied = kube.apply(desired)
     except ApiException as error:
@@ -260,54 +329,70 @@ def reconcile_deployment(
     outcome.add(deployment_condition(applied))
 
 
-def deployment_condition(deployment: Mapping[str, Any]) -> Condition:
-    spec_replicas = deployment.get("spec", {}).get("replicas", 0) or 0
-    status = deployment.get("status") or {}
-    available = status.get("availableReplicas", 0) or 0
-    name = deployment.get("metadata", {}).get("name", "")
-    if spec_replicas == 0:
-        return Condition.true(
-            ConditionType.DEPLOYMENT_AVAILABLE,
-            "ScaledToZero",
-            f"Deployment {name} is scaled to zero (no lag)",
-        )
-    if available >= 1:
-        return Condition.true(
-            ConditionType.DEPLOYMENT_AVAILABLE,
-            "Available",
-            f"{available}/{spec_replicas} replicas available",
-        )
-    return Condition.false(
-        ConditionType.DEPLOYMENT_AVAILABLE,
-        "Progressing",
-        f"0/{spec_replicas} replicas available yet",
+# ---------------------------------------------------------------------------------------------
+# An owned Deployment changed
+
+
+def owning_consumer(
+    namespace: str, name: str
+) -> tuple[Owner, EventConsumerSpec, Mapping[str, Any]] | None:
+    """The EventConsumer a Deployment belongs to, read fresh: its Owner, spec and status. None
+    when it is gone or going (the garbage collector takes the Deployment) or its spec is invalid
+    (reported by reconcile)."""
+    consumer = kube.get_consumer(namespace, name)
+    if consumer is None or consumer.get("metadata", {}).get("deletionTimestamp"):
+        return None
+    try:
+        parsed = parse_spec(consumer.get("spec", {}))
+    except ValidationError:
+        return None
+    owner = Owner(name, namespace, consumer["metadata"]["uid"])
+    return owner, parsed, consumer.get("status") or {}
+
+
+def write_deployment_status(
+    owner: Owner,
+    spec: EventConsumerSpec,
+    deployment: Mapping[str, Any],
+    conditions: Sequence[Condition],
+) -> None:
+    """The Deployment's replica counts in the status, with `conditions` (or, when the Deployment
+    was not applied, the condition it reports); no write when nothing changed."""
+    updates = list(conditions) or [deployment_condition(deployment)]
+    kube.update_consumer_status(
+        owner.namespace,
+        owner.name,
+        lambda status: only_if_changed(
+            status,
+            status_patch(
+                status,
+                updates,
+                generation=None,
+                paused=spec.paused,
+                extra=replica_counts(deployment),
+            ),
+        ),
     )
 
 
-def status_patch(
-    existing: Mapping[str, Any],
-    updates: Sequence[Condition],
-    *,
-    generation: int | None,
-    paused: bool,
-    extra: Mapping[str, Any] | None = None,
-    ready: Condition | None = None,
-) -> dict[str, Any]:
-    """The status fields after merging `updates`: conditions, Ready (derived unless given),
-    phase, extras."""
-    gen = generation if generation is not None else existing.get("observedGeneration", 0)
-    merged = merge_conditions(
-        existing.get("conditions") or [], updates, now=now_iso(), generation=gen
-    )
-    merged = merge_conditions(
-        merged, [ready or ready_condition(merged)], now=now_iso(), generation=gen
-    )
-    patch: dict[str, Any] = {
-        "conditions": merged,
-        "phase": phase_of(merged, paused=paused).value,
-    }
-    if generation is not None:
-        patch["observedGeneration"] = generation
-    if extra:
-        patch.update(extra)
-    return patch
+# ---------------------------------------------------------------------------------------------
+# Deletion
+
+
+def delete_topic(
+    owner: Owner, spec: EventConsumerSpec, claims: Sequence[TopicClaim], report: Report
+) -> None:
+    """Delete the topic unless another EventConsumer still manages it. Raises
+    kafka_admin.KafkaUnavailableError when Kafka cannot be reached (the handler retries)."""
+    mine = f"{owner.namespace}/{owner.name}"
+    others = [c for c in claims if c.owner != mine]
+    if others:
+        report(
+            "Normal",
+            "TopicKept",
+            f"topic {spec.kafka.topic} kept: still managed by "
+            + ", ".join(sorted(c.owner for c in others)),
+        )
+        return
+    kafka_admin.delete_topic(spec.kafka.bootstrap_servers, spec.kafka.topic)
+    report("Normal", "TopicDeleted", f"deleted topic {spec.kafka.topic} (deletionPolicy Delete)")

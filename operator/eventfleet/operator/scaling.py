@@ -1,7 +1,7 @@
 """Autoscaling decisions: pure functions from lag and history to a replica count and a reason.
 
-The timer in handlers measures offsets (I/O); everything that decides lives here and is
-table-tested (tests/unit/operator/test_scaling.py).
+The autoscaling loop (autoscaler.py) measures offsets (I/O); everything that decides lives here and
+is table-tested (tests/unit/operator/test_scaling.py).
 
 The algorithm follows the Horizontal Pod Autoscaler's behaviour model, on consumer-group lag:
 
@@ -19,10 +19,10 @@ the decision says it is unhealthy, which becomes AutoscalerHealthy=False.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from eventfleet.operator.spec import AutoscalingSpec, ReplicasSpec
 
@@ -76,6 +76,16 @@ def measure_lag(
 class Recommendation:
     time: datetime
     replicas: int
+
+
+def history_from_status(stored: Any) -> tuple[Recommendation, ...]:
+    """The recommendations the previous decision stored in status.recommendations (times as
+    written there: ISO 8601, "Z" for UTC). Entries without a time or a replica count are skipped."""
+    return tuple(
+        Recommendation(datetime.fromisoformat(r["time"].replace("Z", "+00:00")), r["replicas"])
+        for r in stored or []
+        if isinstance(r, Mapping) and "time" in r and "replicas" in r
+    )
 
 
 @dataclass(frozen=True, slots=True)

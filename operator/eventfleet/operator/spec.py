@@ -10,9 +10,10 @@ existed, a hand-edited status) becomes a SpecInvalid condition, never a crash lo
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from eventfleet.contract.names import (
     BOARDS,
@@ -157,3 +158,19 @@ class EventConsumerSpec(_Spec):
     @property
     def autoscaled(self) -> bool:
         return self.autoscaling.enabled and not self.paused
+
+
+def parse_spec(spec: Mapping[str, Any]) -> EventConsumerSpec:
+    """An EventConsumer's spec as kopf or the API delivers it; raises pydantic's ValidationError."""
+    return EventConsumerSpec.model_validate(dict(spec))
+
+
+def invalid_spec_message(error: ValidationError) -> str:
+    """The SpecInvalid message: each failure as `spec.<path>: <why>`, without pydantic's
+    "Value error, " prefix and documentation links."""
+    return "; ".join(
+        f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+        if e["loc"]
+        else e["msg"].removeprefix("Value error, ")
+        for e in error.errors(include_url=False)
+    )

@@ -13,6 +13,7 @@ from eventfleet.operator.builders import (
     build_deployment,
     deployment_name,
     label_value,
+    owning_consumer_name,
     selector_string,
 )
 from eventfleet.operator.spec import EventConsumerSpec
@@ -58,6 +59,10 @@ def test_owned_by_the_event_consumer_with_a_matching_selector() -> None:
     assert selector.items() <= built["spec"]["template"]["metadata"]["labels"].items()
     assert selector_string(OWNER) == "eventfleet.dev/consumer=stats"
     assert built["spec"]["replicas"] == 2
+    assert owning_consumer_name(built["metadata"]) == "stats"
+    foreign = {"ownerReferences": [{**reference, "kind": "ReplicaSet"}]}
+    assert owning_consumer_name(foreign) is None
+    assert owning_consumer_name({}) is None
 
 
 def test_every_variable_is_a_consumer_setting_and_the_consumer_accepts_them() -> None:

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import annotated_types
+import pydantic
 import pytest
 import yaml
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from eventfleet.operator.spec import EventConsumerSpec
+from eventfleet.operator.spec import EventConsumerSpec, invalid_spec_message, parse_spec
 
 REPO = Path(__file__).resolve().parents[3]
 CRD_PATH = REPO / "crds" / "eventconsumers.eventfleet.dev.yaml"
@@ -167,3 +168,15 @@ def test_fields_of_a_newer_crd_do_not_fail_an_older_operator() -> None:
     document["spec"]["futureSection"] = {"enabled": True}
     spec = EventConsumerSpec.model_validate(document["spec"])
     assert spec.mode == "stats"
+
+
+def test_an_invalid_spec_is_named_field_by_field() -> None:
+    document = yaml.safe_load((REPO / "manifests" / "samples" / "stats.yaml").read_text())
+    document["spec"]["replicas"] = {"min": "many"}
+    document["spec"]["kafka"]["topic"] = ""
+    with pytest.raises(pydantic.ValidationError) as raised:
+        parse_spec(document["spec"])
+    message = invalid_spec_message(raised.value)
+    assert "spec.replicas.min: " in message
+    assert "spec.kafka.topic: " in message
+    assert "errors.pydantic.dev" not in message

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from eventfleet.operator import handlers
-from eventfleet.operator.handlers import Known, ObjectLocks
+from eventfleet.operator import autoscaler, registry
+from eventfleet.operator.registry import Known, ObjectLocks
 
 
 def test_one_object_is_held_by_one_caller_at_a_time() -> None:
@@ -71,18 +71,18 @@ def test_a_pass_for_an_object_deleted_meanwhile_does_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     passes: list[tuple[str, str]] = []
-    monkeypatch.setattr(handlers, "autoscale", lambda ns, name, _entry: passes.append((ns, name)))
+    monkeypatch.setattr(autoscaler, "autoscale", lambda ns, name, _entry: passes.append((ns, name)))
     key = ("ns", "gone")
     stale = Known(uid="old", spec={})
     current = Known(uid="new", spec={})
-    registry: dict[tuple[str, str], Any] = {key: current}
-    monkeypatch.setattr(handlers, "_known", registry)
+    known: dict[tuple[str, str], Any] = {key: current}
+    monkeypatch.setattr(registry, "_known", known)
 
-    handlers._autoscale_safely(key, stale)  # deleted and created again since it was read
+    autoscaler._autoscale_safely(key, stale)  # deleted and created again since it was read
     assert passes == []
-    registry.clear()
-    handlers._autoscale_safely(key, current)  # deleted since it was read
+    known.clear()
+    autoscaler._autoscale_safely(key, current)  # deleted since it was read
     assert passes == []
-    registry[key] = current
-    handlers._autoscale_safely(key, current)
+    known[key] = current
+    autoscaler._autoscale_safely(key, current)
     assert passes == [key]

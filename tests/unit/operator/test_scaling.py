@@ -13,6 +13,7 @@ from eventfleet.operator.scaling import (
     Recommendation,
     ScalingPolicy,
     decide,
+    history_from_status,
     measure_lag,
 )
 from eventfleet.operator.spec import AutoscalingSpec, ReplicasSpec
@@ -162,3 +163,19 @@ def test_measure_lag(
 def test_measure_lag_latest_policy_counts_nothing_for_a_new_group() -> None:
     reading = measure_lag([PartitionOffsets(0, 0, 100, None)], reset_policy="latest")
     assert reading.total == 0
+
+
+def test_history_is_read_back_from_status() -> None:
+    stored = [
+        {"time": "2026-11-27T11:59:30.250000Z", "replicas": 3},
+        {"time": "2026-11-27T12:00:00+00:00", "replicas": 4},
+        {"replicas": 5},  # no time
+        {"time": "2026-11-27T12:00:00Z"},  # no replica count
+        "not a mapping",
+    ]
+    assert history_from_status(stored) == (
+        Recommendation(NOW - timedelta(seconds=29.75), 3),
+        Recommendation(NOW, 4),
+    )
+    assert history_from_status(None) == ()
+    assert history_from_status([]) == ()

@@ -1,0 +1,241 @@
+"""The autoscaling loop: a thread that visits every watched EventConsumer each TICK_SECONDS.
+
+Once per pollIntervalSeconds it reads the consumer group's lag and asks scaling.decide for the
+replica count; in between, it keeps the Deployment's replicas at what was decided and the status
+in step with the Deployment, working from what the watches delivered (registry.py). Between polls
+it reads from the API only on its first pass, when the Deployment's replicas moved, when the
+watch has not delivered the Deployment yet, or when the status has something to change.
+
+Why a loop and not a kopf timer: kopf puts a finalizer on every object that has a timer, and a
+finalizer without an operator leaves namespaces stuck terminating.
+
+Each pass holds the object's lock (registry.object_locks), so it never interleaves with a
+reconcile or the topic deletion of the same EventConsumer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from eventfleet.operator import config, kafka_admin, kube, metrics, registry
+from eventfleet.operator.builders import Owner, deployment_name
+from eventfleet.operator.conditions import Condition
+from eventfleet.operator.reconcile import (
+    Outcome,
+    initial_replicas,
+    reconcile_deployment,
+    reconcile_topic,
+    reporter,
+)
+from eventfleet.operator.scaling import (
+    LagReading,
+    ScalingDecision,
+    ScalingPolicy,
+    decide,
+    history_from_status,
+    measure_lag,
+)
+from eventfleet.operator.spec import EventConsumerSpec, parse_spec
+from eventfleet.operator.status import (
+    autoscaler_condition,
+    deployment_condition,
+    lag_field,
+    last_scale_field,
+    only_if_changed,
+    recommendations_field,
+    replica_counts,
+    status_patch,
+)
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS: Final = 2.0  # how often the loop looks at each EventConsumer
+
+_stop = threading.Event()
+_loop_thread: threading.Thread | None = None
+
+
+def start() -> None:
+    global _loop_thread  # noqa: PLW0603 - one loop per operator process
+    _stop.clear()
+    _loop_thread = threading.Thread(target=_autoscaling_loop, name="autoscaling", daemon=True)
+    _loop_thread.start()
+
+
+def stop(timeout: float) -> None:
+    """Ask the loop to stop, and wait up to `timeout` seconds for its current round to end."""
+    _stop.set()
+    if _loop_thread is not None:
+        _loop_thread.join(timeout=timeout)
+
+
+def _autoscaling_loop() -> None:
+    workers = config.CONFIG.workers
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autoscale") as pool:
+        while not _stop.wait(TICK_SECONDS):
+            work = registry.consumers()
+            futures = [pool.submit(_autoscale_safely, key, entry) for key, entry in work]
+            for future in futures:
+                future.result()
+
+
+def _autoscale_safely(key: registry.Key, entry: registry.Known) -> None:
+    try:
+        with registry.object_locks.hold(key):
+            if not registry.still_current(key, entry):
+                return  # deleted while this pass waited: nothing of it may be created again
+            autoscale(key[0], key[1], entry)
+    except Exception:  # the loop must survive anything one object does
+        metrics.ERRORS.labels("autoscaling").inc()
+        log.exception("%s/%s: autoscaling pass failed", *key)
+
+
+def autoscale(namespace: str, name: str, entry: registry.Known) -> None:
+    """One pass for one EventConsumer: lag and decision when a poll is due, drift and status."""
+    try:
+        parsed = parse_spec(entry.spec)
+    except ValidationError:
+        return  # reported by reconcile
+    owner = Owner(name, namespace, entry.uid)
+    deployment = registry.seen_deployment(namespace, deployment_name(name))
+    if deployment is None:
+        return  # reconcile creates it (and retries until it can)
+    current = int(deployment.get("spec", {}).get("replicas") or 0)
+    now = datetime.now(UTC)
+    conditions: list[Condition] = []
+    extra: dict[str, Any] = {}  # status fields besides the conditions
+    target: int | None = None
+    if _poll_due(entry, parsed, now):
+        target, conditions, extra = _poll(owner, parsed, current, now)
+    polled = target is not None
+    if target is None:  # between polls: keep what was decided (or what kubectl scale set)
+        target = _target_between_polls(entry, parsed, current, namespace, name)
+    entry.decided = target
+    if not parsed.paused and (polled or target != current):
+        # Server-side apply: sets the replica count, and (once per poll, as a safety net for
+        # the Deployment watch) restores hand edits of owned fields. Paused is hands off: only
+        # a spec change (e.g. `kubectl scale ec`) reaches the Deployment, through reconcile.
+        outcome = Outcome()
+        reconcile_deployment(
+            owner,
+            parsed,
+            replicas=target,
+            outcome=outcome,
+        )
+        deployment = outcome.deployment or deployment
+        conditions.extend(outcome.conditions)
+    else:
+        conditions.append(deployment_condition(deployment))
+    extra.update(replica_counts(deployment))
+    kube.update_consumer_status(
+        namespace,
+        name,
+        lambda status: only_if_changed(
+            status,
+            status_patch(status, conditions, generation=None, paused=parsed.paused, extra=extra),
+        ),
+        seen=entry.status,
+    )
+
+
+def _poll(
+    owner: Owner, spec: EventConsumerSpec, current: int, now: datetime
+) -> tuple[int, list[Condition], dict[str, Any]]:
+    """The poll of a pass: topic drift, lag, the decision, its metrics and Event. Returns the
+    replicas decided, and the conditions and other status fields to report."""
+    namespace, name = owner.namespace, owner.name
+    conditions: list[Condition] = []
+    extra: dict[str, Any] = {}
+    if spec.topic is not None and not spec.paused:
+        # Level-triggered topic management: drift of the topic's configuration (or another
+        # EventConsumer now claiming the topic differently) is found once per poll.
+        topic_outcome = Outcome()
+        reconcile_topic(
+            owner,
+            spec,
+            registry.topic_claims(spec),
+            reporter(namespace, name, owner.uid),
+            topic_outcome,
+        )
+        conditions.extend(topic_outcome.conditions)
+    reading = _read_lag(spec, namespace, name)
+    # Read, not as seen: the decision's history must hold the last pass's recommendation.
+    state = kube.get_consumer(namespace, name) or {}
+    decision = _decision(spec, current, reading, state.get("status") or {}, now)
+    target = decision.replicas
+    extra["desiredReplicas"] = target
+    extra["recommendations"] = recommendations_field(decision.history)
+    if reading is not None:
+        extra["lag"] = lag_field(reading, now)
+        metrics.CONSUMER_LAG.labels(namespace, name).set(reading.total)
+    conditions.append(autoscaler_condition(spec, decision))
+    if target != current:
+        extra["lastScale"] = last_scale_field(now, current, target, decision.reason)
+        direction = "up" if target > current else "down"
+        metrics.SCALE_ACTIONS.labels(direction).inc()
+        reporter(namespace, name, owner.uid)(
+            "Normal",
+            f"Scaled{direction.capitalize()}",
+            f"{current} -> {target} replicas: {decision.reason}",
+        )
+    metrics.DESIRED_REPLICAS.labels(namespace, name).set(target)
+    return target, conditions, extra
+
+
+def _target_between_polls(
+    entry: registry.Known, spec: EventConsumerSpec, current: int, namespace: str, name: str
+) -> int:
+    if entry.decided is not None and current == entry.decided:
+        return current  # nothing moved it since
+    # Read, not as seen: a status the watch has not caught up with could hold an older
+    # decision, and applying that would undo the last scale until the next poll.
+    state = kube.get_consumer(namespace, name) or {}
+    return initial_replicas(spec, state.get("status") or {})
+
+
+def _poll_due(entry: registry.Known, spec: EventConsumerSpec, now: datetime) -> bool:
+    """Lag is read once per pollIntervalSeconds per EventConsumer (the loop ticks faster so
+    that drift and readiness are seen quickly); a restarted operator polls at once."""
+    interval = timedelta(seconds=spec.autoscaling.poll_interval_seconds)
+    if entry.last_poll is not None and now - entry.last_poll < interval:
+        return False
+    entry.last_poll = now
+    return True
+
+
+def _read_lag(spec: EventConsumerSpec, namespace: str, name: str) -> LagReading | None:
+    group = spec.consumer_group(namespace, name)
+    try:
+        offsets = kafka_admin.group_offsets(spec.kafka.bootstrap_servers, spec.kafka.topic, group)
+    except (kafka_admin.KafkaUnavailableError, kafka_admin.TopicMissingError) as error:
+        metrics.LAG_READ_FAILURES.inc()
+        log.warning("%s/%s: lag unavailable: %s", namespace, name, error)
+        return None
+    return measure_lag(offsets)
+
+
+def _decision(
+    spec: EventConsumerSpec,
+    current: int,
+    reading: LagReading | None,
+    status: Mapping[str, Any],
+    now: datetime,
+) -> ScalingDecision:
+    """The scaling decision of a poll (pure): the spec's fixed count when autoscaling is hands
+    off, else scaling.decide from the lag and the history stored in status."""
+    if not spec.autoscaled:
+        target = spec.replicas.count if spec.replicas.count is not None else current
+        why = "paused" if spec.paused else "autoscaling disabled"
+        return ScalingDecision(
+            target, target, f"{why}: {target} replicas", healthy=reading is not None, history=()
+        )
+    history = history_from_status(status.get("recommendations"))
+    policy = ScalingPolicy.from_spec(spec.replicas, spec.autoscaling)
+    return decide(policy, current, reading, history, now)

@@ -1,0 +1,157 @@
+"""The watch-fed registry of EventConsumers and their owned Deployments, and the per-object lock.
+
+The registry is kept from watch events (no finalizer, no extra API calls). It is what the
+autoscaling loop walks, where the topic claims for conflict detection come from, and what the
+loop reads between polls instead of a GET per object every tick (with a hundred EventConsumers,
+that was 150 reads a second of the API server while nothing happened).
+
+`object_locks` keeps a reconcile, a pass of the autoscaling loop and the topic deletion of one
+EventConsumer from interleaving. Deployment events do not take it: they restore the Deployment
+and write status without it. Status writes are kept apart by a different lock, the one
+kube.update_consumer_status holds around its fresh read and patch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from eventfleet.operator import kube
+from eventfleet.operator.spec import EventConsumerSpec, parse_spec
+from eventfleet.operator.topics import TopicClaim
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+@dataclass
+class Known:
+    """One watched EventConsumer, and what the autoscaling loop remembers of it between passes."""
+
+    uid: str
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any] = field(default_factory=dict)  # as the watch last delivered it
+    last_poll: datetime | None = None
+    decided: int | None = None  # the replicas the loop last set or confirmed
+
+
+_known: dict[Key, Known] = {}
+_deployments: dict[Key, dict[str, Any]] = {}  # owned ones, as last delivered
+_known_lock = threading.Lock()
+
+
+class ObjectLocks:
+    """One lock per EventConsumer (namespace, name), forgotten once nobody holds or awaits it.
+
+    Reconcile, a pass of the autoscaling loop and the topic deletion each hold it, so they never
+    interleave on one object: a pass that read the spec just before a deletion would otherwise
+    find the topic missing and create it again after the deletion handler removed it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[Key, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, key: Key) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        with self._guard:
+            return len(self._locks)
+
+
+object_locks = ObjectLocks()
+
+
+# ---------------------------------------------------------------------------------------------
+# Fed by the watches
+
+
+def record_consumer(
+    key: Key, *, gone: bool, uid: str, spec: Mapping[str, Any], status: Mapping[str, Any]
+) -> None:
+    """An EventConsumer watch event; `gone` when it was deleted or is being deleted. The entry
+    is replaced when the uid changed (deleted and created again), so a pass still holding the
+    old entry sees that it is no longer current."""
+    with _known_lock:
+        if gone:
+            _known.pop(key, None)
+            kube.forget_consumer(*key)
+            return
+        entry = _known.get(key)
+        if entry is None or entry.uid != uid:
+            _known[key] = Known(uid, dict(spec), dict(status))
+        else:
+            entry.spec = dict(spec)
+            entry.status = dict(status)
+
+
+def record_deployment(key: Key, deployment: dict[str, Any] | None) -> None:
+    """An owned Deployment's watch event: the Deployment as delivered, or None once deleted."""
+    with _known_lock:
+        if deployment is None:
+            _deployments.pop(key, None)
+        else:
+            _deployments[key] = deployment
+
+
+# ---------------------------------------------------------------------------------------------
+# Read by the autoscaling loop and the handlers
+
+
+def consumers() -> list[tuple[Key, Known]]:
+    """Every watched EventConsumer, as of now."""
+    with _known_lock:
+        return list(_known.items())
+
+
+def still_current(key: Key, entry: Known) -> bool:
+    """False once the object was deleted (or deleted and created again) since `entry` was read."""
+    with _known_lock:
+        return _known.get(key) is entry
+
+
+def seen_deployment(namespace: str, name: str) -> dict[str, Any] | None:
+    """The owned Deployment as the watch last delivered it; read from the API when the watch
+    has not delivered it (yet)."""
+    with _known_lock:
+        found = _deployments.get((namespace, name))
+    return found if found is not None else kube.read_deployment(namespace, name)
+
+
+def topic_claims(spec: EventConsumerSpec) -> list[TopicClaim]:
+    """Topic claims of every watched EventConsumer on this spec's topic (for the loop, which
+    has no kopf index at hand)."""
+    claims = []
+    for (namespace, name), entry in consumers():
+        try:
+            other = parse_spec(entry.spec)
+        except ValidationError:
+            continue
+        if other.topic is not None and other.kafka.topic == spec.kafka.topic:
+            claims.append(
+                TopicClaim(
+                    f"{namespace}/{name}",
+                    other.kafka.bootstrap_servers,
+                    other.kafka.topic,
+                    other.topic,
+                )
+            )
+    return claims
