@@ -234,7 +234,8 @@ def flush_redis(url: str, db: int) -> None:
     client.close()
 
 
-def stored_progress(dsn: str, group: str) -> int:
+def stored_progress(dsn: str, sink: str) -> int:
+    """Records the sink (a mode's tables in its own database) has finished."""
     try:
         connection = psycopg2.connect(dsn)
     except psycopg2.Error:
@@ -242,9 +243,9 @@ def stored_progress(dsn: str, group: str) -> int:
     try:
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets "
-                "WHERE consumer_group = %s AND next_offset >= 0",
-                (group,),
+                "SELECT coalesce(sum(next_offset), 0) FROM sink_offsets "
+                "WHERE sink = %s AND next_offset >= 0",
+                (sink,),
             )
             row = cursor.fetchone()
             return int(row[0]) if row else 0
@@ -333,7 +334,7 @@ def run_mode(mode: str, env: dict[str, str], topic: str, count: int, batch: int)
                 if process.poll() is not None:
                     err = process.stderr.read().decode() if process.stderr else ""
                     raise RuntimeError(f"{mode} consumer exited: {err[-2000:]}")
-                done = stored_progress(dsn, group)
+                done = stored_progress(dsn, mode)
                 now = time.perf_counter()
                 if done and first_at is None:
                     first_at, first_count = now, done
@@ -417,7 +418,7 @@ def latency(mode: str, env: dict[str, str], rate: int, seconds: int) -> tuple[fl
                     producer.produce(topic, value=json.dumps(event).encode(), partition=partition)
                 producer.flush(30)
                 deadline = time.monotonic() + 60
-                while stored_progress(dsn, group) < len(warm) and time.monotonic() < deadline:
+                while stored_progress(dsn, mode) < len(warm) and time.monotonic() < deadline:
                     time.sleep(0.05)
                 before = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
                 warm_text = before.read().decode()
@@ -436,7 +437,7 @@ def latency(mode: str, env: dict[str, str], rate: int, seconds: int) -> tuple[fl
                 producer.flush(30)
                 deadline = time.monotonic() + 30
                 expected = rate * seconds + len(warm)
-                while stored_progress(dsn, group) < expected and time.monotonic() < deadline:
+                while stored_progress(dsn, mode) < expected and time.monotonic() < deadline:
                     time.sleep(0.1)
                 text = (
                     urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)

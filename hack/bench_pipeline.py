@@ -45,11 +45,6 @@ from fleetstack.kafka import Kafka
 
 REPO = Path(__file__).resolve().parent.parent
 TOPIC = "player.events.raw"
-GROUPS = (
-    "eventfleet.gamemetrics.logger",
-    "eventfleet.gamemetrics.stats",
-    "eventfleet.gamemetrics.leaderboard",
-)
 P99_TARGET_MS = 50.0
 PEAK_TARGET = 10_000.0
 MODES = ("logger", "stats", "leaderboard")
@@ -215,11 +210,11 @@ def end_offsets(bootstrap: str) -> dict[int, int]:
 
 
 def committed_offsets(dsn: str) -> dict[tuple[str, int], int]:
-    """(group, partition) -> next offset, from the consumers' own offsets table."""
+    """(sink, partition) -> next offset, from the consumers' own offsets table (a sink is a
+    mode's tables in the database)."""
     with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
         cursor.execute(
-            "SELECT consumer_group, kafka_partition, next_offset FROM consumer_offsets "
-            "WHERE topic = %s",
+            "SELECT sink, kafka_partition, next_offset FROM sink_offsets WHERE topic = %s",
             (TOPIC,),
         )
         committed = {(str(g), int(p)): int(o) for g, p, o in cursor.fetchall()}
@@ -229,7 +224,7 @@ def committed_offsets(dsn: str) -> dict[tuple[str, int], int]:
 
 def caught_up(dsn: str, ends: dict[int, int]) -> bool:
     committed = committed_offsets(dsn)
-    return all(committed.get((g, p), -1) >= end for g in GROUPS for p, end in ends.items())
+    return all(committed.get((g, p), -1) >= end for g in MODES for p, end in ends.items())
 
 
 # A JVM that just started spends its first minutes compiling: right after `hack/stack up`
@@ -381,7 +376,7 @@ def backlog(dsn: str, ends: dict[int, int]) -> int:
     """Events the most-behind group still has to process."""
     committed = committed_offsets(dsn)
     return max(
-        sum(max(end - committed.get((g, p), 0), 0) for p, end in ends.items()) for g in GROUPS
+        sum(max(end - committed.get((g, p), 0), 0) for p, end in ends.items()) for g in MODES
     )
 
 
