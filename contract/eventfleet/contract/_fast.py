@@ -38,6 +38,28 @@ _PLAIN_TIMESTAMP: Final = re.compile(
 )
 _MISSING: Final = object()
 _KNOWN: Final = frozenset(KNOWN_EVENT_TYPES)
+# orjson reads integers beyond 64 bits as floats where Python's json keeps them exact: a float
+# this large in `data` may have been such an integer, so that event takes the slow path.
+_INEXACT: Final = float(2**63)
+
+
+def _exact(value: object) -> bool:
+    """No float in `value` that orjson may have made out of a big integer. Iterative: the depth
+    is bounded already, but a walk never recurses."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is float:
+            if not -_INEXACT < item < _INEXACT:
+                return False
+        elif kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+    return True
+
+
 # Texts seen to match a pattern, one set per pattern: the same few thousand event types, players
 # and games recur in every batch, and a set lookup is cheaper than a regex.
 _KNOWN_TYPES: Final[set[str]] = set()
@@ -90,9 +112,10 @@ def _optional_text(data: dict[str, Any], name: str, longest: int) -> bool:
     return value is None or (type(value) is str and len(value) <= longest)
 
 
-def _with_fields(data: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+def _with_fields(data: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any] | None:
     """What `{**model_dump(exclude_none=True), **model_extra}` gives: declared fields that are
-    not None, in declaration order, then every other key as sent."""
+    not None, in declaration order, then every other key as sent (None: an extra value the fast
+    path cannot vouch for)."""
     keys = tuple(data)
     if keys == names[: len(keys)] and None not in data.values():
         return data  # the usual case: declared fields only, in order (orjson's dict is ours)
@@ -103,10 +126,13 @@ def _with_fields(data: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]
 
 def _with_extras(
     found: dict[str, Any], data: dict[str, Any], names: tuple[str, ...]
-) -> dict[str, Any]:
-    """`found` (the declared fields, checked) followed by every other key of `data` as sent."""
+) -> dict[str, Any] | None:
+    """`found` (the declared fields, checked) followed by every other key of `data` as sent;
+    None when such a value is one the fast path cannot vouch for."""
     for key, value in data.items():
         if key not in names:
+            if type(value) is not str and not _exact(value):
+                return None
             found[key] = value
     return found
 
@@ -206,7 +232,8 @@ def fast_value(  # noqa: PLR0911 - one flat run of checks is the point
     value: dict[str, Any], now: datetime, limits: ParseLimits
 ) -> Event | None:
     """The Event of a decoded JSON object the fast path can vouch for (None: let the models
-    decide). `value` must be plain (strict_json.plain_colons) and is the caller's to give away:
+    decide). `value` must be JSON's reading of its text, its depth bounded (strict_json), and
+    is the caller's to give away:
     its `data` may become the event's."""
     event_type = value.get("event_type")
     player_id = value.get("player_id")
@@ -247,6 +274,8 @@ def fast_value(  # noqa: PLR0911 - one flat run of checks is the point
         data = _fast_data(event_type, data)
         if data is None:
             return None
+    elif not _exact(data):
+        return None
     return _new_event(event_type, player_id, game_id, timestamp, data, event_id)
 
 

@@ -83,9 +83,10 @@ def parse_event(
 def validate_event(
     value: object, *, now: datetime, limits: ParseLimits = DEFAULT_LIMITS
 ) -> Event | Rejection:
-    """An already-decoded JSON value (e.g. one item of a gateway batch, read by
-    `strict_json.loads`) into an Event."""
-    if type(value) is dict and strict_json.plain_colons(value, limits.max_depth) >= 0:
+    """An already-decoded JSON value (e.g. one item of a gateway batch) into an Event. The
+    value is taken as JSON's reading of its text (`strict_json.loads` gives it so): integers
+    exact, keys unique; its depth is checked here."""
+    if type(value) is dict and not strict_json.depth_exceeds(value, limits.max_depth):
         fast = fast_value(value, now, limits)
         if fast is not None:
             return fast

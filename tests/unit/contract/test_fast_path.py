@@ -126,7 +126,7 @@ def test_decoded_values_take_the_fast_path_and_it_agrees_with_the_models() -> No
             continue
         if (
             type(decoded) is not dict
-            or strict_json.plain_colons(decoded, limits.max_depth) < 0
+            or strict_json.depth_exceeds(decoded, limits.max_depth)
             or fast_value(orjson.loads(raw), NOW, limits) is None
         ):
             continue
