@@ -131,10 +131,11 @@ def status(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[s
     return result
 
 
-def post_batch(url: str, events: list[dict[str, Any]]) -> list[str]:
+def post_batch(url: str, events: list[dict[str, Any]], *, single: bool = False) -> list[str]:
+    """POST `events` as one batch, or (`single`) the one event alone; returns the ids."""
     request = urllib.request.Request(  # noqa: S310 - loopback
-        f"{url}/api/v1/events/batch",
-        data=json.dumps(events).encode(),
+        f"{url}/api/v1/events" if single else f"{url}/api/v1/events/batch",
+        data=json.dumps(events[0] if single else events).encode(),
         headers={"content-type": "application/json"},
         method="POST",
     )
@@ -161,7 +162,9 @@ def send_through_gateway(
     stack: Stack, topic: str, namespace: str, events: list[dict[str, Any]]
 ) -> list[str]:
     """POST the events in batches through a real gateway; half-way, kill -9 a stats consumer
-    (the pod runner restarts it). Returns the event ids the gateway answered with."""
+    (the pod runner restarts it); then retry every 15th event with its id, as a client whose
+    answer timed out would, 100 alone and the rest in batches, while the consumers scale.
+    Returns the event ids the gateway answered with for the events (each once)."""
     port = free_port()
     gateway = Process(
         f"gateway-{namespace}",
@@ -191,6 +194,15 @@ def send_through_gateway(
         os.kill(replica_pid(namespace, "stats-consumer"), signal.SIGKILL)
         for start in range(half, len(events), 200):
             accepted_ids += post_batch(url, events[start : start + 200])
+        retried = [
+            {**event, "event_id": event_id}
+            for event, event_id in zip(events, accepted_ids, strict=True)
+        ][::15]
+        for event in retried[:100]:
+            assert post_batch(url, [event], single=True) == [event["event_id"]]
+        for start in range(100, len(retried), 100):
+            chunk = retried[start : start + 100]
+            assert post_batch(url, chunk) == [e["event_id"] for e in chunk]
     finally:
         gateway.stop()
     return accepted_ids
