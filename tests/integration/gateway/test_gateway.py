@@ -294,6 +294,21 @@ def _bad_bodies() -> list[tuple[str, bytes]]:
             encoded(event_type="purchase", data={"amount": "1.00001", "currency": "EUR"}),
         ),
         ("over the size limit", b'{"x":"' + b"a" * 2_000_000 + b'"}'),
+        # The 1.3 KB event that once crash-looped every consumer and got a 500 here.
+        (
+            "nested 600 deep",
+            encoded(data={"score": 1, "won": True, "x": 0}).replace(
+                b'"x": 0', b'"x": ' + b"[" * 600 + b"1" + b"]" * 600
+            ),
+        ),
+        (
+            "nested 33 deep",
+            encoded().replace(b'"data": {', b'"data": {"x": ' + b"[" * 31 + b"]" * 31 + b", ", 1),
+        ),
+        (
+            "duplicate event_type",
+            encoded().replace(b'"event_type"', b'"event_type": "purchase", "event_type"', 1),
+        ),
     ]
 
 
