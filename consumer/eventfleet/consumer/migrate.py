@@ -211,6 +211,26 @@ def claim_sink(
     return SinkOwner(row[0], row[1], row[2])
 
 
+def stored_topic_ids(dsn: str, mode: Mode, topic: str, *, connect_timeout: int = 10) -> set[str]:
+    """The Kafka topic ids the sink's stored progress of `topic` counts in (empty: none yet)."""
+    try:
+        connection = psycopg2.connect(dsn, connect_timeout=connect_timeout)
+    except psycopg2.OperationalError as error:
+        raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {error}".strip()) from error
+    try:
+        with connection, connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT DISTINCT topic_id FROM sink_offsets "
+                "WHERE sink = %s AND topic = %s AND topic_id IS NOT NULL",
+                (mode, topic),
+            )
+            return {row[0] for row in cursor.fetchall()}
+    except psycopg2.Error as error:
+        raise MigrationError(f"cannot read the sink's progress: {error}".strip()) from error
+    finally:
+        connection.close()
+
+
 def _apply_one(connection: psycopg2.extensions.connection, migration: Migration) -> None:
     connection.autocommit = False
     try:

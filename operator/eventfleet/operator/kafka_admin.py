@@ -110,6 +110,21 @@ def describe_topic(bootstrap: str, topic: str) -> ObservedTopic | None:
     )
 
 
+def topic_id(bootstrap: str, topic: str) -> str | None:
+    """Kafka's id of the topic (a new one each time a topic of this name is created), or None
+    when it does not exist."""
+    admin = admin_for(bootstrap)
+    futures = admin.describe_topics(TopicCollection([topic]), request_timeout=TIMEOUT_SECONDS)
+    try:
+        return str(futures[topic].result(timeout=TIMEOUT_SECONDS).topic_id)
+    except KafkaException as error:
+        if _is_unknown_topic(error):
+            return None
+        raise KafkaUnavailableError(f"describing topic {topic}: {error.args[0]}") from error
+    except TimeoutError as error:
+        raise KafkaUnavailableError(f"describing topic {topic}: no answer") from error
+
+
 def apply_topic_plan(bootstrap: str, topic: str, spec: TopicSpec, plan: TopicPlan) -> None:
     admin = admin_for(bootstrap)
     if plan.create:

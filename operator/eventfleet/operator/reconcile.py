@@ -223,6 +223,7 @@ def reconcile_schema(
     outcome.schema_version = version
     if not claim_sink(owner, spec, dsn, report, outcome):
         return
+    report_recreated_topic(spec, dsn, report)
     if applied:
         report(
             "Normal",
@@ -276,6 +277,28 @@ def claim_sink(
         )
         return False
     return True
+
+
+def report_recreated_topic(spec: EventConsumerSpec, dsn: str, report: Report) -> None:
+    """A Warning Event when the sink's stored progress counts in another incarnation of the
+    topic than the one Kafka has now (it was deleted and created again, e.g. with
+    deletionPolicy Delete and a re-apply). The consumers notice it too and read the new topic
+    from offset 0; this says so where an admin looks. Best effort: unreadable means silent."""
+    kafka = spec.kafka
+    try:
+        current = kafka_admin.topic_id(kafka.bootstrap_servers, kafka.topic)
+        stored = migrate.stored_topic_ids(dsn, spec.mode, kafka.topic) if current else set()
+    except (kafka_admin.KafkaUnavailableError, migrate.MigrationError) as error:
+        log.info("cannot compare topic ids", extra={"error": str(error).replace(dsn, "<dsn>")})
+        return
+    if stored and current not in stored:
+        report(
+            "Warning",
+            "TopicRecreated",
+            f"topic {kafka.topic} was deleted and created again since the {spec.mode} tables "
+            "recorded their progress: the consumers read the new topic from its beginning, "
+            "and count each of its events once",
+        )
 
 
 def _owner_exists(recorded: str) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import psycopg2
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import wait_for
@@ -75,3 +76,44 @@ def test_a_renamed_event_consumer_continues_the_sinks_progress(
         f"{cluster.namespace}/after"
     )
     assert cluster.get("after")["status"]["consumerGroup"].endswith(".after")
+
+
+def test_a_topic_deleted_with_its_event_consumer_and_applied_again_is_read_anew(
+    cluster: Cluster, stack: Stack, topic_name: str, postgres_dsn: str
+) -> None:
+    manifest = body(
+        cluster.namespace,
+        "logger",
+        stack,
+        topic_name,
+        topic={"partitions": 2, "deletionPolicy": "Delete"},
+    )
+    cluster.create(manifest)
+    cluster.wait_condition("logger", "Ready", "True", timeout=60)
+    produce(stack, topic_name, 1500)
+    wait_for(
+        lambda: scalar(postgres_dsn, "SELECT count(*) FROM events") == 1500,
+        timeout=90,
+        what="the first incarnation's events stored",
+    )
+    cluster.delete("logger")  # deletionPolicy Delete: the topic goes with it
+    wait_for(lambda: absent(cluster, "logger"), timeout=60, what="the EventConsumer gone")
+    cluster.create(manifest)  # re-applied: a new topic of the same name, offsets from 0 again
+    cluster.wait_event(
+        "logger", lambda e: e.startswith("TopicRecreated:"), what="a TopicRecreated Event"
+    )
+    produce(stack, topic_name, 300)  # all at offsets the old incarnation already passed
+    wait_for(
+        lambda: scalar(postgres_dsn, "SELECT count(*) FROM events") == 1800,
+        timeout=90,
+        what="every event of the new incarnation stored",
+    )
+    assert scalar(postgres_dsn, "SELECT sum(next_offset) FROM sink_offsets") == 300
+
+
+def absent(cluster: Cluster, name: str) -> bool:
+    try:
+        cluster.get(name)
+    except ApiException as error:
+        return bool(error.status == 404)
+    return False
