@@ -40,14 +40,12 @@ offsets go to Kafka and the consumer closes (leaving the group) before the proce
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, suppress
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -57,30 +55,23 @@ import psycopg2
 import psycopg2.extensions
 import redis
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
-from psycopg2.extras import execute_values
 
-from eventfleet.consumer import dedup, migrate, modes
+from eventfleet.consumer import migrate, modes
 from eventfleet.consumer.batch import (
-    DATABASE_ERROR,
-    INTERNAL_ERROR,
     NO_OFFSET,
-    Admission,
     Bad,
     Good,
     Record,
-    admit,
-    bisect_failures,
     fill_wait_seconds,
     first_of_each_event,
-    internal_message,
     parse_records,
     restart_recreated,
 )
 from eventfleet.consumer.mirror.ops import RedisOp
 from eventfleet.consumer.mirror.sync import RedisMirror
-from eventfleet.consumer.modes.base import RedisValues
 from eventfleet.consumer.observability import Health, HttpServer, Metrics
 from eventfleet.consumer.settings import ConsumerSettings
+from eventfleet.consumer.store import Batch, FencedError, Outcome, Store, connect
 from eventfleet.contract.events import ParseLimits
 
 log = logging.getLogger(__name__)
@@ -97,84 +88,15 @@ IDLE_POLL_SECONDS: Final = 0.5
 # this much behind; an idle consumer sends what is left within IDLE_POLL_SECONDS.
 KAFKA_COMMIT_INTERVAL_SECONDS: Final = 0.25
 LATENCY_SAMPLE: Final = 100
-DLQ_INSERT: Final = """
-INSERT INTO dlq_events
-    (consumer_group, topic, kafka_partition, kafka_offset, raw, reason, message, errors)
-VALUES %s
-ON CONFLICT (consumer_group, topic, kafka_partition, kafka_offset) DO NOTHING
-"""
-
-
-# Progress is the sink's (sql/shared/0002): a missing row starts from what the writer's group
-# recorded before sink_offsets existed, if anything.
-LOCK_OFFSETS: Final = """
-INSERT INTO sink_offsets (sink, topic, kafka_partition, next_offset)
-SELECT %s, v.topic, v.kafka_partition, coalesce(o.next_offset, -1)
-FROM (VALUES {values}) AS v (topic, kafka_partition)
-LEFT JOIN consumer_offsets o ON o.consumer_group = %s AND o.topic = v.topic
-    AND o.kafka_partition = v.kafka_partition
-ON CONFLICT DO NOTHING;
-SELECT topic, kafka_partition, next_offset, topic_id FROM sink_offsets
-WHERE sink = %s AND (topic, kafka_partition) IN %s
-ORDER BY topic, kafka_partition FOR UPDATE
-"""
-ADVANCE_OFFSETS: Final = """
-UPDATE sink_offsets AS o
-SET next_offset = v.next_offset, topic_id = v.topic_id, updated_at = now()
-FROM (VALUES {values}) AS v (topic, kafka_partition, next_offset, expected, topic_id)
-WHERE o.sink = %s AND o.topic = v.topic AND o.kafka_partition = v.kafka_partition
-  AND o.next_offset = v.expected
-"""
-READ_OFFSETS: Final = """
-SELECT topic, kafka_partition, next_offset, topic_id FROM sink_offsets
-WHERE sink = %s AND (topic, kafka_partition) IN %s
-"""
 # How long the Kafka admin may take to name a topic's id, and how long a sink owned by another
 # EventConsumer is waited for before looking again.
 TOPIC_ID_TIMEOUT_SECONDS: Final = 10.0
 SINK_RECHECK_SECONDS: Final = 10.0
 
 
-class FencedError(Exception):
-    """The stored offset moved under us although we held its lock (should never happen)."""
-
-
 class TopicIdUnavailableError(Exception):
     """Kafka did not name a topic's id: the batch waits (retried like a database error), since
     writing without it could not tell a recreated topic from the old one."""
-
-
-@dataclass(slots=True)
-class Batch:
-    records: list[Record]
-    good: list[Good]
-    bad: list[Bad]
-    now: datetime
-    started: float
-    staged: object = None  # mode.stage(good, now), computed while the previous batch commits
-    repeated: list[Good] = field(default_factory=list)  # a second record of an event_id
-    topic_ids: dict[str, str] = field(default_factory=dict)  # the ids derived ids were made with
-
-
-@dataclass(slots=True)
-class Outcome:
-    admission: Admission
-    written: list[Good]
-    dlq: list[Bad]
-    redis_values: list[RedisValues] = field(default_factory=list)  # one per written slice
-    committed_at: float = 0.0
-    duplicates: int = 0  # events whose event_id was counted before: not counted again
-    recreated: dict[TP, str] = field(default_factory=dict)  # restarted at 0: the new topic id
-
-
-def _clean(text: str) -> str:
-    # PostgreSQL text and jsonb cannot hold NUL; a rejection message may quote the input.
-    return text.replace("\x00", "\\u0000")
-
-
-def _database_message(error: psycopg2.Error) -> str:
-    lines = (error.pgerror or str(error) or type(error).__name__).strip().splitlines()
-    return _clean(lines[0] if lines else type(error).__name__)
 
 
 class Consumer:
@@ -193,6 +115,7 @@ class Consumer:
         # The sink: this mode's tables in this database, whose progress is kept under its name
         # whatever the Kafka group is called (sql/shared/0002).
         self.sink: str = settings.mode
+        self.store = Store(settings, self.sink, self.mode, self.metrics)
         self.limits = ParseLimits(
             settings.max_event_bytes, timedelta(seconds=settings.max_future_skew_seconds)
         )
@@ -229,7 +152,6 @@ class Consumer:
         self.redis: RedisMirror | None = None
         self.producer: confluent_kafka.Producer | None = None
         self._kafka: confluent_kafka.Consumer | None = None
-        self._connection: psycopg2.extensions.connection | None = None
         self._mirror_connection: psycopg2.extensions.connection | None = None
         self._assigned: set[TP] = set()
         self._topic_ids: dict[str, str] = {}  # Kafka's id of each topic, read on assignment
@@ -238,7 +160,6 @@ class Consumer:
         self._committed: dict[TP, int] = {}  # next offsets in PostgreSQL, per assigned partition
         self._sent_to_kafka: dict[TP, int] = {}  # what Kafka was last sent of those
         self._next_kafka_commit = 0.0
-        self._next_maintenance = 0.0
         self._workers: ThreadPoolExecutor | None = None
         # The batch whose transaction is running in the worker thread, if any.
         self._pending: tuple[Batch, Future[Outcome | BaseException]] | None = None
@@ -254,7 +175,7 @@ class Consumer:
                     settings.http_host, settings.http_port, self.metrics, self.health
                 ).start()
                 stack.callback(self.http.stop)
-            stack.callback(self._close_connection)
+            stack.callback(self.store.close)
             stack.callback(self._close_mirror_connection)
             if not self._migrate():
                 return 0 if self.stop.is_set() else 1
@@ -296,9 +217,9 @@ class Consumer:
             while not self.stop.is_set():
                 self.health.beat()
                 self._commit_to_kafka()
-                if time.monotonic() >= self._next_maintenance:
+                if self.store.maintenance_due():
                     self._drain()
-                    self._maybe_maintain()
+                    self.store.maintain()
                 # Poll and parse the next batch while the previous one commits (step 3 runs
                 # in a worker thread, overlapping this thread's parsing with PostgreSQL's work).
                 records = self._poll(wait=self._pending is None)
@@ -322,7 +243,7 @@ class Consumer:
         while not self.stop.is_set():
             self.health.beat()
             try:
-                applied = migrate.apply(self.settings.postgres_dsn, self.settings.mode)
+                applied = self.store.apply_migrations()
             except migrate.DatabaseUnavailableError as error:
                 self._set_ready(ready=False)
                 log.warning("cannot migrate yet; retrying", extra={"error": str(error)})
@@ -348,7 +269,7 @@ class Consumer:
         while not self.stop.is_set():
             self.health.beat()
             try:
-                found = migrate.claim_sink(settings.postgres_dsn, settings.mode, me)
+                found = self.store.claim_sink(me)
             except migrate.MigrationError as error:
                 log.warning("cannot claim the sink yet; retrying", extra={"error": str(error)})
             else:
@@ -411,37 +332,11 @@ class Consumer:
 
     # ---------------------------------------------------------------------------- PostgreSQL
 
-    def _connect(self) -> psycopg2.extensions.connection:
-        return psycopg2.connect(
-            self.settings.postgres_dsn,
-            connect_timeout=5,
-            application_name=f"eventfleet-{self.settings.mode}",
-            keepalives=1,
-            keepalives_idle=10,
-            keepalives_interval=3,
-            keepalives_count=3,
-            tcp_user_timeout=15_000,
-        )
-
-    def _db(self) -> psycopg2.extensions.connection:
-        """The connection of the batch transactions (and of work done while none is running)."""
-        if self._connection is None or self._connection.closed:
-            self._connection = self._connect()
-        return self._connection
-
     def _mirror_db(self) -> psycopg2.extensions.connection:
         """The connection of Redis rebuilds, which may read while a batch commits."""
         if self._mirror_connection is None or self._mirror_connection.closed:
-            self._mirror_connection = self._connect()
+            self._mirror_connection = connect(self.settings)
         return self._mirror_connection
-
-    def _close_connection(self) -> None:
-        if self._connection is not None:
-            try:
-                self._connection.close()
-            except psycopg2.Error:
-                log.debug("closing a broken connection failed", exc_info=True)
-            self._connection = None
 
     def _close_mirror_connection(self) -> None:
         if self._mirror_connection is not None:
@@ -450,32 +345,6 @@ class Consumer:
             except psycopg2.Error:
                 log.debug("closing a broken connection failed", exc_info=True)
             self._mirror_connection = None
-
-    def _read_offsets(self, tps: Sequence[TP]) -> dict[TP, tuple[int, str | None]]:
-        connection = self._db()
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(READ_OFFSETS, (self.sink, tuple(tps)))
-                found = {(t, p): (o, topic_id) for t, p, o, topic_id in cursor.fetchall()}
-            connection.commit()
-        except psycopg2.Error:
-            self._close_connection()
-            raise
-        return found
-
-    def _maybe_maintain(self) -> None:
-        if time.monotonic() < self._next_maintenance:
-            return
-        self._next_maintenance = time.monotonic() + self.settings.maintenance_interval_seconds
-        try:
-            self.mode.maintain(self._db(), datetime.now(UTC))
-            table = self.mode.counted_events_table
-            if table is not None:
-                dedup.expire(self._db(), table, self.settings.dedup_window_hours)
-        except psycopg2.Error as error:
-            log.warning("maintenance failed; will retry", extra={"error": str(error).strip()})
-            self._close_connection()
-            self._next_maintenance = time.monotonic() + 30
 
     # --------------------------------------------------------------------------------- Kafka
 
@@ -516,13 +385,7 @@ class Consumer:
     ) -> None:
         self._drain(retry=False)  # the worker must be done with the connection
         tps = [(tp.topic, tp.partition) for tp in partitions]
-        try:
-            stored = self._read_offsets(tps) if tps else {}
-        except psycopg2.Error as error:
-            # The transaction's offset check still guarantees correctness; we only lose the
-            # head start of seeking to the right place now.
-            log.warning("cannot read stored offsets on assignment", extra={"error": str(error)})
-            stored = {}
+        stored = self.store.stored_offsets(tps)
         # A new assignment may be a new incarnation of a topic: its id is read again.
         topics = {t for t, _ in tps}
         for topic in topics:
@@ -683,7 +546,7 @@ class Consumer:
     def _failed(self, error: BaseException) -> None:
         self.metrics.db_errors.inc()
         self._set_ready(ready=False)
-        self._close_connection()
+        self.store.close()
         log.warning("batch not committed", extra={"error": str(error).strip()})
 
     def _handle(self, batch: Batch) -> Outcome | None:
@@ -719,150 +582,7 @@ class Consumer:
             fresh = self._parse(batch.records, topic_ids)
             batch.good, batch.bad, batch.repeated = fresh.good, fresh.bad, fresh.repeated
             batch.staged, batch.topic_ids = fresh.staged, topic_ids
-        now = batch.now
-        connection = self._db()
-        self.mode.prepare(connection, batch.good, now)
-        try:
-            with connection.cursor() as cursor:
-                outcome = self._write_batch(cursor, batch, topic_ids)
-            connection.commit()
-            outcome.committed_at = time.time()
-        except BaseException:
-            try:
-                connection.rollback()
-            except psycopg2.Error:
-                self._close_connection()
-            raise
-        return outcome
-
-    def _write_batch(
-        self, cursor: psycopg2.extensions.cursor, batch: Batch, topic_ids: dict[str, str]
-    ) -> Outcome:
-        records, now, staged = batch.records, batch.now, batch.staged
-        sink, group = self.sink, self.settings.group
-        tps = sorted({r.tp for r in records})
-        # (a) One round trip: create missing offset rows, then lock them (the SELECT's rows
-        # are what comes back).
-        cursor.execute(
-            LOCK_OFFSETS.format(values=",".join(["(%s, %s::integer)"] * len(tps))),
-            [sink, *(v for tp in tps for v in tp), group, sink, tuple(tps)],
-        )
-        rows = cursor.fetchall()
-        expected: dict[TP, int] = {(t, p): o for t, p, o, _ in rows}
-        stored, recreated = restart_recreated(
-            {(t, p): (o, topic_id) for t, p, o, topic_id in rows}, topic_ids
-        )
-        outcome = self._admitted(batch, stored)
-        goods, dlq = outcome.written, outcome.dlq
-        if len(outcome.admission.records) != len(records):
-            staged = None  # it was for all of `good`
-        admission = outcome.admission
-        # (b) Once per event_id: ids counted before (a client's retry) are not counted again.
-        table = self.mode.counted_events_table
-        if table is not None and goods:
-            fresh = self._count_once(cursor, table, goods)
-            if len(fresh) != len(goods):
-                outcome.duplicates += len(goods) - len(fresh)
-                goods = outcome.written = fresh
-                staged = None
-
-        def attempt(items: Sequence[Good]) -> tuple[str, str] | None:
-            cursor.execute("SAVEPOINT batch")
-            try:
-                # The staged rows are for the whole of `goods`: a bisected slice is staged again.
-                values = self.mode.write(cursor, items, now, staged if items is goods else None)
-            except (psycopg2.DataError, psycopg2.IntegrityError) as error:
-                cursor.execute("ROLLBACK TO SAVEPOINT batch")
-                return DATABASE_ERROR, _database_message(error)
-            except psycopg2.Error:
-                raise  # the database or the connection failed, not this record: retry
-            except Exception as error:
-                cursor.execute("ROLLBACK TO SAVEPOINT batch")
-                if len(items) == 1:
-                    self.metrics.internal_errors.labels("write").inc()
-                    log.exception("a record made the mode raise; it goes to the DLQ")
-                return INTERNAL_ERROR, internal_message(error)
-            cursor.execute("RELEASE SAVEPOINT batch")
-            outcome.redis_values.append(values)
-            return None
-
-        poisoned = bisect_failures(goods, attempt)
-        if poisoned:
-            guilty = {id(g) for g, _ in poisoned}
-            outcome.written = [g for g in goods if id(g) not in guilty]
-            dlq.extend(Bad(g.record, reason, message) for g, (reason, message) in poisoned)
-            if table is not None:
-                types = self.mode.counted_types
-                dedup.forget(
-                    cursor,
-                    table,
-                    [g for g, _ in poisoned if types is None or g.event.event_type in types],
-                )
-        # (c) DLQ rows for rejected and guilty records.
-        if dlq:
-            execute_values(cursor, DLQ_INSERT, [_dlq_row(group, b) for b in dlq])
-        # (d) The new offsets, compare-and-set against what (a) read, with the topic's id.
-        advanced = admission.next_offsets
-        if advanced:
-            self._advance(cursor, advanced, expected, topic_ids)
-            outcome.recreated = {tp: topic_ids[tp[0]] for tp in recreated if tp in advanced}
-        return outcome
-
-    def _admitted(self, batch: Batch, stored: dict[TP, int]) -> Outcome:
-        """The batch's records that continue each partition from its stored offset."""
-        admission = admit(batch.records, stored, self._accepted_gaps)
-        if len(admission.records) == len(batch.records):  # the usual case: all of it
-            return Outcome(
-                admission, list(batch.good), list(batch.bad), duplicates=len(batch.repeated)
-            )
-        keep = {(r.tp, r.offset) for r in admission.records}
-        return Outcome(
-            admission,
-            [g for g in batch.good if (g.record.tp, g.record.offset) in keep],
-            [b for b in batch.bad if (b.record.tp, b.record.offset) in keep],
-            duplicates=sum((g.record.tp, g.record.offset) in keep for g in batch.repeated),
-        )
-
-    def _count_once(
-        self, cursor: psycopg2.extensions.cursor, table: str, goods: list[Good]
-    ) -> list[Good]:
-        """`goods` without the events whose event_id this sink counted before, recording the
-        others' ids (in the batch's transaction)."""
-        types = self.mode.counted_types
-        counted = goods if types is None else [g for g in goods if g.event.event_type in types]
-        seen = dedup.already_counted(cursor, table, counted)
-        if not seen:
-            return goods
-        return [
-            g
-            for g in goods
-            if str(g.event.event_id) not in seen
-            or (types is not None and g.event.event_type not in types)
-        ]
-
-    def _advance(
-        self,
-        cursor: psycopg2.extensions.cursor,
-        advanced: dict[TP, int],
-        expected: dict[TP, int],
-        topic_ids: dict[str, str],
-    ) -> None:
-        """Compare-and-set of every advanced partition's offset, in one statement."""
-        values = ",".join(["(%s, %s::integer, %s::bigint, %s::bigint, %s::text)"] * len(advanced))
-        cursor.execute(
-            ADVANCE_OFFSETS.format(values=values),
-            [
-                *(
-                    v
-                    for (t, p), n in advanced.items()
-                    for v in (t, p, n, expected[(t, p)], topic_ids[t])
-                ),
-                self.sink,
-            ],
-        )
-        if cursor.rowcount != len(advanced):
-            message = f"an offset of {sorted(advanced)} moved under its lock"
-            raise FencedError(message)
+        return self.store.transact(batch, topic_ids, self._accepted_gaps)
 
     def _after_commit(self, outcome: Outcome, batch: Batch) -> None:
         admission = outcome.admission
@@ -1050,19 +770,4 @@ def _without_partitions(batch: Batch, tps: set[TP]) -> Batch:
         batch.started,
         repeated=[g for g in batch.repeated if g.record.tp not in tps],
         topic_ids=batch.topic_ids,
-    )
-
-
-def _dlq_row(group: str, bad: Bad) -> tuple[Any, ...]:
-    record = bad.record
-    errors = json.dumps([{"field": f, "message": _clean(m)} for f, m in bad.errors])
-    return (
-        group,
-        record.topic,
-        record.partition,
-        record.offset,
-        psycopg2.Binary(record.value),
-        bad.reason,
-        _clean(bad.message),
-        errors,
     )
