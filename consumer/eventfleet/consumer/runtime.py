@@ -59,7 +59,6 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from eventfleet.consumer import migrate, modes
 from eventfleet.consumer.batch import (
     NO_OFFSET,
-    Bad,
     Good,
     Record,
     fill_wait_seconds,
@@ -67,6 +66,7 @@ from eventfleet.consumer.batch import (
     parse_records,
     restart_recreated,
 )
+from eventfleet.consumer.dlq_producer import DlqProducer
 from eventfleet.consumer.mirror.ops import RedisOp
 from eventfleet.consumer.mirror.sync import RedisMirror
 from eventfleet.consumer.observability import Health, HttpServer, Metrics
@@ -150,7 +150,7 @@ class Consumer:
         }
         self.http: HttpServer | None = None
         self.redis: RedisMirror | None = None
-        self.producer: confluent_kafka.Producer | None = None
+        self.dlq: DlqProducer | None = None
         self._kafka: confluent_kafka.Consumer | None = None
         self._mirror_connection: psycopg2.extensions.connection | None = None
         self._assigned: set[TP] = set()
@@ -191,14 +191,8 @@ class Consumer:
                 stack.callback(self.redis.close)
                 self._verify_redis()
             if settings.dlq_topic:
-                self.producer = confluent_kafka.Producer(
-                    {
-                        "bootstrap.servers": settings.kafka_bootstrap,
-                        "linger.ms": 20,
-                        "logger": logging.getLogger("eventfleet.consumer.kafka"),
-                    }
-                )
-                stack.callback(self._flush_producer)
+                self.dlq = DlqProducer(settings.kafka_bootstrap, settings.dlq_topic, settings.group)
+                stack.callback(self.dlq.flush)
             self._kafka = confluent_kafka.Consumer(self.kafka_config)
             stack.callback(self._close_kafka)
             self._kafka.subscribe(
@@ -321,10 +315,6 @@ class Consumer:
                 log.warning("final Kafka commit failed", extra={"error": str(error)})
         self._kafka.close()
         self._kafka = None
-
-    def _flush_producer(self) -> None:
-        if self.producer is not None:
-            self.producer.flush(10)
 
     def _set_ready(self, *, ready: bool) -> None:
         self.health.ready = ready
@@ -593,8 +583,8 @@ class Consumer:
             self._commit_to_kafka()
         for (topic, partition), offset in admission.seeks.items():
             self._seek(topic, partition, offset)
-        if self.producer is not None and outcome.dlq:
-            self._produce_dlq(outcome.dlq)
+        if self.dlq is not None and outcome.dlq:
+            self.dlq.produce(outcome.dlq)
         if self.redis is not None and (outcome.redis_values or self.redis.dirty):
             floors = self.redis.floors
             try:
@@ -647,27 +637,6 @@ class Consumer:
             )
         except KafkaException as error:
             log.warning("seek failed; the next batch retries", extra={"error": str(error)})
-
-    def _produce_dlq(self, dlq: list[Bad]) -> None:
-        if self.producer is None or self.settings.dlq_topic is None:
-            return
-        for bad in dlq:
-            record = bad.record
-            try:
-                self.producer.produce(
-                    self.settings.dlq_topic,
-                    value=record.value,
-                    headers=[
-                        ("reason", bad.reason.encode()),
-                        ("message", bad.message[:1000].encode()),
-                        ("source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
-                        ("consumer_group", self.settings.group.encode()),
-                    ],
-                )
-            except (KafkaException, BufferError) as error:
-                # dlq_events in PostgreSQL is the record of truth; the topic is a convenience.
-                log.warning("DLQ topic produce failed", extra={"error": str(error)})
-        self.producer.poll(0)
 
     # Reads for a rebuild use a connection of their own: the next batch's transaction may be
     # running on the main one.
