@@ -43,30 +43,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-import confluent_kafka
-import confluent_kafka.admin
 import psycopg2
 import psycopg2.extensions
 import redis
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from eventfleet.consumer import migrate, modes
 from eventfleet.consumer.batch import (
-    NO_OFFSET,
     Good,
     Record,
-    fill_wait_seconds,
     first_of_each_event,
     parse_records,
-    restart_recreated,
 )
 from eventfleet.consumer.dlq_producer import DlqProducer
+from eventfleet.consumer.kafka_source import KafkaSource, TopicIdUnavailableError
 from eventfleet.consumer.mirror.ops import RedisOp
 from eventfleet.consumer.mirror.sync import RedisMirror
 from eventfleet.consumer.observability import Health, HttpServer, Metrics
@@ -76,27 +71,11 @@ from eventfleet.contract.events import ParseLimits
 
 log = logging.getLogger(__name__)
 TP = tuple[str, int]
-FETCH_MIN_BYTES: Final = 256 * 1024
-# How long an idle loop blocks in poll: a record ends the wait at once, so this only paces the
-# loop's own chores (heartbeat, maintenance, the stop flag). Tying it to batchTimeoutMs woke an
-# idle consumer 50 times a second at 20 ms.
-IDLE_POLL_SECONDS: Final = 0.5
-# Kafka's copy of the offsets only makes lag visible (PostgreSQL's is the one that counts), so it
-# is sent at most this often instead of after every batch: each commit is a write to
-# __consumer_offsets in the broker's group coordinator, and at 20 ms batches three consumers sent
-# 150 a second (about a sixth of the broker's CPU under load). Lag read from Kafka runs at most
-# this much behind; an idle consumer sends what is left within IDLE_POLL_SECONDS.
-KAFKA_COMMIT_INTERVAL_SECONDS: Final = 0.25
 LATENCY_SAMPLE: Final = 100
-# How long the Kafka admin may take to name a topic's id, and how long a sink owned by another
-# EventConsumer is waited for before looking again.
-TOPIC_ID_TIMEOUT_SECONDS: Final = 10.0
+# How long a sink owned by another EventConsumer is waited for before looking again.
 SINK_RECHECK_SECONDS: Final = 10.0
-
-
-class TopicIdUnavailableError(Exception):
-    """Kafka did not name a topic's id: the batch waits (retried like a database error), since
-    writing without it could not tell a recreated topic from the old one."""
+# A batch whose transaction raised one of these is retried (nothing was committed).
+RETRIED: Final = (psycopg2.Error, FencedError, TopicIdUnavailableError)
 
 
 class Consumer:
@@ -119,47 +98,11 @@ class Consumer:
         self.limits = ParseLimits(
             settings.max_event_bytes, timedelta(seconds=settings.max_future_skew_seconds)
         )
-        self.kafka_config: dict[str, Any] = {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": settings.group,
-            "client.id": f"eventfleet-{settings.mode}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 10_000,
-            "heartbeat.interval.ms": 3_000,
-            "max.poll.interval.ms": 300_000,
-            # Prefetch enough to fill batches back to back, not librdkafka's default 100,000
-            # messages per partition (which alone would take most of the memory budget).
-            "queued.min.messages": 20_000,
-            "queued.max.messages.kbytes": 16_384,
-            # Once that queue is full, librdkafka postpones the partition's next fetch by this
-            # much (default 1 s). Draining a backlog at 30,000+ events/s, the queue ran dry
-            # before the second was over: every second, 200 ms of empty polls (a fifth of the
-            # logger's throughput). 20 ms re-checks the queue soon enough to keep it filled.
-            "fetch.queue.backoff.ms": 20,
-            # The broker answers a fetch once it has FETCH_MIN_BYTES or the batch's time is up,
-            # not at every produced record: at 1,000 events/s that is tens of fetches a second
-            # instead of hundreds (CPU in Kafka and here). The added wait is the batch's own
-            # timeout, which the batch would spend waiting for company anyway (step 1).
-            "fetch.min.bytes": FETCH_MIN_BYTES,
-            "fetch.wait.max.ms": min(settings.batch_timeout_ms, 500),
-            # librdkafka's own log lines go through logging too (JSON like the rest).
-            "logger": logging.getLogger("eventfleet.consumer.kafka"),
-            **(kafka_config or {}),
-        }
+        self.source = KafkaSource(settings, self.metrics, self.health, self.stop, kafka_config)
         self.http: HttpServer | None = None
         self.redis: RedisMirror | None = None
         self.dlq: DlqProducer | None = None
-        self._kafka: confluent_kafka.Consumer | None = None
         self._mirror_connection: psycopg2.extensions.connection | None = None
-        self._assigned: set[TP] = set()
-        self._topic_ids: dict[str, str] = {}  # Kafka's id of each topic, read on assignment
-        self._admin: confluent_kafka.admin.AdminClient | None = None
-        self._accepted_gaps: dict[TP, int] = {}
-        self._committed: dict[TP, int] = {}  # next offsets in PostgreSQL, per assigned partition
-        self._sent_to_kafka: dict[TP, int] = {}  # what Kafka was last sent of those
-        self._next_kafka_commit = 0.0
         self._workers: ThreadPoolExecutor | None = None
         # The batch whose transaction is running in the worker thread, if any.
         self._pending: tuple[Batch, Future[Outcome | BaseException]] | None = None
@@ -193,14 +136,8 @@ class Consumer:
             if settings.dlq_topic:
                 self.dlq = DlqProducer(settings.kafka_bootstrap, settings.dlq_topic, settings.group)
                 stack.callback(self.dlq.flush)
-            self._kafka = confluent_kafka.Consumer(self.kafka_config)
-            stack.callback(self._close_kafka)
-            self._kafka.subscribe(
-                [settings.topic],
-                on_assign=self._on_assign,
-                on_revoke=self._on_revoke,
-                on_lost=self._on_revoke,
-            )
+            stack.callback(self.source.close)
+            self.source.subscribe(finish=self._finish_in_flight, stored=self.store.stored_offsets)
             self._set_ready(ready=True)
             log.info(
                 "consumer started",
@@ -210,13 +147,13 @@ class Consumer:
             self._workers = workers
             while not self.stop.is_set():
                 self.health.beat()
-                self._commit_to_kafka()
+                self.source.commit()
                 if self.store.maintenance_due():
                     self._drain()
                     self.store.maintain()
                 # Poll and parse the next batch while the previous one commits (step 3 runs
                 # in a worker thread, overlapping this thread's parsing with PostgreSQL's work).
-                records = self._poll(wait=self._pending is None)
+                records = self.source.poll(wait=self._pending is None)
                 batch = self._parse(records) if records else None
                 done = self._finish()
                 if batch is not None and done is not None and done[0].admission.seeks:
@@ -280,42 +217,6 @@ class Consumer:
                 self.stop.wait(0.5)
         return False
 
-    def _commit_to_kafka(self, *, now: bool = False) -> None:
-        """Send Kafka the offsets it has not seen yet, at most every
-        KAFKA_COMMIT_INTERVAL_SECONDS unless `now`."""
-        if self._kafka is None or not (now or time.monotonic() >= self._next_kafka_commit):
-            return
-        unsent = offsets_not_sent(self._committed, self._sent_to_kafka, self._assigned)
-        if not unsent:
-            return
-        self._next_kafka_commit = time.monotonic() + KAFKA_COMMIT_INTERVAL_SECONDS
-        self._sent_to_kafka.update(unsent)
-        try:
-            self._kafka.commit(
-                offsets=[TopicPartition(t, p, n) for (t, p), n in unsent.items()],
-                asynchronous=True,
-            )
-        except KafkaException as error:
-            log.warning("Kafka offset commit failed", extra={"error": str(error)})
-
-    def _close_kafka(self) -> None:
-        if self._kafka is None:
-            return
-        offsets = [
-            TopicPartition(t, p, n)
-            for (t, p), n in self._committed.items()
-            if (t, p) in self._assigned
-        ]
-        if offsets:
-            # Asynchronous: close() delivers it while the broker is there, and does not hang on
-            # it when the broker is gone (PostgreSQL has the offsets that count).
-            try:
-                self._kafka.commit(offsets=offsets, asynchronous=True)
-            except KafkaException as error:
-                log.warning("final Kafka commit failed", extra={"error": str(error)})
-        self._kafka.close()
-        self._kafka = None
-
     def _set_ready(self, *, ready: bool) -> None:
         self.health.ready = ready
         self.metrics.ready.set(1 if ready else 0)
@@ -336,149 +237,6 @@ class Consumer:
                 log.debug("closing a broken connection failed", exc_info=True)
             self._mirror_connection = None
 
-    # --------------------------------------------------------------------------------- Kafka
-
-    def _read_topic_ids(self, topics: Collection[str]) -> dict[str, str]:
-        """Kafka's ids of `topics` (those it could name within the timeout)."""
-        if self._admin is None:
-            self._admin = confluent_kafka.admin.AdminClient(
-                {"bootstrap.servers": self.settings.kafka_bootstrap},
-                logger=logging.getLogger("eventfleet.consumer.kafka"),
-            )
-        found: dict[str, str] = {}
-        futures = self._admin.describe_topics(
-            confluent_kafka.TopicCollection(sorted(topics)),
-            request_timeout=TOPIC_ID_TIMEOUT_SECONDS,
-        )
-        for topic, future in futures.items():
-            try:
-                found[topic] = str(future.result(timeout=TOPIC_ID_TIMEOUT_SECONDS).topic_id)
-            except (KafkaException, TimeoutError) as error:
-                log.warning(
-                    "cannot read the topic's id", extra={"topic": topic, "error": str(error)}
-                )
-        self._topic_ids.update(found)
-        return found
-
-    def _topic_ids_of(self, topics: Collection[str]) -> dict[str, str]:
-        """The ids of the batch's topics (read now if not known since the last assignment)."""
-        missing = [t for t in topics if t not in self._topic_ids]
-        if missing:
-            self._read_topic_ids(missing)
-        unknown = [t for t in topics if t not in self._topic_ids]
-        if unknown:
-            raise TopicIdUnavailableError(f"Kafka did not name the id of topic {unknown[0]}")
-        return {t: self._topic_ids[t] for t in topics}
-
-    def _on_assign(
-        self, consumer: confluent_kafka.Consumer, partitions: list[TopicPartition]
-    ) -> None:
-        self._drain(retry=False)  # the worker must be done with the connection
-        tps = [(tp.topic, tp.partition) for tp in partitions]
-        stored = self.store.stored_offsets(tps)
-        # A new assignment may be a new incarnation of a topic: its id is read again.
-        topics = {t for t, _ in tps}
-        for topic in topics:
-            self._topic_ids.pop(topic, None)
-        topic_ids = self._read_topic_ids(topics) if topics else {}
-        starts, recreated = restart_recreated(stored, topic_ids)
-        for tp in partitions:
-            offset = starts.get((tp.topic, tp.partition), NO_OFFSET)
-            if offset >= 0:
-                tp.offset = offset
-        if recreated:
-            log.warning(
-                "topic deleted and created again since the stored progress: its new "
-                "incarnation is read from the beginning",
-                extra={"partitions": [f"{t}/{p}" for t, p in sorted(recreated)]},
-            )
-        consumer.assign(partitions)
-        self._assigned.update(tps)
-        for tp_key in tps:
-            self._accepted_gaps.pop(tp_key, None)
-        log.info(
-            "partitions assigned",
-            extra={"partitions": [f"{t}/{p}@{starts.get((t, p), 'kafka')}" for t, p in tps]},
-        )
-
-    def _on_revoke(
-        self,
-        consumer: confluent_kafka.Consumer,  # noqa: ARG002 - the callback's signature
-        partitions: list[TopicPartition],
-    ) -> None:
-        # Flush before giving the partitions up: the batch in flight commits (or, if the
-        # database fails now, is dropped uncommitted for the next owner to redo).
-        self._drain(retry=False)
-        self._commit_to_kafka(now=True)  # while this member still owns them
-        for tp in partitions:
-            key = (tp.topic, tp.partition)
-            self._assigned.discard(key)
-            self._committed.pop(key, None)
-            self._sent_to_kafka.pop(key, None)
-            with suppress(KeyError):
-                self.metrics.lag.remove(tp.topic, str(tp.partition))
-        log.info(
-            "partitions revoked",
-            extra={"partitions": [f"{t.topic}/{t.partition}" for t in partitions]},
-        )
-
-    def _poll(self, *, wait: bool = True) -> list[Record]:
-        if self._kafka is None:
-            raise RuntimeError("the Kafka consumer is not running")
-        timeout = IDLE_POLL_SECONDS if wait else 0
-        first = self._kafka.poll(timeout)
-        if first is None:
-            return []
-        messages = [first]
-        size = self.settings.batch_size
-        if size > 1:
-            messages.extend(self._kafka.consume(size - 1, timeout=0))
-            kind, produced = first.timestamp()
-            fill = fill_wait_seconds(
-                time.time() * 1000,
-                produced if kind != confluent_kafka.TIMESTAMP_NOT_AVAILABLE else None,
-                self.settings.batch_timeout_ms,
-            )
-            deadline = time.monotonic() + fill
-            # In slices: a stop request is seen within half a second even with long timeouts.
-            while len(messages) < size and not self.stop.is_set():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                messages.extend(self._kafka.consume(size - len(messages), timeout=min(left, 0.5)))
-        records = []
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    log.warning("Kafka reported an error", extra={"error": str(error)})
-                continue
-            topic, partition, offset = message.topic(), message.partition(), message.offset()
-            if topic is None or partition is None or offset is None:
-                continue
-            records.append(Record(topic, partition, offset, message.value() or b""))
-        self.metrics.consumed.inc(len(records))
-        return records
-
-    def _wait(self, seconds: float) -> None:
-        """Back off while keeping the group membership alive: partitions paused, poll served."""
-        if self._kafka is None:
-            return
-        paused = [TopicPartition(t, p) for t, p in self._assigned]
-        if paused:
-            self._kafka.pause(paused)
-        deadline = time.monotonic() + seconds
-        try:
-            while not self.stop.is_set() and time.monotonic() < deadline:
-                self.health.beat()
-                # A message here was fetched before the pause; dropping it leaves a gap that
-                # the next transaction detects, so we seek back to it.
-                self._kafka.poll(min(0.2, max(deadline - time.monotonic(), 0)))
-        finally:
-            still = [tp for tp in paused if (tp.topic, tp.partition) in self._assigned]
-            if still:
-                self._kafka.resume(still)
-
     # --------------------------------------------------------------------------------- batch
 
     def _parse(self, records: list[Record], topic_ids: dict[str, str] | None = None) -> Batch:
@@ -486,7 +244,7 @@ class Consumer:
         transaction parses again if they turn out to be others (see _transaction)."""
         now = datetime.now(UTC)
         if topic_ids is None:
-            known = self._topic_ids
+            known = self.source.topic_ids
             topic_ids = {r.topic: known[r.topic] for r in records if r.topic in known}
         good, bad = parse_records(records, now=now, limits=self.limits, topic_ids=topic_ids)
         repeated: list[Good] = []
@@ -507,8 +265,12 @@ class Consumer:
         """In the worker thread: one try at the batch's transaction."""
         try:
             return self._transaction(batch)
-        except (psycopg2.Error, FencedError, TopicIdUnavailableError) as error:
+        except RETRIED as error:
             return error
+
+    def _finish_in_flight(self) -> None:
+        """Before partitions change hands (KafkaSource's rebalance callbacks)."""
+        self._drain(retry=False)
 
     def _drain(self, *, retry: bool = True) -> None:
         """Finish the batch in flight: its after-commit steps, or retries if it failed."""
@@ -545,44 +307,44 @@ class Consumer:
         while True:
             if self.stop.is_set():
                 return None  # nothing was committed: whoever consumes next redoes this batch
-            self._wait(backoff)
+            self.source.wait(backoff)
             backoff = min(backoff * 2, self.settings.max_backoff_seconds)
-            owned = [r for r in batch.records if r.tp in self._assigned]
+            assigned = self.source.assigned
+            owned = [r for r in batch.records if r.tp in assigned]
             if len(owned) != len(batch.records):
                 batch.records = owned
-                batch.good = [g for g in batch.good if g.record.tp in self._assigned]
-                batch.bad = [b for b in batch.bad if b.record.tp in self._assigned]
-                batch.repeated = [g for g in batch.repeated if g.record.tp in self._assigned]
+                batch.good = [g for g in batch.good if g.record.tp in assigned]
+                batch.bad = [b for b in batch.bad if b.record.tp in assigned]
+                batch.repeated = [g for g in batch.repeated if g.record.tp in assigned]
                 batch.staged = None
             if not batch.records:
                 return None
             try:
                 outcome = self._transaction(batch)
                 break
-            except (psycopg2.Error, FencedError, TopicIdUnavailableError) as error:
+            except RETRIED as error:
                 self._failed(error)
         self._set_ready(ready=True)
         return outcome
 
     def _transaction(self, batch: Batch) -> Outcome:
-        topic_ids = self._topic_ids_of({r.topic for r in batch.records})
+        topic_ids = self.source.topic_ids_of({r.topic for r in batch.records})
         if batch.topic_ids != topic_ids:
             # Parsed before the ids were known (or a new incarnation since): derived event ids
             # must name the incarnation, so the batch is parsed again.
             fresh = self._parse(batch.records, topic_ids)
             batch.good, batch.bad, batch.repeated = fresh.good, fresh.bad, fresh.repeated
             batch.staged, batch.topic_ids = fresh.staged, topic_ids
-        return self.store.transact(batch, topic_ids, self._accepted_gaps)
+        return self.store.transact(batch, topic_ids, self.source.accepted_gaps)
 
     def _after_commit(self, outcome: Outcome, batch: Batch) -> None:
         admission = outcome.admission
         committed_at = outcome.committed_at
         metrics = self.metrics
         if admission.next_offsets:
-            self._committed.update(admission.next_offsets)
-            self._commit_to_kafka()
+            self.source.commit(admission.next_offsets)
         for (topic, partition), offset in admission.seeks.items():
-            self._seek(topic, partition, offset)
+            self.source.seek(topic, partition, offset)
         if self.dlq is not None and outcome.dlq:
             self.dlq.produce(outcome.dlq)
         if self.redis is not None and (outcome.redis_values or self.redis.dirty):
@@ -623,20 +385,7 @@ class Consumer:
         step = max(len(written) // LATENCY_SAMPLE, 1)
         for good in written[::step]:
             observe(max(committed_at - good.event.timestamp.timestamp(), 0.0))
-        self._update_lag(admission.next_offsets)
-
-    def _seek(self, topic: str, partition: int, offset: int) -> None:
-        if self._kafka is None or (topic, partition) not in self._assigned:
-            return
-        self._accepted_gaps[(topic, partition)] = offset
-        try:
-            self._kafka.seek(TopicPartition(topic, partition, offset))
-            log.info(
-                "repositioned to the stored offset",
-                extra={"partition": f"{topic}/{partition}", "offset": offset},
-            )
-        except KafkaException as error:
-            log.warning("seek failed; the next batch retries", extra={"error": str(error)})
+        self.source.update_lag(admission.next_offsets)
 
     # Reads for a rebuild use a connection of their own: the next batch's transaction may be
     # running on the main one.
@@ -703,27 +452,6 @@ class Consumer:
             self.metrics.redis_resyncs.inc()
         if self.redis.rewritten != rewritten:
             self.metrics.redis_rewrites.inc(self.redis.rewritten - rewritten)
-
-    def _update_lag(self, offsets: dict[TP, int]) -> None:
-        if self._kafka is None:
-            return
-        for (topic, partition), next_offset in offsets.items():
-            try:
-                _low, high = self._kafka.get_watermark_offsets(
-                    TopicPartition(topic, partition), cached=True
-                )
-            except KafkaException:
-                continue
-            if high is not None and high >= 0:
-                self.metrics.lag.labels(topic, str(partition)).set(max(high - next_offset, 0))
-
-
-def offsets_not_sent(
-    committed: Mapping[TP, int], sent: Mapping[TP, int], assigned: Collection[TP]
-) -> dict[TP, int]:
-    """The next offsets of assigned partitions that Kafka has not been sent yet (a partition
-    given up meanwhile is its next owner's to commit)."""
-    return {tp: n for tp, n in committed.items() if tp in assigned and sent.get(tp) != n}
 
 
 def _without_partitions(batch: Batch, tps: set[TP]) -> Batch:
