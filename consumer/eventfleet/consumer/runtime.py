@@ -43,30 +43,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-import psycopg2
-import psycopg2.extensions
-import redis
-
 from eventfleet.consumer import migrate, modes
-from eventfleet.consumer.batch import (
-    Good,
-    Record,
-    first_of_each_event,
-    parse_records,
-)
+from eventfleet.consumer.batch import Good, Record, first_of_each_event, parse_records
 from eventfleet.consumer.dlq_producer import DlqProducer
 from eventfleet.consumer.kafka_source import KafkaSource, TopicIdUnavailableError
-from eventfleet.consumer.mirror.ops import RedisOp
 from eventfleet.consumer.mirror.sync import RedisMirror
+from eventfleet.consumer.mirror_link import MirrorLink
 from eventfleet.consumer.observability import Health, HttpServer, Metrics
 from eventfleet.consumer.settings import ConsumerSettings
-from eventfleet.consumer.store import Batch, FencedError, Outcome, Store, connect
+from eventfleet.consumer.store import TRANSACTION_ERRORS, Batch, Outcome, Store
 from eventfleet.contract.events import ParseLimits
 
 log = logging.getLogger(__name__)
@@ -75,7 +65,7 @@ LATENCY_SAMPLE: Final = 100
 # How long a sink owned by another EventConsumer is waited for before looking again.
 SINK_RECHECK_SECONDS: Final = 10.0
 # A batch whose transaction raised one of these is retried (nothing was committed).
-RETRIED: Final = (psycopg2.Error, FencedError, TopicIdUnavailableError)
+RETRIED: Final = (*TRANSACTION_ERRORS, TopicIdUnavailableError)
 
 
 class Consumer:
@@ -102,7 +92,7 @@ class Consumer:
         self.http: HttpServer | None = None
         self.redis: RedisMirror | None = None
         self.dlq: DlqProducer | None = None
-        self._mirror_connection: psycopg2.extensions.connection | None = None
+        self.mirror: MirrorLink | None = None
         self._workers: ThreadPoolExecutor | None = None
         # The batch whose transaction is running in the worker thread, if any.
         self._pending: tuple[Batch, Future[Outcome | BaseException]] | None = None
@@ -119,7 +109,6 @@ class Consumer:
                 ).start()
                 stack.callback(self.http.stop)
             stack.callback(self.store.close)
-            stack.callback(self._close_mirror_connection)
             if not self._migrate():
                 return 0 if self.stop.is_set() else 1
             if not self._claim_sink():
@@ -131,8 +120,9 @@ class Consumer:
                     f"{settings.mode}:sink",
                     self.mode.redis_prefix,
                 )
-                stack.callback(self.redis.close)
-                self._verify_redis()
+                self.mirror = MirrorLink(self.redis, settings, self.sink, self.mode, self.metrics)
+                stack.callback(self.mirror.close)
+                self.mirror.verify()
             if settings.dlq_topic:
                 self.dlq = DlqProducer(settings.kafka_bootstrap, settings.dlq_topic, settings.group)
                 stack.callback(self.dlq.flush)
@@ -220,22 +210,6 @@ class Consumer:
     def _set_ready(self, *, ready: bool) -> None:
         self.health.ready = ready
         self.metrics.ready.set(1 if ready else 0)
-
-    # ---------------------------------------------------------------------------- PostgreSQL
-
-    def _mirror_db(self) -> psycopg2.extensions.connection:
-        """The connection of Redis rebuilds, which may read while a batch commits."""
-        if self._mirror_connection is None or self._mirror_connection.closed:
-            self._mirror_connection = connect(self.settings)
-        return self._mirror_connection
-
-    def _close_mirror_connection(self) -> None:
-        if self._mirror_connection is not None:
-            try:
-                self._mirror_connection.close()
-            except psycopg2.Error:
-                log.debug("closing a broken connection failed", exc_info=True)
-            self._mirror_connection = None
 
     # --------------------------------------------------------------------------------- batch
 
@@ -347,17 +321,8 @@ class Consumer:
             self.source.seek(topic, partition, offset)
         if self.dlq is not None and outcome.dlq:
             self.dlq.produce(outcome.dlq)
-        if self.redis is not None and (outcome.redis_values or self.redis.dirty):
-            floors = self.redis.floors
-            try:
-                ops = [op for values in outcome.redis_values for op in values(floors)]
-            except Exception:
-                # PostgreSQL has the batch; Redis is rebuilt from it instead of patched.
-                metrics.internal_errors.labels("redis").inc()
-                log.exception("building the batch's Redis values raised; Redis is rebuilt")
-                self.redis.dirty = True
-                ops = []
-            self._publish(ops, admission.next_offsets)
+        if self.mirror is not None:
+            self.mirror.publish(outcome.redis_values, admission.next_offsets)
         if outcome.duplicates:
             metrics.duplicates.inc(outcome.duplicates)
             log.debug(
@@ -386,72 +351,6 @@ class Consumer:
         for good in written[::step]:
             observe(max(committed_at - good.event.timestamp.timestamp(), 0.0))
         self.source.update_lag(admission.next_offsets)
-
-    # Reads for a rebuild use a connection of their own: the next batch's transaction may be
-    # running on the main one.
-    def _mirror_snapshot(self) -> Iterator[list[RedisOp]]:
-        return self.mode.snapshot(self._mirror_db(), datetime.now(UTC))
-
-    def _mirror_reread(self, keys: list[str]) -> list[RedisOp]:
-        return self.mode.reread(self._mirror_db(), keys)
-
-    def _mirror_stored(self) -> dict[TP, int]:
-        connection = self._mirror_db()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT topic, kafka_partition, next_offset FROM sink_offsets WHERE sink = %s",
-                (self.sink,),
-            )
-            found = {(t, p): o for t, p, o in cursor.fetchall()}
-        connection.commit()
-        return found
-
-    def _verify_redis(self) -> None:
-        """Before the first batch: rebuild Redis only if it is really behind PostgreSQL."""
-        if self.redis is not None:
-            mirror = self.redis
-            self._mirror_safely(
-                lambda: mirror.verify(snapshot=self._mirror_snapshot, stored=self._mirror_stored)
-            )
-
-    def _publish(self, ops: list[RedisOp], offsets: dict[TP, int]) -> None:
-        if self.redis is not None:
-            mirror = self.redis
-            self._mirror_safely(
-                lambda: mirror.publish(
-                    ops,
-                    offsets,
-                    snapshot=self._mirror_snapshot,
-                    stored=self._mirror_stored,
-                    reread=self._mirror_reread,
-                )
-            )
-
-    def _mirror_safely(self, write: Callable[[], None]) -> None:
-        """Redis never stops the pipeline: a failure is counted and logged, and the mirror
-        rebuilds once it can."""
-        if self.redis is None:
-            return
-        resyncs, rewritten = self.redis.resyncs, self.redis.rewritten
-        try:
-            write()
-        except redis.RedisError as error:
-            self.metrics.redis_errors.inc()
-            log.warning("Redis write failed; will rebuild when back", extra={"error": str(error)})
-        except psycopg2.Error as error:
-            self.redis.dirty = True
-            self._close_mirror_connection()
-            log.warning("Redis rebuild could not read PostgreSQL", extra={"error": str(error)})
-        except Exception:
-            # Redis never stops the pipeline, not even through a bug of ours: logged, counted,
-            # and the mirror tries a rebuild at the next batch.
-            self.redis.dirty = True
-            self.metrics.internal_errors.labels("redis").inc()
-            log.exception("the Redis mirror raised; it rebuilds at the next batch")
-        if self.redis.resyncs != resyncs:
-            self.metrics.redis_resyncs.inc()
-        if self.redis.rewritten != rewritten:
-            self.metrics.redis_rewrites.inc(self.redis.rewritten - rewritten)
 
 
 def _without_partitions(batch: Batch, tps: set[TP]) -> Batch:

@@ -77,6 +77,10 @@ class FencedError(Exception):
     """The stored offset moved under us although we held its lock (should never happen)."""
 
 
+# What a failed transaction raises (rolled back: nothing was committed, the batch is retried).
+TRANSACTION_ERRORS: Final = (psycopg2.Error, FencedError)
+
+
 @dataclass(slots=True)
 class Batch:
     records: list[Record]
