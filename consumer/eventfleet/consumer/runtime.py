@@ -55,6 +55,7 @@ from eventfleet.consumer.kafka_source import KafkaSource, TopicIdUnavailableErro
 from eventfleet.consumer.mirror.sync import RedisMirror
 from eventfleet.consumer.mirror_link import MirrorLink
 from eventfleet.consumer.observability import Health, HttpServer, Metrics
+from eventfleet.consumer.parts import KafkaPart, MirrorPart, StorePart
 from eventfleet.consumer.settings import ConsumerSettings
 from eventfleet.consumer.store import TRANSACTION_ERRORS, Batch, Outcome, Store
 from eventfleet.contract.events import ParseLimits
@@ -75,7 +76,12 @@ class Consumer:
         *,
         stop: threading.Event | None = None,
         kafka_config: dict[str, Any] | None = None,
+        source: KafkaPart | None = None,
+        store: StorePart | None = None,
+        mirror: MirrorPart | None = None,
     ) -> None:
+        """`source`, `store` and `mirror` replace the parts the Consumer makes itself (tests
+        give it fakes); `kafka_config` adds to or overrides the Kafka consumer's settings."""
         self.settings = settings
         self.stop = stop or threading.Event()
         self.metrics = Metrics()
@@ -84,15 +90,17 @@ class Consumer:
         # The sink: this mode's tables in this database, whose progress is kept under its name
         # whatever the Kafka group is called (sql/shared/0002).
         self.sink: str = settings.mode
-        self.store = Store(settings, self.sink, self.mode, self.metrics)
+        self.store: StorePart = store or Store(settings, self.sink, self.mode, self.metrics)
         self.limits = ParseLimits(
             settings.max_event_bytes, timedelta(seconds=settings.max_future_skew_seconds)
         )
-        self.source = KafkaSource(settings, self.metrics, self.health, self.stop, kafka_config)
+        self.source: KafkaPart = source or KafkaSource(
+            settings, self.metrics, self.health, self.stop, kafka_config
+        )
         self.http: HttpServer | None = None
         self.redis: RedisMirror | None = None
         self.dlq: DlqProducer | None = None
-        self.mirror: MirrorLink | None = None
+        self.mirror: MirrorPart | None = mirror  # made in run() if the mode uses Redis
         self._workers: ThreadPoolExecutor | None = None
         # The batch whose transaction is running in the worker thread, if any.
         self._pending: tuple[Batch, Future[Outcome | BaseException]] | None = None
@@ -113,7 +121,7 @@ class Consumer:
                 return 0 if self.stop.is_set() else 1
             if not self._claim_sink():
                 return 0
-            if self.mode.redis_prefix is not None and settings.redis_url:
+            if self.mirror is None and self.mode.redis_prefix is not None and settings.redis_url:
                 self.redis = RedisMirror(
                     settings.redis_url,
                     settings.redis_db,
@@ -121,6 +129,7 @@ class Consumer:
                     self.mode.redis_prefix,
                 )
                 self.mirror = MirrorLink(self.redis, settings, self.sink, self.mode, self.metrics)
+            if self.mirror is not None:
                 stack.callback(self.mirror.close)
                 self.mirror.verify()
             if settings.dlq_topic:
