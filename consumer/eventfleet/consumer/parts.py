@@ -9,9 +9,9 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 from eventfleet.consumer import migrate
-from eventfleet.consumer.batch import Record
+from eventfleet.consumer.batch import Batch, Record
 from eventfleet.consumer.modes.base import RedisValues
-from eventfleet.consumer.store import Batch, Outcome
+from eventfleet.consumer.store import Outcome
 
 TP = tuple[str, int]
 

@@ -49,7 +49,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from eventfleet.consumer import migrate, modes
-from eventfleet.consumer.batch import Good, Record, first_of_each_event, parse_records
+from eventfleet.consumer.batch import (
+    Batch,
+    Good,
+    Record,
+    first_of_each_event,
+    parse_records,
+    without_partitions,
+)
 from eventfleet.consumer.dlq_producer import DlqProducer
 from eventfleet.consumer.kafka_source import KafkaSource, TopicIdUnavailableError
 from eventfleet.consumer.mirror.sync import RedisMirror
@@ -57,7 +64,7 @@ from eventfleet.consumer.mirror_link import MirrorLink
 from eventfleet.consumer.observability import Health, HttpServer, Metrics
 from eventfleet.consumer.parts import KafkaPart, MirrorPart, StorePart
 from eventfleet.consumer.settings import ConsumerSettings
-from eventfleet.consumer.store import TRANSACTION_ERRORS, Batch, Outcome, Store
+from eventfleet.consumer.store import TRANSACTION_ERRORS, Outcome, Store
 from eventfleet.contract.events import ParseLimits
 
 log = logging.getLogger(__name__)
@@ -157,7 +164,7 @@ class Consumer:
                 done = self._finish()
                 if batch is not None and done is not None and done[0].admission.seeks:
                     # Fetched before those seeks: stale positions for the partitions that move.
-                    batch = _without_partitions(batch, set(done[0].admission.seeks))
+                    batch = without_partitions(batch, set(done[0].admission.seeks))
                 if batch is not None and batch.records:
                     self._pending = (batch, workers.submit(self._attempt, batch))
                 if done is not None:
@@ -360,19 +367,3 @@ class Consumer:
         for good in written[::step]:
             observe(max(committed_at - good.event.timestamp.timestamp(), 0.0))
         self.source.update_lag(admission.next_offsets)
-
-
-def _without_partitions(batch: Batch, tps: set[TP]) -> Batch:
-    """The batch minus the records of `tps` (the same batch when it has none of them; the mode
-    stages a smaller one again in its transaction)."""
-    if not any(r.tp in tps for r in batch.records):
-        return batch
-    return Batch(
-        [r for r in batch.records if r.tp not in tps],
-        [g for g in batch.good if g.record.tp not in tps],
-        [b for b in batch.bad if b.record.tp not in tps],
-        batch.now,
-        batch.started,
-        repeated=[g for g in batch.repeated if g.record.tp not in tps],
-        topic_ids=batch.topic_ids,
-    )

@@ -26,8 +26,8 @@ from eventfleet.consumer.batch import (
     INTERNAL_ERROR,
     Admission,
     Bad,
+    Batch,
     Good,
-    Record,
     admit,
     bisect_failures,
     internal_message,
@@ -79,18 +79,6 @@ class FencedError(Exception):
 
 # What a failed transaction raises (rolled back: nothing was committed, the batch is retried).
 TRANSACTION_ERRORS: Final = (psycopg2.Error, FencedError)
-
-
-@dataclass(slots=True)
-class Batch:
-    records: list[Record]
-    good: list[Good]
-    bad: list[Bad]
-    now: datetime
-    started: float
-    staged: object = None  # mode.stage(good, now), computed while the previous batch commits
-    repeated: list[Good] = field(default_factory=list)  # a second record of an event_id
-    topic_ids: dict[str, str] = field(default_factory=dict)  # the ids derived ids were made with
 
 
 @dataclass(slots=True)

@@ -12,11 +12,11 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from eventfleet.consumer import migrate
-from eventfleet.consumer.batch import Admission, Record
+from eventfleet.consumer.batch import Admission, Batch, Record
 from eventfleet.consumer.modes.base import RedisValues
 from eventfleet.consumer.runtime import Consumer
 from eventfleet.consumer.settings import ConsumerSettings
-from eventfleet.consumer.store import Batch, FencedError, Outcome
+from eventfleet.consumer.store import FencedError, Outcome
 
 T = "events"
 TP = tuple[str, int]
