@@ -1,41 +1,61 @@
 """The consumer loop: Kafka in, one PostgreSQL transaction per batch, then Kafka and Redis.
 
+The Consumer here runs the loop and its lifecycle (migrations and the sink's claim before the
+first batch, the probes, closing). It holds one part per system (parts.py says what it calls on
+each): a KafkaSource (kafka_source.py), a Store (store.py), a MirrorLink to Redis
+(mirror_link.py) and, with a DLQ topic, a DlqProducer (dlq_producer.py). What the loop decides,
+the pure functions of batch.py decide.
+
 Per batch, in this order:
 
-1. Poll: wait for a record, then gather up to batch_size; the batch closes batch_timeout_ms
-   after its oldest record was produced (a backlog closes it at once). Waiting for company
-   keeps batches (and so transactions, commits and Redis writes) few at low rates: at 1,000
-   events/s a transaction per handful of events cost more CPU than the events themselves.
-2. Parse (pure): valid events and rejections with their reasons.
-3. One PostgreSQL transaction:
-   a. lock the group's offset rows of the batch's partitions (SELECT ... FOR UPDATE, creating
-      missing rows first) and keep only records that continue each partition from its stored
-      offset: anything below was already processed (a replay, or by a previous owner of the
-      partition), a gap means we are positioned wrong (seek back). Two consumers that both
-      think they own a partition are serialised by the row lock and cannot both count a record;
-   b. the mode writes its rows; a DataError/IntegrityError is isolated by bisection under
-      savepoints and the guilty record goes to the DLQ with the database's message;
+1. Poll (KafkaSource.poll): wait for a record, then gather up to batch_size; the batch closes
+   batch_timeout_ms after its oldest record was produced (a backlog closes it at once). Waiting
+   for company keeps batches (and so transactions, commits and Redis writes) few at low rates:
+   at 1,000 events/s a transaction per handful of events cost more CPU than the events
+   themselves.
+2. Parse (Consumer._parse, pure): valid events and rejections with their reasons, a second
+   record of an event_id in the batch set aside (where (b) applies); the mode stages its rows.
+3. One PostgreSQL transaction (Store.transact, after KafkaSource.topic_ids_of named the ids of
+   the batch's topics):
+   a. lock the sink's offset rows of the batch's partitions (SELECT ... FOR UPDATE, creating
+      missing rows first; the sink is the mode's tables in this database, whatever the group is
+      called) and keep only records that continue each partition from its stored offset:
+      anything below was already processed (a replay, or by a previous owner of the
+      partition), a gap means we are positioned wrong (seek back). An offset stored with
+      another topic id counts in a deleted incarnation of the topic: the partition starts again
+      from 0. Two consumers that both think they own a partition are serialised by the row lock
+      and cannot both count a record;
+   b. once per event_id (dedup.py; stats and leaderboard, the logger's table is keyed by the
+      id): an event whose event_id the sink counted within the dedup window (a client's retry)
+      is not counted again. Then the mode writes its rows; a DataError/IntegrityError is
+      isolated by bisection under savepoints and the guilty record goes to the DLQ with the
+      database's message;
    c. DLQ rows for rejected and guilty records;
-   d. the new offsets, updated only from the offset read in (a) (compare-and-set);
-   e. commit. Any other database error: roll back, back off (partitions paused, readiness
-      false), retry the same batch; nothing has been committed anywhere.
-4. Commit the same offsets to Kafka (asynchronously and at most every
+   d. the new offsets with the topic's id, updated only from the offset read in (a)
+      (compare-and-set: FencedError if one moved);
+   e. commit. Any other database error: roll back. Then, as when Kafka did not name a topic's
+      id before the transaction: back off (KafkaSource.wait: partitions paused; readiness
+      false) and retry the same batch; nothing has been committed anywhere.
+4. Commit the same offsets to Kafka (KafkaSource.commit: asynchronously and at most every
    KAFKA_COMMIT_INTERVAL_SECONDS: PostgreSQL is the source of truth; Kafka's copy makes lag
-   visible), send DLQ records to the DLQ topic if one is configured.
-5. Redis: write the absolute values PostgreSQL returned; if Redis lost its marker, rebuild it
-   from PostgreSQL. A Redis failure never blocks step 3.
+   visible), send DLQ records to the DLQ topic if one is configured (DlqProducer).
+5. Redis (MirrorLink.publish): write the absolute values PostgreSQL returned; if Redis lost its
+   marker, rebuild it from PostgreSQL. A Redis failure never blocks step 3.
 
 Steps 1-2 of the next batch overlap step 3 of the previous one (the transaction runs in a worker
 thread). Once it has committed, the next batch's transaction starts and steps 4-5 of the committed
-one run beside it: at most one transaction is ever in flight, Redis and Kafka get each batch's
-results in commit order, and Redis rebuilds read PostgreSQL on a connection of their own. A batch
-fetched before a seek that the committed batch asked for loses that partition's records (their
-positions are stale; they are fetched again from the new position).
+one run beside it (Consumer._after_commit): at most one transaction is ever in flight, Redis and
+Kafka get each batch's results in commit order, and Redis rebuilds read PostgreSQL on a connection
+of their own. A batch fetched before a seek that the committed batch asked for loses that
+partition's records (batch.without_partitions: their positions are stale; they are fetched
+again from the new position).
 
-On assignment the consumer seeks to the offsets stored in PostgreSQL. Rebalance callbacks run
-inside poll; before partitions are given up (or new ones read their offsets) the batch in flight
-is finished. SIGTERM sets the stop flag: the current batch finishes and commits, the last
-offsets go to Kafka and the consumer closes (leaving the group) before the process exits 0.
+On assignment the consumer seeks to the offsets stored in PostgreSQL (Store.stored_offsets).
+Rebalance callbacks run inside poll (KafkaSource's); before partitions are given up (or new ones
+read their offsets) the batch in flight is finished (Consumer._finish_in_flight). SIGTERM sets
+the stop flag: the current batch finishes and commits, the last offsets go to Kafka and the
+consumer closes (leaving the group) before the process exits 0.
+tests/unit/consumer/test_loop_order.py checks this order with fakes of the parts.
 """
 
 from __future__ import annotations
