@@ -1,6 +1,7 @@
 """Pure decisions of the consumer loop: which records of a batch to process given the offsets
 stored in PostgreSQL (exactly-once and fencing), parsing a batch, and isolating poisoned records
-by bisection. No I/O: the loop passes in what it read and performs what is decided here.
+by bisection; and the Batch itself. No I/O: the loop passes in what it read and performs what is
+decided here.
 """
 
 from __future__ import annotations
@@ -55,6 +56,36 @@ class Bad(NamedTuple):
     reason: str
     message: str
     errors: tuple[tuple[str, str], ...] = ()  # (field, message)
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one poll gathered, parsed and staged in the polling thread, for the transaction."""
+
+    records: list[Record]
+    good: list[Good]
+    bad: list[Bad]
+    now: datetime
+    started: float
+    staged: object = None  # mode.stage(good, now), computed while the previous batch commits
+    repeated: list[Good] = field(default_factory=list)  # a second record of an event_id
+    topic_ids: dict[str, str] = field(default_factory=dict)  # the ids derived ids were made with
+
+
+def without_partitions(batch: Batch, tps: set[TopicPartition]) -> Batch:
+    """The batch minus the records of `tps` (the same batch when it has none of them; the mode
+    stages a smaller one again in its transaction)."""
+    if not any(r.tp in tps for r in batch.records):
+        return batch
+    return Batch(
+        [r for r in batch.records if r.tp not in tps],
+        [g for g in batch.good if g.record.tp not in tps],
+        [b for b in batch.bad if b.record.tp not in tps],
+        batch.now,
+        batch.started,
+        repeated=[g for g in batch.repeated if g.record.tp not in tps],
+        topic_ids=batch.topic_ids,
+    )
 
 
 def parse_records(

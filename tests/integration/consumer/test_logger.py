@@ -75,7 +75,7 @@ def test_logger_stores_every_event_once_and_a_replay_changes_nothing(  # noqa: P
     rewind.commit(offsets=[TopicPartition(topic, p, 0) for p in range(3)], asynchronous=False)
     rewind.close()
     again = Consumer(settings)
-    monkeypatch.setattr(again, "_read_offsets", lambda _tps: {})
+    monkeypatch.setattr(again.store, "stored_offsets", lambda _tps: {})
     with running(again):
         wait_for(lambda: counter(again.metrics.replayed) >= 3, timeout=60, what="the replay")
     assert counter(again.metrics.processed) == 0

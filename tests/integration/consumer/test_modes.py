@@ -113,7 +113,7 @@ def test_leaderboards_exact_with_two_consumers_splitting_the_partitions(
     with running(one), running(two):
         # Both in the group first, so that neither finishes alone before the other joins.
         wait_for(
-            lambda: len(one._assigned) == 2 and len(two._assigned) == 2,
+            lambda: len(one.source.assigned) == 2 and len(two.source.assigned) == 2,
             timeout=60,
             what="the group to split the 4 partitions",
         )

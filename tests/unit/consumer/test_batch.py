@@ -12,11 +12,14 @@ import pytest
 
 from eventfleet.consumer.batch import (
     NO_OFFSET,
+    Bad,
+    Batch,
     Record,
     admit,
     bisect_failures,
     fill_wait_seconds,
     parse_records,
+    without_partitions,
 )
 from eventfleet.contract.events import DEFAULT_LIMITS, derived_event_id
 
@@ -139,3 +142,15 @@ def test_a_batch_closes_its_timeout_after_its_oldest_record_was_produced(
     now_ms: int, produced_ms: int | None, timeout_ms: int, expected: float
 ) -> None:
     assert fill_wait_seconds(now_ms, produced_ms, timeout_ms) == pytest.approx(expected)
+
+
+def test_a_batch_fetched_before_a_seek_loses_the_records_of_the_partitions_that_move() -> None:
+    now = datetime.now(UTC)
+    polled = records(0, range(3)) + records(1, range(3))
+    batch = Batch(polled, [], [Bad(r, "invalid_json", "") for r in polled], now, 1.0, "staged")
+    assert without_partitions(batch, {(T, 2)}) is batch  # none of its records move
+    kept = without_partitions(batch, {(T, 1)})
+    assert kept.records == records(0, range(3))
+    assert [b.record for b in kept.bad] == records(0, range(3))
+    assert kept.staged is None  # staged for the whole batch: the transaction stages it again
+    assert (kept.now, kept.started) == (now, 1.0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eventfleet.consumer.runtime import offsets_not_sent
+from eventfleet.consumer.kafka_source import offsets_not_sent
 
 
 def test_only_offsets_kafka_has_not_seen_are_sent() -> None:

@@ -1,6 +1,7 @@
-"""Layering you can check (conventions): pure modules import no I/O client library, and a lower
+"""Layering you can check (conventions): pure modules import no I/O client library, each part of
+the loop imports the client library of its own system only and the loop itself none, and a lower
 layer imports nothing of the layers above it (the mirror is below the modes, the modes below the
-runtime)."""
+loop)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,23 @@ PURE = (
     "mirror/floors.py",
 )
 IO_LIBRARIES = {"psycopg2", "redis", "confluent_kafka", "socket", "http", "urllib", "subprocess"}
+CLIENTS = {"psycopg2", "redis", "confluent_kafka"}
+# (a module of the loop, the client libraries it must not import): the loop (runtime, and what it
+# knows of its parts) talks to Kafka, PostgreSQL and Redis only through its parts.
+PARTS = (
+    ("runtime.py", CLIENTS),
+    ("parts.py", CLIENTS),
+    ("kafka_source.py", CLIENTS - {"confluent_kafka"}),
+    ("dlq_producer.py", CLIENTS - {"confluent_kafka"}),
+    ("store.py", CLIENTS - {"psycopg2"}),
+    ("mirror_link.py", {"confluent_kafka"}),  # Redis, and PostgreSQL for a rebuild's reads
+)
+LOOP = ("runtime", "parts", "kafka_source", "dlq_producer", "store", "mirror_link")
 # (a layer: a subpackage, every module of it; what it must not import, nor anything under it)
 LAYERS = (
     ("mirror", "eventfleet.consumer.modes"),
-    ("mirror", "eventfleet.consumer.runtime"),
-    ("modes", "eventfleet.consumer.runtime"),
+    *(("mirror", f"eventfleet.consumer.{name}") for name in LOOP),
+    *(("modes", f"eventfleet.consumer.{name}") for name in LOOP),
 )
 
 
@@ -79,6 +92,13 @@ def test_pure_module_imports_no_io(name: str) -> None:
         if n.startswith("eventfleet.consumer.")
     }
     assert internal <= set(PURE)
+
+
+@pytest.mark.parametrize(("name", "clients"), PARTS, ids=[name for name, _ in PARTS])
+def test_a_part_of_the_loop_imports_only_its_own_client_library(
+    name: str, clients: set[str]
+) -> None:
+    assert not imported(PACKAGE / name) & clients
 
 
 @pytest.mark.parametrize(("layer", "above"), LAYERS)

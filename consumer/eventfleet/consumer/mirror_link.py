@@ -1,0 +1,137 @@
+"""The loop's side of the Redis mirror (step 5 of the order in runtime.py): the check before the
+first batch, each committed batch's values, and the PostgreSQL reads a rebuild needs.
+
+The protocol itself is mirror.sync.RedisMirror; this feeds it the mode's values and reads, on a
+PostgreSQL connection of its own (the next batch's transaction may be running on the Store's),
+and keeps Redis from ever stopping the pipeline: a failure is counted and logged, and the mirror
+rebuilds once it can.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import psycopg2
+import psycopg2.extensions
+import redis
+
+from eventfleet.consumer.mirror.ops import RedisOp
+from eventfleet.consumer.mirror.sync import RedisMirror
+from eventfleet.consumer.modes.base import Mode, RedisValues
+from eventfleet.consumer.observability import Metrics
+from eventfleet.consumer.settings import ConsumerSettings
+from eventfleet.consumer.store import connect
+
+log = logging.getLogger(__name__)
+TP = tuple[str, int]
+
+
+class MirrorLink:
+    def __init__(
+        self,
+        mirror: RedisMirror,
+        settings: ConsumerSettings,
+        sink: str,
+        mode: Mode,
+        metrics: Metrics,
+    ) -> None:
+        self.redis = mirror
+        self.settings = settings
+        self.sink = sink
+        self.mode = mode
+        self.metrics = metrics
+        self._connection: psycopg2.extensions.connection | None = None
+
+    def close(self) -> None:
+        self.redis.close()
+        self._close_connection()
+
+    def verify(self) -> None:
+        """Before the first batch: rebuild Redis only if it is really behind PostgreSQL."""
+        mirror = self.redis
+        self._safely(lambda: mirror.verify(snapshot=self._snapshot, stored=self._stored))
+
+    def publish(self, values: list[RedisValues], offsets: dict[TP, int]) -> None:
+        """A committed batch: the values its writes returned (one per written slice) and its
+        partitions' next offsets."""
+        mirror = self.redis
+        if not (values or mirror.dirty):
+            return
+        floors = mirror.floors
+        try:
+            ops = [op for slice_values in values for op in slice_values(floors)]
+        except Exception:
+            # PostgreSQL has the batch; Redis is rebuilt from it instead of patched.
+            self.metrics.internal_errors.labels("redis").inc()
+            log.exception("building the batch's Redis values raised; Redis is rebuilt")
+            mirror.dirty = True
+            ops = []
+        self._safely(
+            lambda: mirror.publish(
+                ops,
+                offsets,
+                snapshot=self._snapshot,
+                stored=self._stored,
+                reread=self._reread,
+            )
+        )
+
+    def _safely(self, write: Callable[[], None]) -> None:
+        """Redis never stops the pipeline: a failure is counted and logged, and the mirror
+        rebuilds once it can."""
+        mirror = self.redis
+        resyncs, rewritten = mirror.resyncs, mirror.rewritten
+        try:
+            write()
+        except redis.RedisError as error:
+            self.metrics.redis_errors.inc()
+            log.warning("Redis write failed; will rebuild when back", extra={"error": str(error)})
+        except psycopg2.Error as error:
+            mirror.dirty = True
+            self._close_connection()
+            log.warning("Redis rebuild could not read PostgreSQL", extra={"error": str(error)})
+        except Exception:
+            # Redis never stops the pipeline, not even through a bug of ours: logged, counted,
+            # and the mirror tries a rebuild at the next batch.
+            mirror.dirty = True
+            self.metrics.internal_errors.labels("redis").inc()
+            log.exception("the Redis mirror raised; it rebuilds at the next batch")
+        if mirror.resyncs != resyncs:
+            self.metrics.redis_resyncs.inc()
+        if mirror.rewritten != rewritten:
+            self.metrics.redis_rewrites.inc(mirror.rewritten - rewritten)
+
+    # --------------------------------------------------------- PostgreSQL reads of a rebuild
+
+    def _db(self) -> psycopg2.extensions.connection:
+        """The connection of Redis rebuilds, which may read while a batch commits."""
+        if self._connection is None or self._connection.closed:
+            self._connection = connect(self.settings)
+        return self._connection
+
+    def _close_connection(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            except psycopg2.Error:
+                log.debug("closing a broken connection failed", exc_info=True)
+            self._connection = None
+
+    def _snapshot(self) -> Iterator[list[RedisOp]]:
+        return self.mode.snapshot(self._db(), datetime.now(UTC))
+
+    def _reread(self, keys: list[str]) -> list[RedisOp]:
+        return self.mode.reread(self._db(), keys)
+
+    def _stored(self) -> dict[TP, int]:
+        connection = self._db()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT topic, kafka_partition, next_offset FROM sink_offsets WHERE sink = %s",
+                (self.sink,),
+            )
+            found = {(t, p): o for t, p, o in cursor.fetchall()}
+        connection.commit()
+        return found
