@@ -107,6 +107,8 @@ class KafkaSource:
         }
         self.assigned: set[TP] = set()
         self.topic_ids: dict[str, str] = {}  # Kafka's id of each topic, read on assignment
+        # Topics whose id is read again before the next transaction (see recheck_topic_ids).
+        self._recheck: set[str] = set()
         self.accepted_gaps: dict[TP, int] = {}  # sought to: a gap from there is accepted (admit)
         self.committed: dict[TP, int] = {}  # next offsets in PostgreSQL, per assigned partition
         self.sent_to_kafka: dict[TP, int] = {}  # what Kafka was last sent of those
@@ -188,8 +190,21 @@ class KafkaSource:
         self.topic_ids.update(found)
         return found
 
+    def recheck_topic_ids(self, topics: Collection[str]) -> None:
+        """Read these topics' ids again before the next transaction. A topic deleted and created
+        again under a running consumer need not cause a new assignment: its partitions stay
+        assigned and only their records start over at 0, below the stored offsets. The
+        transaction then asks for a seek forward, which Kafka answers by resetting to the
+        beginning, again and again: so a seek is the sign to look at the id once more."""
+        self._recheck.update(topics)
+
     def topic_ids_of(self, topics: Collection[str]) -> dict[str, str]:
-        """The ids of the batch's topics (read now if not known since the last assignment)."""
+        """The ids of the batch's topics (read now if not known since the last assignment, or
+        when asked to recheck them)."""
+        again = [t for t in topics if t in self._recheck]
+        if again:
+            self._recheck.difference_update(again)
+            self._read_topic_ids(again)
         missing = [t for t in topics if t not in self.topic_ids]
         if missing:
             self._read_topic_ids(missing)

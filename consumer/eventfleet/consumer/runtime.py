@@ -355,6 +355,8 @@ class Consumer:
             self.source.commit(admission.next_offsets)
         for (topic, partition), offset in admission.seeks.items():
             self.source.seek(topic, partition, offset)
+        if admission.seeks:
+            self.source.recheck_topic_ids({topic for topic, _ in admission.seeks})
         if self.dlq is not None and outcome.dlq:
             self.dlq.produce(outcome.dlq)
         if self.mirror is not None:

@@ -256,3 +256,26 @@ def test_a_recreated_topic_is_noticed_and_read_from_its_beginning(  # noqa: PLR0
     assert redis_stats(consumer_redis) == expected_stats(old + new)
     stored = rows(postgres_dsn, "SELECT sum(next_offset) FROM sink_offsets")
     assert stored == [(300,)]
+
+
+def test_a_topic_recreated_under_a_running_consumer_is_read_from_its_beginning(  # noqa: PLR0917 - fixtures
+    stack: Stack,
+    kafka_admin: AdminClient,
+    create_topic: Callable[..., str],
+    postgres_dsn: str,
+    consumer_redis: redis.Redis,
+    consumer_settings: Callable[..., ConsumerSettings],
+) -> None:
+    """The partitions may stay assigned through the deletion: only the offsets start over."""
+    topic = create_topic(partitions=2)
+    old, new = generate_events(1200, seed=12), generate_events(300, seed=13)
+    produce_events(stack.kafka_bootstrap, topic, old)
+    consumer = Consumer(consumer_settings("stats", topic, batch_size=100))
+    with running(consumer):
+        wait_for(lambda: processed_count(postgres_dsn) >= 1200, timeout=60, what="the old")
+        recreate(kafka_admin, topic, partitions=2)
+        produce_events(stack.kafka_bootstrap, topic, new)
+        wait_for(lambda: counter(consumer.metrics.processed) >= 1500, timeout=90, what="the new")
+    assert stored_stats(postgres_dsn) == expected_stats(old + new)
+    assert redis_stats(consumer_redis) == expected_stats(old + new)
+    assert rows(postgres_dsn, "SELECT sum(next_offset) FROM sink_offsets") == [(300,)]

@@ -109,6 +109,9 @@ def test_a_topic_deleted_with_its_event_consumer_and_applied_again_is_read_anew(
         what="every event of the new incarnation stored",
     )
     assert scalar(postgres_dsn, "SELECT sum(next_offset) FROM sink_offsets") == 300
+    # Its finalizer (deletionPolicy Delete) needs the running operator: delete it while it runs.
+    cluster.delete("logger")
+    wait_for(lambda: absent(cluster, "logger"), timeout=60, what="the EventConsumer gone")
 
 
 def absent(cluster: Cluster, name: str) -> bool:

@@ -94,6 +94,9 @@ class FakeKafka:
     def topic_ids_of(self, topics: Collection[str]) -> dict[str, str]:
         return {t: self.topic_ids[t] for t in topics}
 
+    def recheck_topic_ids(self, topics: Collection[str]) -> None:
+        pass
+
     def close(self) -> None:
         self.log.add("closed")
 
