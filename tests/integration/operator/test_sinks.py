@@ -4,6 +4,8 @@ one (deleted, then created under a new name) continues the progress of the old."
 
 from __future__ import annotations
 
+import contextlib
+
 import psycopg2
 import pytest
 from kubernetes.client.exceptions import ApiException
@@ -88,30 +90,34 @@ def test_a_topic_deleted_with_its_event_consumer_and_applied_again_is_read_anew(
         topic_name,
         topic={"partitions": 2, "deletionPolicy": "Delete"},
     )
-    cluster.create(manifest)
-    cluster.wait_condition("logger", "Ready", "True", timeout=60)
-    produce(stack, topic_name, 1500)
-    wait_for(
-        lambda: scalar(postgres_dsn, "SELECT count(*) FROM events") == 1500,
-        timeout=90,
-        what="the first incarnation's events stored",
-    )
-    cluster.delete("logger")  # deletionPolicy Delete: the topic goes with it
-    wait_for(lambda: absent(cluster, "logger"), timeout=60, what="the EventConsumer gone")
-    cluster.create(manifest)  # re-applied: a new topic of the same name, offsets from 0 again
-    cluster.wait_event(
-        "logger", lambda e: e.startswith("TopicRecreated:"), what="a TopicRecreated Event"
-    )
-    produce(stack, topic_name, 300)  # all at offsets the old incarnation already passed
-    wait_for(
-        lambda: scalar(postgres_dsn, "SELECT count(*) FROM events") == 1800,
-        timeout=90,
-        what="every event of the new incarnation stored",
-    )
-    assert scalar(postgres_dsn, "SELECT sum(next_offset) FROM sink_offsets") == 300
-    # Its finalizer (deletionPolicy Delete) needs the running operator: delete it while it runs.
-    cluster.delete("logger")
-    wait_for(lambda: absent(cluster, "logger"), timeout=60, what="the EventConsumer gone")
+    try:
+        cluster.create(manifest)
+        cluster.wait_condition("logger", "Ready", "True", timeout=60)
+        produce(stack, topic_name, 1500)
+        wait_for(
+            lambda: scalar(postgres_dsn, "SELECT count(*) FROM events") == 1500,
+            timeout=90,
+            what="the first incarnation's events stored",
+        )
+        cluster.delete("logger")  # deletionPolicy Delete: the topic goes with it
+        wait_for(lambda: absent(cluster, "logger"), timeout=60, what="the EventConsumer gone")
+        cluster.create(manifest)  # re-applied: a new topic of the same name, offsets from 0 again
+        cluster.wait_event(
+            "logger", lambda e: e.startswith("TopicRecreated:"), what="a TopicRecreated Event"
+        )
+        produce(stack, topic_name, 300)  # all at offsets the old incarnation already passed
+        wait_for(
+            lambda: scalar(postgres_dsn, "SELECT count(*) FROM events") == 1800,
+            timeout=90,
+            what="every event of the new incarnation stored",
+        )
+        assert scalar(postgres_dsn, "SELECT sum(next_offset) FROM sink_offsets") == 300
+    finally:
+        # Its finalizer (deletionPolicy Delete) needs the running operator: delete it while it
+        # runs, or the namespace would stay Terminating for the tests after this one.
+        with contextlib.suppress(ApiException):
+            cluster.delete("logger")
+        wait_for(lambda: absent(cluster, "logger"), timeout=60, what="the EventConsumer gone")
 
 
 def absent(cluster: Cluster, name: str) -> bool:
