@@ -119,13 +119,17 @@ def schema_version(migrations: list[Migration]) -> int:
     return max(own, default=0)
 
 
+def _connect(dsn: str, connect_timeout: int) -> psycopg2.extensions.connection:
+    try:
+        return psycopg2.connect(dsn, connect_timeout=connect_timeout)
+    except psycopg2.OperationalError as error:
+        raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {error}".strip()) from error
+
+
 def apply(dsn: str, mode: Mode, *, connect_timeout: int = 10) -> list[Migration]:
     """Apply what is pending for `mode`; returns what this call applied (often nothing)."""
     migrations = for_mode(mode)
-    try:
-        connection = psycopg2.connect(dsn, connect_timeout=connect_timeout)
-    except psycopg2.OperationalError as error:
-        raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {error}".strip()) from error
+    connection = _connect(dsn, connect_timeout)
     try:
         connection.autocommit = True
         with connection.cursor() as cursor:
@@ -186,10 +190,7 @@ def claim_sink(
     (or, with `take_over_from`, unless it is held by someone other than that previous owner,
     which the caller found gone). Returns the sink's owner after the claim: `owner` when the
     claim holds. The schema must be migrated."""
-    try:
-        connection = psycopg2.connect(dsn, connect_timeout=connect_timeout)
-    except psycopg2.OperationalError as error:
-        raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {error}".strip()) from error
+    connection = _connect(dsn, connect_timeout)
     try:
         with connection, connection.cursor() as cursor:
             values = (owner.owner, owner.owner_uid, owner.consumer_group)
@@ -213,10 +214,7 @@ def claim_sink(
 
 def stored_topic_ids(dsn: str, mode: Mode, topic: str, *, connect_timeout: int = 10) -> set[str]:
     """The Kafka topic ids the sink's stored progress of `topic` counts in (empty: none yet)."""
-    try:
-        connection = psycopg2.connect(dsn, connect_timeout=connect_timeout)
-    except psycopg2.OperationalError as error:
-        raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {error}".strip()) from error
+    connection = _connect(dsn, connect_timeout)
     try:
         with connection, connection.cursor() as cursor:
             cursor.execute(

@@ -25,16 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
-KNOWN_EVENT_TYPES: Final = (
-    "player_login",
-    "player_logout",
-    "player_level_up",
-    "match_completed",
-    "achievement_unlocked",
-    "purchase",
-)
 KnownEventType = Literal[
     "player_login",
     "player_logout",
@@ -43,6 +35,7 @@ KnownEventType = Literal[
     "achievement_unlocked",
     "purchase",
 ]
+KNOWN_EVENT_TYPES: Final[tuple[KnownEventType, ...]] = get_args(KnownEventType)
 
 IDENTIFIER_PATTERN: Final = r"^[A-Za-z0-9_.@-]{1,128}$"
 EVENT_TYPE_PATTERN: Final = r"^[a-z][a-z0-9_]{0,63}$"

@@ -88,15 +88,9 @@ def _is_unknown_topic(error: KafkaException) -> bool:
 def describe_topic(bootstrap: str, topic: str) -> ObservedTopic | None:
     """What Kafka knows of the topic, or None when it does not exist."""
     admin = admin_for(bootstrap)
-    futures = admin.describe_topics(TopicCollection([topic]), request_timeout=TIMEOUT_SECONDS)
-    try:
-        description = futures[topic].result(timeout=TIMEOUT_SECONDS)
-    except KafkaException as error:
-        if _is_unknown_topic(error):
-            return None
-        raise KafkaUnavailableError(f"describing topic {topic}: {error.args[0]}") from error
-    except TimeoutError as error:
-        raise KafkaUnavailableError(f"describing topic {topic}: no answer") from error
+    description = _description(admin, topic)
+    if description is None:
+        return None
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     configs = _wait(
         admin.describe_configs([resource], request_timeout=TIMEOUT_SECONDS)[resource],
@@ -113,10 +107,15 @@ def describe_topic(bootstrap: str, topic: str) -> ObservedTopic | None:
 def topic_id(bootstrap: str, topic: str) -> str | None:
     """Kafka's id of the topic (a new one each time a topic of this name is created), or None
     when it does not exist."""
-    admin = admin_for(bootstrap)
+    description = _description(admin_for(bootstrap), topic)
+    return None if description is None else str(description.topic_id)
+
+
+def _description(admin: AdminClient, topic: str) -> Any:
+    """Kafka's TopicDescription of the topic, or None when it does not exist."""
     futures = admin.describe_topics(TopicCollection([topic]), request_timeout=TIMEOUT_SECONDS)
     try:
-        return str(futures[topic].result(timeout=TIMEOUT_SECONDS).topic_id)
+        return futures[topic].result(timeout=TIMEOUT_SECONDS)
     except KafkaException as error:
         if _is_unknown_topic(error):
             return None
