@@ -195,7 +195,10 @@ def _loads_batch(body: bytes, max_depth: int) -> Any:
                 return value
     value = strict_json.loads(body, max_depth=max_depth + 1)
     if isinstance(value, strict_json.JsonProblem):
-        return BodyError(400, value.reason, value.message)
+        message = value.message
+        if value.reason == "too_deep":
+            message += f" ({max_depth} for an event, and one level for the batch's array)"
+        return BodyError(400, value.reason, message)
     return value
 
 
