@@ -27,9 +27,10 @@ Per batch, in this order:
       and cannot both count a record;
    b. once per event_id (dedup.py; stats and leaderboard, the logger's table is keyed by the
       id): an event whose event_id the sink counted within the dedup window (a client's retry)
-      is not counted again. Then the mode writes its rows; a DataError/IntegrityError is
-      isolated by bisection under savepoints and the guilty record goes to the DLQ with the
-      database's message;
+      is not counted again. Then the mode writes its rows; a DataError/IntegrityError, or any
+      exception of the consumer's own code, is isolated by bisection under savepoints and the
+      guilty record goes to the DLQ (database_error with the database's message, or
+      internal_error with the exception's); the partition moves on;
    c. DLQ rows for rejected and guilty records;
    d. the new offsets with the topic's id, updated only from the offset read in (a)
       (compare-and-set: FencedError if one moved);
@@ -38,7 +39,9 @@ Per batch, in this order:
       false) and retry the same batch; nothing has been committed anywhere.
 4. Commit the same offsets to Kafka (KafkaSource.commit: asynchronously and at most every
    KAFKA_COMMIT_INTERVAL_SECONDS: PostgreSQL is the source of truth; Kafka's copy makes lag
-   visible), send DLQ records to the DLQ topic if one is configured (DlqProducer).
+   visible), send DLQ records to the DLQ topic if one is configured (DlqProducer). A seek
+   makes the next transaction read its topic's id again: a topic recreated under a running
+   consumer keeps its assignment, and only its id tells its new records from the old.
 5. Redis (MirrorLink.publish): write the absolute values PostgreSQL returned; if Redis lost its
    marker, rebuild it from PostgreSQL. A Redis failure never blocks step 3.
 
