@@ -33,6 +33,9 @@ COMMANDS = {
         "eventfleet.gateway.cli", "the HTTP ingestion gateway: POST /api/v1/events into Kafka"
     ),
     "migrate": Command("eventfleet.consumer.migrate_cli", "apply a mode's database migrations"),
+    "dlq": Command(
+        "eventfleet.consumer.dlq.cli", "inspect, replay and purge dead letters (dlq_events)"
+    ),
 }
 
 

@@ -60,6 +60,9 @@ class ConsumerSettings(BaseModel):
     # stats, leaderboard: an event_id counted within this many hours is not counted again. The
     # default, 7 days, is Kafka's default retention: no replay of the topic reaches further back.
     dedup_window_hours: Annotated[int, Field(ge=1, le=8760)] = 168
+    # Dead letters (dlq_events) older than this many days are deleted by maintenance. The table
+    # is shared by every mode writing to the database: the shortest retention among them wins.
+    dlq_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     # Who writes this mode's tables (the operator passes namespace/name of the EventConsumer):
     # a consumer whose owner is not the sink's recorded owner waits instead of writing. None:
     # no claim is made or checked (a consumer run by hand).

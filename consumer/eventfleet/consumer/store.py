@@ -33,6 +33,7 @@ from eventfleet.consumer.batch import (
     internal_message,
     restart_recreated,
 )
+from eventfleet.consumer.dlq import table as dead_letters
 from eventfleet.consumer.modes.base import Mode, RedisValues
 from eventfleet.consumer.observability import Metrics
 from eventfleet.consumer.settings import ConsumerSettings
@@ -187,6 +188,7 @@ class Store:
             table = self.mode.counted_events_table
             if table is not None:
                 dedup.expire(self._db(), table, self.settings.dedup_window_hours)
+            dead_letters.expire(self._db(), self.settings.dlq_retention_days)
         except psycopg2.Error as error:
             log.warning("maintenance failed; will retry", extra={"error": str(error).strip()})
             self.close()

@@ -103,6 +103,7 @@ def consumer_env(spec: EventConsumerSpec, group: str, owner: Owner) -> list[dict
         "EVENTFLEET_CONSUMER_GROUP": group,
         "EVENTFLEET_BATCH_SIZE": str(spec.processing.batch_size),
         "EVENTFLEET_BATCH_TIMEOUT_MS": str(spec.processing.batch_timeout_ms),
+        "EVENTFLEET_DLQ_RETENTION_DAYS": str(spec.processing.dlq_retention_days),
         "EVENTFLEET_HTTP_PORT": str(HTTP_PORT),
     }
     if spec.processing.dlq_topic:

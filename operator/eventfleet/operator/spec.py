@@ -122,6 +122,8 @@ class ProcessingSpec(_Spec):
     dlq_topic: Annotated[str | None, Field(alias="dlqTopic", pattern=TOPIC_PATTERN)] = None
     # stats, leaderboard: an event_id counted within this many hours is not counted again.
     dedup_window_hours: Annotated[int, Field(alias="dedupWindowHours", ge=1, le=8760)] = 168
+    # Dead letters older than this are deleted (`eventfleet dlq` inspects and replays them).
+    dlq_retention_days: Annotated[int, Field(alias="dlqRetentionDays", ge=1, le=3650)] = 30
 
 
 class LeaderboardSpec(_Spec):

@@ -19,6 +19,8 @@ PURE = (
     "mirror/ops.py",
     "mirror/resp.py",
     "mirror/floors.py",
+    "dlq/fixup.py",
+    "dlq/selection.py",
 )
 IO_LIBRARIES = {"psycopg2", "redis", "confluent_kafka", "socket", "http", "urllib", "subprocess"}
 CLIENTS = {"psycopg2", "redis", "confluent_kafka"}
@@ -38,6 +40,8 @@ LAYERS = (
     ("mirror", "eventfleet.consumer.modes"),
     *(("mirror", f"eventfleet.consumer.{name}") for name in LOOP),
     *(("modes", f"eventfleet.consumer.{name}") for name in LOOP),
+    # The dead-letter command reads the table and judges by the contract, never through the loop.
+    *(("dlq", f"eventfleet.consumer.{name}") for name in (*LOOP, "modes")),
 )
 
 

@@ -81,6 +81,7 @@ def test_every_variable_is_a_consumer_setting_and_the_consumer_accepts_them() ->
     assert (settings.redis_stats_db, settings.redis_leaderboard_db) == (8, 1)
     assert settings.sink_owner == "gamemetrics/stats"
     assert settings.dedup_window_hours == 168
+    assert settings.dlq_retention_days == 30
 
 
 def test_the_dedup_window_reaches_the_counting_modes_only() -> None:
@@ -89,6 +90,13 @@ def test_the_dedup_window_reaches_the_counting_modes_only() -> None:
     assert env["EVENTFLEET_DEDUP_WINDOW_HOURS"] == "24"
     logger = {i["name"] for i in container(deployment(spec(mode="logger", redis=None)))["env"]}
     assert "EVENTFLEET_DEDUP_WINDOW_HOURS" not in logger
+
+
+def test_the_dlq_retention_reaches_every_mode() -> None:
+    for mode, redis in (("logger", None), ("stats", {"urlSecretRef": {"name": "r", "key": "url"}})):
+        built = deployment(spec(mode=mode, redis=redis, processing={"dlqRetentionDays": 3}))
+        env = {i["name"]: i.get("value") for i in container(built)["env"]}
+        assert env["EVENTFLEET_DLQ_RETENTION_DAYS"] == "3"
 
 
 def test_secrets_are_referenced_never_inlined() -> None:

@@ -1,0 +1,175 @@
+"""`eventfleet dlq` on the real stack: dead letters a consumer wrote are listed, shown,
+replayed (fixed up, through the contract) and purged; a replay sends nothing twice and a
+replayed event counts once, also when a replay dies between Kafka and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import psycopg2
+import pytest
+import redis
+from confluent_kafka import Consumer as KafkaConsumer
+from confluent_kafka import TopicPartition
+
+from eventfleet.consumer.dlq import cli, table
+from eventfleet.consumer.runtime import Consumer
+from eventfleet.consumer.settings import ConsumerSettings
+from tests.fixtures.stack import Stack
+from tests.fixtures.waiting import wait_for
+from tests.integration.consumer.expected import expected_stats, redis_stats, stored_stats
+from tests.integration.consumer.helpers import (
+    generate_events,
+    processed_count,
+    produce,
+    produce_events,
+    rows,
+    running,
+)
+
+pytestmark = pytest.mark.integration
+
+WHEN = "2026-11-30T10:00:00Z"
+BAD_SCORE = {"event_id": "6f7c1d2e-0000-4000-8000-000000000001", "event_type": "match_completed",
+             "player_id": "p1", "game_id": "game1", "timestamp": WHEN,
+             "data": {"score": "lots", "won": True}}  # fmt: skip
+NO_PLAYER = {"event_type": "player_level_up", "game_id": "game2", "timestamp": WHEN,
+             "data": {"level": 12}}  # fmt: skip
+NOT_JSON = b'{"event_type": "match_completed", "player_id": '
+
+
+def dlq(dsn: str, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    capsys.readouterr()
+    code = cli.main(["--dsn", dsn, *args])
+    return code, capsys.readouterr().out
+
+
+def end_offset(bootstrap: str, topic: str) -> int:
+    reader = KafkaConsumer({"bootstrap.servers": bootstrap, "group.id": "dlq-test-watermarks"})
+    try:
+        return int(reader.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1])
+    finally:
+        reader.close()
+
+
+def with_fix(event: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    copy: dict[str, Any] = json.loads(json.dumps(event))
+    return copy | changes
+
+
+def test_dead_letters_are_listed_shown_replayed_once_and_purged(  # noqa: PLR0917, PLR0915 - fixtures; one story
+    stack: Stack,
+    create_topic: Callable[..., str],
+    postgres_dsn: str,
+    consumer_redis: redis.Redis,
+    consumer_settings: Callable[..., ConsumerSettings],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    topic = create_topic(partitions=1)
+    good = generate_events(200, seed=31)
+    produce_events(stack.kafka_bootstrap, topic, good)
+    produce(stack.kafka_bootstrap, topic, [json.dumps(e).encode() for e in (BAD_SCORE, NO_PLAYER)])
+    produce(stack.kafka_bootstrap, topic, [NOT_JSON])
+    consumer = Consumer(consumer_settings("stats", topic, batch_size=50))
+    with running(consumer):
+        wait_for(lambda: processed_count(postgres_dsn) >= 203, timeout=90, what="the records")
+        reasons = [r for (r,) in rows(postgres_dsn, "SELECT reason FROM dlq_events ORDER BY id")]
+        assert reasons == ["invalid_data", "missing_field", "invalid_json"]
+        bad_score, no_player, not_json = (
+            i for (i,) in rows(postgres_dsn, "SELECT id FROM dlq_events ORDER BY kafka_offset")
+        )
+
+        code, out = dlq(postgres_dsn, capsys, "list", "--group", consumer.settings.group)
+        assert code == 0
+        group = re.escape(consumer.settings.group)
+        for reason in ("invalid_data", "missing_field", "invalid_json"):
+            assert re.search(rf"{group}\s+{reason}\s+1\s+0", out), out
+        assert "3 dead letters, 0 replayed" in out
+        assert dlq(postgres_dsn, capsys, "list", "--since", "1h", "--reason", "nope")[1].startswith(
+            "no dead letters match"
+        )
+
+        code, out = dlq(postgres_dsn, capsys, "show", str(not_json))
+        assert code == 0
+        assert f"{topic}/0/202" in out
+        assert "invalid_json" in out
+        assert NOT_JSON.decode() in out
+        assert "7b 22 65 76" in dlq(postgres_dsn, capsys, "show", str(not_json), "--hex")[1]
+        assert dlq(postgres_dsn, capsys, "show", "999999999")[0] == 1
+
+        # A dry run says what would go and what would still be refused, and sends nothing.
+        before = end_offset(stack.kafka_bootstrap, topic)
+        code, out = dlq(postgres_dsn, capsys, "replay", "--dry-run", "--set", "data.score=7",
+                        "--bootstrap", stack.kafka_bootstrap)  # fmt: skip
+        assert code == 1  # two rows would still be refused
+        assert f"would send {bad_score} to {topic}" in out
+        assert f"refused {no_player}: missing_field" in out
+        assert f"refused {not_json}: invalid_json" in out
+        assert end_offset(stack.kafka_bootstrap, topic) == before
+
+        # A replay that dies after Kafka acknowledged, before PostgreSQL committed: the row stays
+        # unreplayed, and the second attempt sends the same event_id again.
+        def die(*_: object) -> None:
+            raise psycopg2.OperationalError("connection lost before the commit")
+
+        monkeypatch.setattr(table, "mark_replayed", die)
+        args = ["replay", "--id", str(bad_score), "--set", "data.score=7",
+                "--bootstrap", stack.kafka_bootstrap]  # fmt: skip
+        assert dlq(postgres_dsn, capsys, *args)[0] == 1
+        monkeypatch.undo()
+        assert end_offset(stack.kafka_bootstrap, topic) == before + 1
+        code, out = dlq(postgres_dsn, capsys, *args)
+        assert code == 0, out
+        assert "sent 1, refused 0, failed 0" in out
+        assert end_offset(stack.kafka_bootstrap, topic) == before + 2
+        # Replaying again finds nothing left to send.
+        assert "0 not yet replayed: sent 0" in dlq(postgres_dsn, capsys, *args)[1]
+        assert end_offset(stack.kafka_bootstrap, topic) == before + 2
+
+        patch = json.dumps({"player_id": "p9"})
+        code, out = dlq(postgres_dsn, capsys, "replay", "--reason", "missing_field", "--patch",
+                        patch, "--bootstrap", stack.kafka_bootstrap)  # fmt: skip
+        assert code == 0, out
+        assert "1 not yet replayed: sent 1, refused 0, failed 0" in out
+
+        fixed = [
+            with_fix(BAD_SCORE, data={"score": 7, "won": True}),
+            with_fix(NO_PLAYER, player_id="p9"),
+        ]
+        wait_for(lambda: processed_count(postgres_dsn) >= 206, timeout=60, what="the replays")
+        wait_for(lambda: stored_stats(postgres_dsn) == expected_stats(good + fixed), timeout=30,
+                 what="the replayed events counted once")  # fmt: skip
+        assert redis_stats(consumer_redis) == expected_stats(good + fixed)
+
+    replayed = rows(
+        postgres_dsn,
+        "SELECT id, replayed_to FROM dlq_events WHERE replayed_at IS NOT NULL ORDER BY id",
+    )
+    assert replayed == [(bad_score, topic), (no_player, topic)]
+    assert dlq(postgres_dsn, capsys, "purge")[0] == 2  # never everything by accident
+    assert dlq(postgres_dsn, capsys, "purge", "--replayed")[1] == "purged 2 dead letters\n"
+    assert [i for (i,) in rows(postgres_dsn, "SELECT id FROM dlq_events")] == [not_json]
+
+
+def test_dead_letters_expire_after_the_retention(
+    stack: Stack,
+    create_topic: Callable[..., str],
+    postgres_dsn: str,
+    consumer_settings: Callable[..., ConsumerSettings],
+) -> None:
+    topic = create_topic(partitions=1)
+    produce(stack.kafka_bootstrap, topic, [NOT_JSON, NOT_JSON + b"x"])
+    settings = consumer_settings("logger", topic, dlq_retention_days=30)
+    with running(Consumer(settings)):
+        wait_for(lambda: processed_count(postgres_dsn) >= 2, timeout=60, what="the records")
+    with psycopg2.connect(postgres_dsn) as connection, connection.cursor() as cursor:
+        cursor.execute("UPDATE dlq_events SET failed_at = now() - interval '31 days' "
+                       "WHERE kafka_offset = 0")  # fmt: skip
+    with running(Consumer(settings)):  # maintenance runs first thing
+        wait_for(lambda: len(rows(postgres_dsn, "SELECT id FROM dlq_events")) == 1, timeout=30,
+                 what="the expired dead letter deleted")  # fmt: skip
+    assert rows(postgres_dsn, "SELECT kafka_offset FROM dlq_events") == [(1,)]
