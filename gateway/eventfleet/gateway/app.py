@@ -11,13 +11,23 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from eventfleet.contract.events import ParseLimits
 from eventfleet.gateway import ingest, metrics
 from eventfleet.gateway.docs import load_assets
+from eventfleet.gateway.http import (
+    Headers,
+    Scope,
+    TooLarge,
+    Transport,
+    api_key,
+    client_ip,
+    query_flag,
+    read_body,
+)
 from eventfleet.gateway.ids import new_event_id_text
 from eventfleet.gateway.ingest import BodyError, Decoded, Ready
 from eventfleet.gateway.openapi import build_openapi
@@ -31,34 +41,6 @@ EVENTS_PATH: Final = "/api/v1/events"
 BATCH_PATH: Final = "/api/v1/events/batch"
 JSON: Final = "application/json"
 METRICS_FLUSH_SECONDS: Final = 1.0
-Headers = list[tuple[str, str]]
-
-
-class HeaderMap(Protocol):
-    def get(self, key: str, default: Any = None) -> Any: ...
-
-
-class Scope(Protocol):
-    """What the app reads of granian's RSGI scope (a fake one serves the unit tests)."""
-
-    @property
-    def proto(self) -> str: ...
-    @property
-    def method(self) -> str: ...
-    @property
-    def path(self) -> str: ...
-    @property
-    def query_string(self) -> str: ...
-    @property
-    def client(self) -> str: ...
-    @property
-    def headers(self) -> HeaderMap: ...
-
-
-class Transport(Protocol):
-    def __call__(self) -> Awaitable[bytes]: ...
-    def __aiter__(self) -> AsyncIterator[bytes]: ...
-    def response_bytes(self, status: int, headers: Headers, body: bytes) -> None: ...
 
 
 class Sink(Protocol):
@@ -68,10 +50,6 @@ class Sink(Protocol):
     def send(self, ready: tuple[Ready, ...]) -> Pending: ...
     async def wait(self, pending: Pending) -> None: ...
     def close(self, flush_seconds: float) -> int: ...
-
-
-class TooLarge(Exception):  # noqa: N818 - control flow, never escapes the app
-    pass
 
 
 class Gateway:
@@ -220,7 +198,7 @@ class Gateway:
     async def _ingest(self, scope: Scope, proto: Transport, *, batch: bool) -> None:
         endpoint = BATCH_PATH if batch else EVENTS_PATH
         headers = scope.headers
-        key = _api_key(headers) if self.api_keys or self.buckets is not None else None
+        key = api_key(headers) if self.api_keys or self.buckets is not None else None
         if self.api_keys and key not in self.api_keys:
             self._refuse(
                 proto,
@@ -232,7 +210,7 @@ class Gateway:
             )
             return
         if self.buckets is not None:
-            client = f"key:{key}" if key else f"ip:{_client_ip(scope.client)}"
+            client = f"key:{key}" if key else f"ip:{client_ip(scope.client)}"
             decision = self.buckets.take(client, self._clock())
             if not decision.allowed:
                 self._refuse(
@@ -257,7 +235,7 @@ class Gateway:
             return
         limit = self.settings.max_batch_bytes if batch else self.settings.max_event_bytes
         try:
-            body = await _read_body(headers, proto, limit)
+            body = await read_body(headers, proto, limit)
         except TooLarge:
             self._refuse(proto, endpoint, 413, "too_large", f"the body is over {limit} bytes")
             return
@@ -303,7 +281,7 @@ class Gateway:
             metrics.REJECTS.labels(str(refused.rejection.reason)).inc()
         if decoded.refused:
             metrics.EVENTS.labels("rejected").inc(len(decoded.refused))
-        atomic = batch and _flag(scope.query_string, "atomic")
+        atomic = batch and query_flag(scope.query_string, "atomic")
         if not decoded.ready or (atomic and decoded.refused):
             total = len(decoded.ready) + len(decoded.refused)
             body = (
@@ -369,52 +347,3 @@ def _kafka_sink(settings: Settings, loop: asyncio.AbstractEventLoop) -> Sink:
 
 def _problem(code: str, message: str) -> bytes:
     return ingest.error_body(code, message)
-
-
-def _api_key(headers: HeaderMap) -> str | None:
-    key = headers.get("x-api-key")
-    if key:
-        return str(key)
-    authorization = str(headers.get("authorization") or "")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return None
-
-
-def _client_ip(client: str) -> str:
-    host, sep, port = client.rpartition(":")
-    return host if sep and port.isdigit() else client
-
-
-def _flag(query: str, name: str) -> bool:
-    for part in query.split("&"):
-        key, _, value = part.partition("=")
-        if key == name:
-            return value.lower() in ("", "1", "true", "yes")
-    return False
-
-
-async def _read_body(headers: HeaderMap, proto: Transport, limit: int) -> bytes:
-    length = headers.get("content-length")
-    if length is not None:
-        try:
-            declared = int(length)
-        except ValueError:
-            declared = -1
-        if declared > limit:
-            raise TooLarge
-        if declared >= 0:
-            body = await proto()
-            if len(body) > limit:
-                raise TooLarge
-            return body
-    # Chunked (or odd) bodies: read in pieces, stop at the limit.
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in proto:
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)

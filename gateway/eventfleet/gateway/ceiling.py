@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from eventfleet.gateway.app import Scope, Transport
+from eventfleet.gateway.http import Scope, Transport
 
 ANSWER = b'{"accepted":1}'
 
