@@ -314,4 +314,5 @@ def test_the_gateway_service_monitor_scrapes_the_service_port() -> None:
     (service,) = manifest("gateway/service.yaml")
     (endpoint,) = found["spec"]["endpoints"]
     assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert endpoint["honorLabels"] is True  # the requests' own `endpoint` label
     assert found["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
