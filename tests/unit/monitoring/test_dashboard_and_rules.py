@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
+from eventfleet.consumer.settings import ConsumerSettings
 from eventfleet.operator.builders import HTTP_PORT, Owner, build_deployment, consumer_labels
+from eventfleet.operator.cli import build_parser as operator_parser
 from eventfleet.operator.spec import parse_spec
 from tests.fixtures.monitoring import (
     FOLDER,
@@ -272,6 +274,10 @@ def test_the_operator_pod_monitor_scrapes_its_metrics_port_and_keeps_its_labels(
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert endpoint["port"] in ports
     assert str(ports[endpoint["port"]]) == template["metadata"]["annotations"]["prometheus.io/port"]
+    # The Deployment's args leave --metrics-port at its default: the port it declares.
+    args = operator_parser().parse_args(container["args"][1:])
+    assert args.metrics_port == ports[endpoint["port"]]
+    assert args.bind == "0.0.0.0"  # noqa: S104 - reachable from Prometheus
     assert endpoint["honorLabels"] is True  # the per-EventConsumer namespace and name
 
 
@@ -295,6 +301,9 @@ def test_the_consumer_pod_monitor_matches_the_pods_the_operator_builds() -> None
     assert {"name": endpoint["port"], "containerPort": HTTP_PORT, "protocol": "TCP"} in container[
         "ports"
     ]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["EVENTFLEET_HTTP_PORT"] == str(HTTP_PORT)
+    assert ConsumerSettings.model_fields["http_host"].default == "0.0.0.0"  # noqa: S104
     copied = {
         r["targetLabel"]: r["sourceLabels"][0].removeprefix("__meta_kubernetes_pod_label_")
         for r in endpoint["relabelings"]
