@@ -11,7 +11,7 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 .PHONY: system-deps
-system-deps:  ## Debian packages: postgresql, redis-server, java, maven (skipped when present)
+system-deps:  ## Debian packages: postgresql, redis-server, java, maven; promtool (skipped when present)
 	@$(STEP) "system packages" hack/install-system-deps
 
 # The virtualenv is rebuilt when pyproject.toml changes.

@@ -15,6 +15,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -32,6 +33,7 @@ import psycopg2
 import redis
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
+from prometheus_client.parser import text_string_to_metric_families
 from psycopg2 import sql
 
 REPO = Path(__file__).resolve().parent.parent
@@ -384,6 +386,7 @@ def main() -> int:
     print(table(), flush=True)
     report_results(env, dsn, accepted)
     print(f"\ndemo took {time.monotonic() - started:.0f}s", flush=True)
+    where_to_look(gateway)
     explore(gateway)
     return 0
 
@@ -446,9 +449,77 @@ def report_results(env: dict[str, str], dsn: str, accepted: int) -> None:
         print(f"      {line}")
 
 
+PODRUNNER_STARTED = re.compile(r"(\S+): replica (\d+) started \(pid \d+, port (\d+)\)")
+PODRUNNER_STOPPED = re.compile(r"(\S+): replica (\d+) stopped")
+
+
+def replica_ports(podrunner_log: str) -> dict[tuple[str, int], int]:
+    """The HTTP port of each replica the pod runner's last run has running, from its log."""
+    last_run = podrunner_log.rsplit("running Deployments matching", 1)[-1]
+    ports: dict[tuple[str, int], int] = {}
+    for line in last_run.splitlines():
+        if started := PODRUNNER_STARTED.search(line):
+            ports[(started[1], int(started[2]))] = int(started[3])
+        elif stopped := PODRUNNER_STOPPED.search(line):
+            ports.pop((stopped[1], int(stopped[2])), None)
+    return ports
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as reply:  # noqa: S310 - loopback
+            return bool(reply.status == 200)
+    except OSError:
+        return False
+
+
+def fleet_from_metrics() -> list[str]:
+    """Per EventConsumer, what the operator's /metrics says now (what a dashboard shows)."""
+    url = f"http://127.0.0.1:{METRICS_PORT}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        text = reply.read().decode()
+    wanted = {
+        "eventfleet_consumer_group_lag": "lag",
+        "eventfleet_desired_replicas": "desired",
+        "eventfleet_ready_replicas": "ready",
+        "eventfleet_max_replicas": "ceiling",
+    }
+    found: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in wanted and sample.labels.get("namespace") == NAMESPACE:
+                found.setdefault(sample.labels["name"], {})[wanted[sample.name]] = sample.value
+    return [
+        f"{name:12} "
+        + "  ".join(f"{key} {values[key]:g}" for key in wanted.values() if key in values)
+        for name, values in sorted(found.items())
+    ]
+
+
+def where_to_look(gateway: str) -> None:
+    title("Where to look")
+    operator = f"http://127.0.0.1:{METRICS_PORT}/metrics"
+    say("metrics (Prometheus text):")
+    print(f"      operator   {operator}")
+    print(f"      gateway    {gateway}/metrics")
+    log = DEMO_DIR / "podrunner.log"
+    ports = replica_ports(log.read_text(errors="replace")) if log.exists() else {}
+    for (deployment, index), port in sorted(ports.items()):
+        url = f"http://127.0.0.1:{port}/metrics"
+        if answers(url):
+            print(f"      consumer   {url:34} {deployment} replica {index}")
+    say("the operator's view of the fleet now, from its /metrics:")
+    for line in fleet_from_metrics():
+        print(f"      {line}")
+    say("dashboard: manifests/monitoring/eventfleet-dashboard.json (import it into Grafana)")
+    say("alerts:    manifests/monitoring/alerts.yaml, explained in docs/operations.md#alerts")
+    say("           with the Prometheus Operator: kubectl apply -k manifests/monitoring")
+    say(f"one screen per EventConsumer: kubectl eventfleet status stats -n {NAMESPACE}")
+
+
 def explore(gateway: str) -> None:
     title("Explore")
-    print(f"""  source <(hack/stack env)
+    print(f"""  source <(hack/stack env); export PATH="$PWD/.venv/bin:$PATH"   (kubectl eventfleet)
   kubectl get ec -n {NAMESPACE}                 kubectl describe ec stats -n {NAMESPACE}
   kubectl get deploy,events -n {NAMESPACE}
   psql "${{EVENTFLEET_POSTGRES_DSN%/*}}/{DATABASE}"   (events, player_statistics, leaderboards, ...)

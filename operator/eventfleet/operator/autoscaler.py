@@ -38,6 +38,7 @@ from eventfleet.operator.scaling import (
     LagReading,
     ScalingDecision,
     ScalingPolicy,
+    ceiling,
     decide,
     history_from_status,
     measure_lag,
@@ -92,6 +93,10 @@ def _autoscale_safely(key: registry.Key, entry: registry.Known) -> None:
             if not registry.still_current(key, entry):
                 return  # deleted while this pass waited: nothing of it may be created again
             autoscale(key[0], key[1], entry)
+            if not registry.still_current(key, entry):
+                # Deleted during the pass: its series, which the pass may have set again after
+                # the watch handler removed them, go now.
+                metrics.forget(*key)
     except Exception:  # the loop must survive anything one object does
         metrics.ERRORS.labels("autoscaling").inc()
         log.exception("%s/%s: autoscaling pass failed", *key)
@@ -179,13 +184,18 @@ def _poll(
     if target != current:
         extra["lastScale"] = last_scale_field(now, current, target, decision.reason)
         direction = "up" if target > current else "down"
-        metrics.SCALE_ACTIONS.labels(direction).inc()
+        metrics.SCALE_ACTIONS.labels(namespace, name, direction).inc()
         reporter(namespace, name, owner.uid)(
             "Normal",
             f"Scaled{direction.capitalize()}",
             f"{current} -> {target} replicas: {decision.reason}",
         )
     metrics.DESIRED_REPLICAS.labels(namespace, name).set(target)
+    if not spec.autoscaled:
+        metrics.MAX_REPLICAS.remove(namespace, name)  # hands off: there is no ceiling to reach
+    elif reading is not None:
+        policy = ScalingPolicy.from_spec(spec.replicas, spec.autoscaling)
+        metrics.MAX_REPLICAS.labels(namespace, name).set(ceiling(policy, reading))
     return target, conditions, extra
 
 

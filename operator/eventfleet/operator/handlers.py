@@ -1,6 +1,7 @@
 """kopf handlers: read, call a step or a pure decision, apply, write status. Nothing else.
 
-- every EventConsumer event          -> the registry the autoscaling loop walks (registry.py)
+- every EventConsumer event          -> the registry the autoscaling loop walks (registry.py),
+                                        the status metrics (metrics.py)
 - startup / cleanup                  -> kopf's settings; the autoscaling loop (autoscaler.py)
                                         started and stopped
 - create / update of spec / resume  -> reconcile: topic, schema, Deployment, status (reconcile.py)
@@ -52,14 +53,15 @@ def track(
     status: kopf.Status,
     **_: Any,
 ) -> None:
-    """Every EventConsumer event feeds the registry the autoscaling loop walks."""
-    registry.record_consumer(
-        (namespace or "default", name),
-        gone=type == "DELETED" or bool(meta.get("deletionTimestamp")),
-        uid=uid,
-        spec=spec,
-        status=status,
-    )
+    """Every EventConsumer event feeds the registry the autoscaling loop walks, and the
+    metrics that mirror its status."""
+    namespace = namespace or "default"
+    gone = type == "DELETED" or bool(meta.get("deletionTimestamp"))
+    registry.record_consumer((namespace, name), gone=gone, uid=uid, spec=spec, status=status)
+    if gone:
+        metrics.forget(namespace, name)
+    else:
+        metrics.record_status(namespace, name, status)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,10 +1,18 @@
-"""The operator's Prometheus metrics (served by `eventfleet operator --metrics-port`)."""
+"""The operator's Prometheus metrics (served by `eventfleet operator --metrics-port`).
+
+The per-EventConsumer series (labels `namespace`, `name`) are removed when the EventConsumer is
+deleted (`forget`), so a deleted fleet leaves no series behind for an alert to fire on. The
+dashboard and alerts in manifests/monitoring use these names (tests/unit/monitoring checks them).
+"""
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from eventfleet.operator.conditions import ConditionType
 
 RECONCILES: Final = Counter(
     "eventfleet_operator_reconciles_total",
@@ -19,8 +27,8 @@ ERRORS: Final = Counter(
 )
 SCALE_ACTIONS: Final = Counter(
     "eventfleet_operator_scale_actions_total",
-    "Replica changes made by the autoscaler, by direction (up, down).",
-    ["direction"],
+    "Replica changes made by the autoscaler, per EventConsumer and direction (up, down).",
+    ["namespace", "name", "direction"],
 )
 LAG_READ_FAILURES: Final = Counter(
     "eventfleet_operator_lag_read_failures_total",
@@ -36,6 +44,23 @@ DESIRED_REPLICAS: Final = Gauge(
     "Replicas the autoscaler decided, per EventConsumer.",
     ["namespace", "name"],
 )
+MAX_REPLICAS: Final = Gauge(
+    "eventfleet_max_replicas",
+    "The most replicas the autoscaler may run, per autoscaled EventConsumer: replicas.max, "
+    "capped at the partition count (capAtPartitions) or the partitions with lag "
+    "(capAtPartitionsWithLag) as of the last lag reading.",
+    ["namespace", "name"],
+)
+READY_REPLICAS: Final = Gauge(
+    "eventfleet_ready_replicas",
+    "Ready consumer replicas (status.readyReplicas), per EventConsumer.",
+    ["namespace", "name"],
+)
+CONDITION: Final = Gauge(
+    "eventfleet_condition",
+    "1 while the EventConsumer's condition is True, 0 while it is False or Unknown.",
+    ["namespace", "name", "condition"],
+)
 API_READS: Final = Counter(
     "eventfleet_operator_api_reads_total",
     "Objects read from the Kubernetes API by GET, by resource (the loop otherwise works from "
@@ -47,3 +72,31 @@ RECONCILE_SECONDS: Final = Histogram(
     "Wall time of one reconcile (topic, schema, Deployment, status).",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+
+
+_PER_CONSUMER: Final = (CONSUMER_LAG, DESIRED_REPLICAS, MAX_REPLICAS, READY_REPLICAS)
+
+
+def condition_values(status: Mapping[str, Any]) -> dict[str, float]:
+    """Each known condition's gauge value from an EventConsumer's status (pure): 1 for True, 0
+    for False, Unknown or not reported yet."""
+    found = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    return {kind.value: 1.0 if found.get(kind.value) == "True" else 0.0 for kind in ConditionType}
+
+
+def record_status(namespace: str, name: str, status: Mapping[str, Any]) -> None:
+    """The status as the watch delivered it: ready replicas and conditions."""
+    READY_REPLICAS.labels(namespace, name).set(int(status.get("readyReplicas") or 0))
+    for condition, value in condition_values(status).items():
+        CONDITION.labels(namespace, name, condition).set(value)
+
+
+def forget(namespace: str, name: str) -> None:
+    """Remove every series of a deleted EventConsumer."""
+    # remove() of a label set never set is a no-op.
+    for gauge in _PER_CONSUMER:
+        gauge.remove(namespace, name)
+    for kind in ConditionType:
+        CONDITION.remove(namespace, name, kind.value)
+    for direction in ("up", "down"):
+        SCALE_ACTIONS.remove(namespace, name, direction)

@@ -150,6 +150,17 @@ def recommend(policy: ScalingPolicy, reading: LagReading) -> tuple[int, str]:
     return clamped, why
 
 
+def ceiling(policy: ScalingPolicy, reading: LagReading) -> int:
+    """The most replicas `recommend` can ask for with this reading's partitions, whatever the
+    lag: where a fleet whose lag keeps growing has nowhere left to scale."""
+    most = policy.max_replicas
+    if policy.cap_at_partitions and reading.partitions > 0:
+        most = min(most, reading.partitions)
+    if policy.cap_at_partitions_with_lag and reading.partitions_with_lag > 0:
+        most = min(most, reading.partitions_with_lag)
+    return policy.clamp(most)
+
+
 def decide(
     policy: ScalingPolicy,
     current: int,

@@ -6,15 +6,19 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from eventfleet.operator.scaling import (
     LagReading,
     PartitionOffsets,
     Recommendation,
     ScalingPolicy,
+    ceiling,
     decide,
     history_from_status,
     measure_lag,
+    recommend,
 )
 from eventfleet.operator.spec import AutoscalingSpec, ReplicasSpec
 
@@ -179,3 +183,46 @@ def test_history_is_read_back_from_status() -> None:
     )
     assert history_from_status(None) == ()
     assert history_from_status([]) == ()
+
+
+policies = st.builds(
+    ScalingPolicy,
+    min_replicas=st.integers(0, 20),
+    max_replicas=st.integers(1, 40),
+    lag_per_replica=st.integers(1, 5000),
+    activation_lag=st.integers(0, 1000),
+    scale_up_window=st.just(timedelta(0)),
+    scale_down_window=st.just(timedelta(0)),
+    max_scale_up_step=st.integers(1, 10),
+    max_scale_down_step=st.integers(1, 10),
+    cap_at_partitions=st.booleans(),
+    cap_at_partitions_with_lag=st.booleans(),
+    fallback_replicas=st.none(),
+).filter(lambda policy: policy.min_replicas <= policy.max_replicas)
+readings = st.builds(
+    lambda total, partitions, busy: LagReading(total, partitions, min(busy, partitions), 0),
+    st.integers(0, 10**9),
+    st.integers(0, 64),
+    st.integers(0, 64),
+)
+
+
+@given(policies, readings)
+def test_no_recommendation_exceeds_the_ceiling(policy: ScalingPolicy, reading: LagReading) -> None:
+    assert recommend(policy, reading)[0] <= ceiling(policy, reading)
+
+
+@given(policies, readings)
+def test_the_ceiling_is_what_any_larger_lag_asks_for(
+    policy: ScalingPolicy, reading: LagReading
+) -> None:
+    """So eventfleet_desired_replicas >= eventfleet_max_replicas means "nowhere left to scale"
+    (the at-ceiling alert), never a fleet that could still grow."""
+    flood = replace(reading, total=policy.activation_lag + policy.lag_per_replica * 10_000)
+    assert recommend(policy, flood)[0] == ceiling(policy, reading)
+
+
+def test_the_ceiling_is_the_partition_count_below_replicas_max() -> None:
+    assert ceiling(POLICY, lag(0, partitions=3)) == 3
+    assert ceiling(POLICY, lag(0, partitions=12)) == 6
+    assert ceiling(replace(POLICY, cap_at_partitions=False), lag(0, partitions=3)) == 6
