@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from eventfleet.operator import config, kafka_admin, kube, metrics, registry
@@ -97,6 +98,17 @@ def _autoscale_safely(key: registry.Key, entry: registry.Known) -> None:
                 # Deleted during the pass: its series, which the pass may have set again after
                 # the watch handler removed them, go now.
                 metrics.forget(*key)
+    except ApiException as error:
+        if error.status != 422:
+            metrics.ERRORS.labels("autoscaling").inc()
+            log.exception("%s/%s: autoscaling pass failed", *key)
+            return
+        # The API server refused the status (a schema limit): say so on the object, since the
+        # status itself, the usual place to look, is what cannot change.
+        metrics.ERRORS.labels("status").inc()
+        reporter(key[0], key[1], entry.uid)(
+            "Warning", "StatusWriteFailed", f"the API server refused the status: {error.body}"
+        )
     except Exception:  # the loop must survive anything one object does
         metrics.ERRORS.labels("autoscaling").inc()
         log.exception("%s/%s: autoscaling pass failed", *key)

@@ -22,7 +22,8 @@ RECONCILES: Final = Counter(
 ERRORS: Final = Counter(
     "eventfleet_operator_errors_total",
     "Failures by where they happened (reconcile: a step to retry; autoscaling: a pass that "
-    "raised; deployment: restoring an owned Deployment).",
+    "raised; deployment: restoring an owned Deployment; status: a status the API server "
+    "refused).",
     ["where"],
 )
 SCALE_ACTIONS: Final = Counter(

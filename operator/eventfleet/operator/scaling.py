@@ -22,7 +22,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from eventfleet.operator.spec import AutoscalingSpec, ReplicasSpec
 
@@ -161,6 +161,51 @@ def ceiling(policy: ScalingPolicy, reading: LagReading) -> int:
     return policy.clamp(most)
 
 
+# status.recommendations holds at most this many (the CRD allows 512). Exact pruning keeps one
+# entry per distinct replica count and window at most (see needed_history), so this cap is only
+# reached when the recommendation takes over 100 distinct values inside one window.
+MAX_HISTORY: Final = 200
+
+
+def needed_history(
+    policy: ScalingPolicy, history: Sequence[Recommendation], now: datetime
+) -> tuple[Recommendation, ...]:
+    """The recommendations a later decision can still need, oldest first.
+
+    Stabilization reads only the lowest recommendation of the scale-up window and the highest of
+    the scale-down window. An entry with a later one at or below it can never be the lowest of
+    any later scale-up window (the later one stays in the window longer), and likewise for the
+    highest. So it is enough to keep, per window, the entries no later one dominates: a strictly
+    rising chain for the minimum, a strictly falling chain for the maximum. That is exact, and
+    bounded by the number of distinct replica counts rather than by window / pollInterval
+    (86400 s / 5 s would be 17,280 entries, which the API server refuses to store).
+
+    Beyond MAX_HISTORY the oldest entries go: the windows then end early, never the newest
+    recommendation.
+    """
+    ordered = sorted((r for r in history if r.time <= now), key=lambda r: r.time)
+    keep: set[int] = set()
+    lowest_later: int | None = None
+    highest_later: int | None = None
+    for index in range(len(ordered) - 1, -1, -1):
+        entry = ordered[index]
+        age = now - entry.time
+        if age <= policy.scale_up_window and (
+            lowest_later is None or entry.replicas < lowest_later
+        ):
+            keep.add(index)
+        if age <= policy.scale_down_window and (
+            highest_later is None or entry.replicas > highest_later
+        ):
+            keep.add(index)
+        lowest_later = entry.replicas if lowest_later is None else min(lowest_later, entry.replicas)
+        highest_later = (
+            entry.replicas if highest_later is None else max(highest_later, entry.replicas)
+        )
+    kept = tuple(ordered[index] for index in sorted(keep))
+    return kept[-MAX_HISTORY:]
+
+
 def decide(
     policy: ScalingPolicy,
     current: int,
@@ -178,9 +223,7 @@ def decide(
         return ScalingDecision(target, target, why, healthy=False, history=tuple(history))
 
     wanted, why = recommend(policy, reading)
-    longest = max(policy.scale_up_window, policy.scale_down_window)
-    kept = tuple(r for r in history if now - r.time < longest and r.time <= now)
-    window = (*kept, Recommendation(now, wanted))
+    window = needed_history(policy, (*history, Recommendation(now, wanted)), now)
 
     up_floor = min(r.replicas for r in window if now - r.time <= policy.scale_up_window)
     down_ceiling = max(r.replicas for r in window if now - r.time <= policy.scale_down_window)

@@ -7,10 +7,23 @@ import copy
 import json
 import subprocess
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import yaml
+
+from eventfleet.operator import kube
+from eventfleet.operator.conditions import Condition, ConditionType
+from eventfleet.operator.scaling import LagReading, ScalingPolicy, decide
+from eventfleet.operator.spec import parse_spec
+from eventfleet.operator.status import (
+    lag_field,
+    last_scale_field,
+    recommendations_field,
+    status_patch,
+)
+from tests.fixtures.kube import CRD_FILE
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -162,3 +175,100 @@ def test_status_subresource_keeps_spec_and_status_apart(kubectl: Kubectl, namesp
     )
     stored = json.loads(kubectl("get", "ec", "ec", "-n", namespace, "-o", "json").stdout)
     assert stored["status"]["phase"] == "Running"
+
+
+def integer_fields(schema: dict[str, Any], path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The paths of every integer field of the spec that has a minimum or a maximum."""
+    found: list[tuple[str, ...]] = []
+    for key, sub in (schema.get("properties") or {}).items():
+        if sub.get("type") == "integer" and ("minimum" in sub or "maximum" in sub):
+            found.append((*path, key))
+        elif sub.get("type") == "object":
+            found.extend(integer_fields(sub, (*path, key)))
+    return found
+
+
+def field_schema(schema: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    for key in path:
+        schema = schema["properties"][key]
+    return schema
+
+
+def legal_extremes() -> list[tuple[str, dict[str, Any]]]:
+    """One spec change per bound of every bounded integer field, plus the combinations that make
+    the longest recommendation history: the longest windows at the shortest poll."""
+    crd = yaml.safe_load(CRD_FILE.read_text())
+    spec_schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    cases: list[tuple[str, dict[str, Any]]] = []
+    for path in integer_fields(spec_schema):
+        bounds = field_schema(spec_schema, path)
+        for bound in ("minimum", "maximum"):
+            if bound not in bounds:
+                continue
+            change: dict[str, Any] = {}
+            cursor = change
+            for key in path[:-1]:
+                cursor = cursor.setdefault(key, {})
+            cursor[path[-1]] = bounds[bound]
+            if path in {("replicas", "min"), ("replicas", "count")} and bound == "maximum":
+                change["replicas"]["max"] = bounds[bound]  # neither may exceed max
+            cases.append((f"{'.'.join(path)}={bounds[bound]}", change))
+    for down in (3600, 86_400):
+        cases.append(
+            (
+                f"scaleDown {down}s polled every 5s",
+                {
+                    "autoscaling": {
+                        "pollIntervalSeconds": 5,
+                        "scaleUpStabilizationSeconds": 3600,
+                        "scaleDownStabilizationSeconds": down,
+                    },
+                    "replicas": {"min": 0, "max": 1000},
+                    "topic": {"partitions": 10_000},
+                },
+            )
+        )
+    return cases
+
+
+@pytest.mark.parametrize(("case", "change"), legal_extremes(), ids=str)
+def test_status_is_accepted_for_every_legal_spec(
+    kubectl: Kubectl, namespace: str, case: str, change: dict[str, Any]
+) -> None:
+    """The autoscaler's status after the longest window of polls (a lag that never repeats, the
+    worst case for the history) is stored by the API server for every spec it accepts."""
+    body = manifest(namespace, "extreme")
+    for key, value in change.items():
+        body["spec"][key] = {**body["spec"].get(key, {}), **value}
+    applied = apply(kubectl, body)
+    assert applied.returncode == 0, f"{case}: {applied.stderr}"
+    stored = json.loads(kubectl("get", "ec", "extreme", "-n", namespace, "-o", "json").stdout)
+    spec = parse_spec(stored["spec"])
+    policy = ScalingPolicy.from_spec(spec.replicas, spec.autoscaling)
+    poll = timedelta(seconds=spec.autoscaling.poll_interval_seconds)
+    longest = max(policy.scale_up_window, policy.scale_down_window)
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    history: tuple[Any, ...] = ()
+    current = spec.replicas.min
+    steps = int(longest / poll) + 2
+    for step in range(steps):
+        total = (step * 7919) % 1_000_003
+        reading = LagReading(total, 10_000, min(total, 10_000), uncommitted_partitions=0)
+        decision = decide(policy, current, reading, history, start + poll * step)
+        history, current = decision.history, decision.replicas
+    now = start + poll * steps
+    extra = {
+        "desiredReplicas": current,
+        "recommendations": recommendations_field(history),
+        "lag": lag_field(reading, now),
+        "lastScale": last_scale_field(now, 0, current, decision.reason),
+    }
+    condition = Condition.true(ConditionType.AUTOSCALER_HEALTHY, "LagRead", decision.reason)
+    kube.update_consumer_status(
+        namespace,
+        "extreme",
+        lambda status: status_patch(status, [condition], generation=1, paused=False, extra=extra),
+    )
+    written = json.loads(kubectl("get", "ec", "extreme", "-n", namespace, "-o", "json").stdout)
+    assert written["status"]["desiredReplicas"] == current, case
+    assert len(written["status"]["recommendations"]) == len(history), case
