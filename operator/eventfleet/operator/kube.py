@@ -13,6 +13,7 @@ import functools
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -184,18 +185,64 @@ def update_consumer_status(
                 raise
 
 
+# Repeats of one report on one object raise the count of its Event, as the kubelet and the
+# controllers do (kubectl describe: "x12 over 60s"), instead of a new Event per poll. Keyed by
+# what makes two reports the same; the oldest series are forgotten first, and a series whose
+# Event expired (the API server drops Events after an hour) starts a new one.
+SeriesKey = tuple[str, str, str, str, str]  # namespace, uid, type, reason, message
+_SERIES_KEPT: Final = 4096
+_series: OrderedDict[SeriesKey, tuple[str, int]] = OrderedDict()  # -> (Event name, count)
+_series_guard = threading.Lock()
+
+
 def post_event(
     namespace: str, name: str, uid: str, *, kind: str, reason: str, message: str
 ) -> None:
-    """A Kubernetes Event on an EventConsumer (kubectl describe ec, kubectl get events)."""
+    """A Kubernetes Event on an EventConsumer (kubectl describe ec, kubectl get events); a repeat
+    of the same report raises the count of the Event already posted."""
+    message = message[:1024]
+    key: SeriesKey = (namespace, uid, kind, reason, message)
+    try:
+        with _series_guard:
+            known = _series.get(key)
+            if known is not None and _count_again(namespace, *known):
+                _series[key] = (known[0], known[1] + 1)
+                _series.move_to_end(key)
+                return
+            created = core().create_namespaced_event(
+                namespace,
+                _new_event(namespace, name, uid, kind=kind, reason=reason, message=message),
+            )
+            _series[key] = (str(created.metadata.name), 1)
+            while len(_series) > _SERIES_KEPT:
+                _series.popitem(last=False)
+    except ApiException as error:  # an event is best effort: never fail a reconcile for it
+        log.warning("could not post event %s on %s/%s: %s", reason, namespace, name, error.reason)
+
+
+def _count_again(namespace: str, event_name: str, count: int) -> bool:
+    """Raise the count of a posted Event; False when it is gone (expired or deleted)."""
+    patch = {"count": count + 1, "lastTimestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    try:
+        core().patch_namespaced_event(event_name, namespace, patch)
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
+
+
+def _new_event(
+    namespace: str, name: str, uid: str, *, kind: str, reason: str, message: str
+) -> client.CoreV1Event:
     now = datetime.now(UTC)
-    event = client.CoreV1Event(
+    return client.CoreV1Event(
         metadata=client.V1ObjectMeta(generate_name=f"{name}.", namespace=namespace),
         involved_object=client.V1ObjectReference(
             api_version=f"{GROUP}/{VERSION}", kind=KIND, name=name, namespace=namespace, uid=uid
         ),
         reason=reason,
-        message=message[:1024],
+        message=message,
         type=kind,
         source=client.V1EventSource(component=FIELD_MANAGER),
         first_timestamp=now,
@@ -204,7 +251,3 @@ def post_event(
         reporting_component=FIELD_MANAGER,
         reporting_instance=FIELD_MANAGER,
     )
-    try:
-        core().create_namespaced_event(namespace, event)
-    except ApiException as error:  # an event is best effort: never fail a reconcile for it
-        log.warning("could not post event %s on %s/%s: %s", reason, namespace, name, error.reason)
