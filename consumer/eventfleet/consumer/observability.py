@@ -117,6 +117,11 @@ class Metrics:
             registry=r,
         )
         self.ready = Gauge("eventfleet_consumer_ready", "1 while ready", registry=r)
+        self.kafka_commit_failures = Counter(
+            "eventfleet_consumer_kafka_commit_failures",
+            "Offset commits Kafka refused or did not answer (they are sent again)",
+            registry=r,
+        )
         self.lock_waits = Counter(
             "eventfleet_consumer_lock_waits",
             "PostgreSQL lock waits that reached the lock timeout (the work is retried)",
