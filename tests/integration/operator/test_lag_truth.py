@@ -55,9 +55,7 @@ def test_kafkas_copy_behind_postgres_wakes_one_replica_and_scales_back_to_zero(
 
     def at_zero_without_lag() -> bool:
         status = cluster.get("idle")["status"]
-        return bool(
-            status.get("lag", {}).get("total") == 0 and status.get("desiredReplicas") == 0
-        )
+        return bool(status.get("lag", {}).get("total") == 0 and status.get("desiredReplicas") == 0)
 
     produce(stack, topic_name, EVENTS)
     wait_for(lambda: stored(postgres_dsn) == EVENTS, timeout=90, what="the events stored")
