@@ -92,6 +92,7 @@ from eventfleet.consumer.pg_waits import LockBusyError
 from eventfleet.consumer.settings import ConsumerSettings
 from eventfleet.consumer.store import TRANSACTION_ERRORS, Outcome, Store
 from eventfleet.contract.events import ParseLimits
+from eventfleet.contract.names import BOARD_KEY_PREFIX
 
 log = logging.getLogger(__name__)
 TP = tuple[str, int]
@@ -159,7 +160,8 @@ class Consumer:
                     settings.redis_url,
                     settings.redis_db,
                     f"{settings.mode}:sink",
-                    self.mode.redis_prefix,
+                    boards=self.mode.redis_prefix == BOARD_KEY_PREFIX,
+                    heartbeat=self.health.beat,  # a rebuild of many keys is progress
                 )
                 self.mirror = MirrorLink(self.redis, settings, self.sink, self.mode, self.metrics)
             if self.mirror is not None:
