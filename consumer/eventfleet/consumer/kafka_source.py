@@ -4,6 +4,9 @@ offsets, the lag gauge and reading topic ids through the admin client.
 
 A KafkaSource holds the partitions assigned to this member and the next offsets PostgreSQL
 committed for them; what is processed is decided in the transaction (batch.admit), never here.
+Kafka's copy is true, not only eventually fed: assigned partitions start from PostgreSQL's
+offsets and Kafka is sent them at once, and a commit counts as sent only once Kafka confirmed
+it (a refused one is sent again).
 All of it runs in the polling thread, except topic_ids_of: the transaction calls it in the
 worker thread.
 """
@@ -50,11 +53,37 @@ class TopicIdUnavailableError(Exception):
 
 
 def offsets_not_sent(
-    committed: Mapping[TP, int], sent: Mapping[TP, int], assigned: Collection[TP]
+    committed: Mapping[TP, int],
+    sent: Mapping[TP, int],
+    assigned: Collection[TP],
+    in_flight: Mapping[TP, int] | None = None,
 ) -> dict[TP, int]:
-    """The next offsets of assigned partitions that Kafka has not been sent yet (a partition
-    given up meanwhile is its next owner's to commit)."""
-    return {tp: n for tp, n in committed.items() if tp in assigned and sent.get(tp) != n}
+    """The next offsets of assigned partitions that Kafka has not confirmed (`sent`) and is not
+    being sent now (`in_flight`); a partition given up meanwhile is its next owner's to
+    commit."""
+    pending = in_flight or {}
+    return {
+        tp: n
+        for tp, n in committed.items()
+        if tp in assigned and sent.get(tp) != n and pending.get(tp) != n
+    }
+
+
+def settle_commit(
+    in_flight: dict[TP, int],
+    sent: dict[TP, int],
+    confirmed: Mapping[TP, int],
+    refused: Mapping[TP, int],
+) -> None:
+    """Kafka's answer to a commit, in place: the offsets it `confirmed` count as sent; a
+    `refused` one is no longer in flight, so the next commit() sends it again. (Marking a commit
+    sent before its answer left an idle partition's lag showing forever after one failed
+    commit, issue 15.)"""
+    for tp, offset in confirmed.items():
+        sent[tp] = offset
+    for tp, offset in (*confirmed.items(), *refused.items()):
+        if in_flight.get(tp) == offset:
+            del in_flight[tp]
 
 
 def _no_offsets(tps: Sequence[TP]) -> dict[TP, tuple[int, str | None]]:  # noqa: ARG001
@@ -103,6 +132,8 @@ class KafkaSource:
             "fetch.wait.max.ms": min(settings.batch_timeout_ms, 500),
             # librdkafka's own log lines go through logging too (JSON like the rest).
             "logger": logging.getLogger("eventfleet.consumer.kafka"),
+            # Commits are confirmed here (served by poll, in the polling thread).
+            "on_commit": self._on_commit,
             **(kafka_config or {}),
         }
         self.assigned: set[TP] = set()
@@ -111,7 +142,8 @@ class KafkaSource:
         self._recheck: set[str] = set()
         self.accepted_gaps: dict[TP, int] = {}  # sought to: a gap from there is accepted (admit)
         self.committed: dict[TP, int] = {}  # next offsets in PostgreSQL, per assigned partition
-        self.sent_to_kafka: dict[TP, int] = {}  # what Kafka was last sent of those
+        self.sent_to_kafka: dict[TP, int] = {}  # what Kafka confirmed of those
+        self.in_flight: dict[TP, int] = {}  # sent, not answered yet
         self._next_kafka_commit = 0.0
         self._kafka: confluent_kafka.Consumer | None = None
         self._admin: confluent_kafka.admin.AdminClient | None = None
@@ -137,18 +169,35 @@ class KafkaSource:
             self.committed.update(offsets)
         if self._kafka is None or not (now or time.monotonic() >= self._next_kafka_commit):
             return
-        unsent = offsets_not_sent(self.committed, self.sent_to_kafka, self.assigned)
+        unsent = offsets_not_sent(self.committed, self.sent_to_kafka, self.assigned, self.in_flight)
         if not unsent:
             return
         self._next_kafka_commit = time.monotonic() + KAFKA_COMMIT_INTERVAL_SECONDS
-        self.sent_to_kafka.update(unsent)
         try:
             self._kafka.commit(
                 offsets=[TopicPartition(t, p, n) for (t, p), n in unsent.items()],
                 asynchronous=True,
             )
         except KafkaException as error:
-            log.warning("Kafka offset commit failed", extra={"error": str(error)})
+            log.warning("Kafka offset commit failed; retrying", extra={"error": str(error)})
+            return
+        self.in_flight.update(unsent)
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """Kafka's answer to an asynchronous commit (inside poll)."""
+        confirmed: dict[TP, int] = {}
+        refused: dict[TP, int] = {}
+        reasons = []
+        for tp in partitions:
+            if error is None and tp.error is None:
+                confirmed[(tp.topic, tp.partition)] = tp.offset
+            else:
+                refused[(tp.topic, tp.partition)] = tp.offset
+                reasons.append(f"{tp.topic}/{tp.partition}: {tp.error or error}")
+        settle_commit(self.in_flight, self.sent_to_kafka, confirmed, refused)
+        if refused:
+            self.metrics.kafka_commit_failures.inc()
+            log.warning("Kafka refused an offset commit; retrying", extra={"refused": reasons})
 
     def close(self) -> None:
         if self._kafka is None:
@@ -229,6 +278,11 @@ class KafkaSource:
             offset = starts.get((tp.topic, tp.partition), NO_OFFSET)
             if offset >= 0:
                 tp.offset = offset
+                # Kafka gets PostgreSQL's offsets now, not only after the next batch: its copy
+                # may be behind (a crash between the two commits) or gone (expired while the
+                # group was empty), and an idle partition would show that as lag forever,
+                # keeping replicas up that have nothing to do (issue 15).
+                self.committed[(tp.topic, tp.partition)] = offset
         if recreated:
             log.warning(
                 "topic deleted and created again since the stored progress: its new "
@@ -258,6 +312,7 @@ class KafkaSource:
             self.assigned.discard(key)
             self.committed.pop(key, None)
             self.sent_to_kafka.pop(key, None)
+            self.in_flight.pop(key, None)
             with suppress(KeyError):
                 self.metrics.lag.remove(tp.topic, str(tp.partition))
         log.info(

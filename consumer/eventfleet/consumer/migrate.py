@@ -5,6 +5,11 @@ Files live in `sql/<track>/NNNN_name.sql` inside this package. `apply(dsn, mode)
 the operator can run it at once: the first applies, the others wait and find nothing to do. Each
 applied migration is recorded with its checksum; a file that changed after it was applied is an
 error (write a new migration instead).
+
+Every wait is bounded (pg_waits): the advisory lock is waited for at most lock_timeout_seconds,
+then MigrationLockBusyError names its holder and the caller retries (a consumer starting while
+the operator builds an index must keep beating, not block); a migration's own lock waits are
+bounded the same way. Statements are not: an index build may take long.
 """
 
 from __future__ import annotations
@@ -17,11 +22,16 @@ from typing import Final
 
 import psycopg2
 
+from eventfleet.consumer import pg_waits
 from eventfleet.contract.names import MODES, Mode
 
 TRACKS: Final = ("shared", *MODES)
 # Any constant works; it only has to be the same for every process migrating this database.
 ADVISORY_LOCK_KEY: Final = 0x6576_6600_0001
+# How long the advisory lock (and each lock a migration takes) is waited for before giving up
+# for now: well inside a consumer's liveness window.
+LOCK_TIMEOUT_SECONDS: Final = 5.0
+IDLE_IN_TRANSACTION_SECONDS: Final = 60.0
 _FILE_NAME: Final = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 _BOOKKEEPING: Final = """
@@ -41,7 +51,15 @@ class MigrationError(Exception):
 
 
 class DatabaseUnavailableError(MigrationError):
-    """PostgreSQL could not be reached: worth retrying."""
+    """PostgreSQL could not be reached, or a lock wait timed out: worth retrying."""
+
+
+class MigrationLockBusyError(DatabaseUnavailableError):
+    """Another session holds the migration lock (`busy` names it): worth retrying."""
+
+    def __init__(self, busy: pg_waits.LockBusyError) -> None:
+        self.busy = busy
+        super().__init__(str(busy))
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,22 +137,50 @@ def schema_version(migrations: list[Migration]) -> int:
     return max(own, default=0)
 
 
-def _connect(dsn: str, connect_timeout: int) -> psycopg2.extensions.connection:
+def _connect(
+    dsn: str, connect_timeout: int, lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS
+) -> psycopg2.extensions.connection:
+    options = pg_waits.session_options(
+        lock_seconds=lock_timeout_seconds,
+        statement_seconds=None,
+        idle_in_transaction_seconds=IDLE_IN_TRANSACTION_SECONDS,
+    )
     try:
-        return psycopg2.connect(dsn, connect_timeout=connect_timeout)
+        return psycopg2.connect(
+            dsn,
+            connect_timeout=connect_timeout,
+            options=options,
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=3,
+            keepalives_count=3,
+        )
     except psycopg2.OperationalError as error:
         raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {error}".strip()) from error
 
 
-def apply(dsn: str, mode: Mode, *, connect_timeout: int = 10) -> list[Migration]:
-    """Apply what is pending for `mode`; returns what this call applied (often nothing)."""
+def apply(
+    dsn: str,
+    mode: Mode,
+    *,
+    connect_timeout: int = 10,
+    lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS,
+) -> list[Migration]:
+    """Apply what is pending for `mode`; returns what this call applied (often nothing).
+    Raises MigrationLockBusyError when another session held the migration lock for longer
+    than `lock_timeout_seconds`."""
     migrations = for_mode(mode)
-    connection = _connect(dsn, connect_timeout)
+    connection = _connect(dsn, connect_timeout, lock_timeout_seconds)
     try:
         connection.autocommit = True
         with connection.cursor() as cursor:
             # Session lock: held across the per-migration transactions below.
-            cursor.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
+            try:
+                cursor.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
+            except psycopg2.errors.LockNotAvailable as error:
+                holders = pg_waits.advisory_lock_holders(connection, ADVISORY_LOCK_KEY)
+                busy = pg_waits.LockBusyError("migration", "the schema migration lock", holders)
+                raise MigrationLockBusyError(busy) from error
             try:
                 cursor.execute(_BOOKKEEPING)
                 cursor.execute("SELECT track, version, checksum FROM schema_migrations")
@@ -240,6 +286,9 @@ def _apply_one(connection: psycopg2.extensions.connection, migration: Migration)
                 (migration.track, migration.version, migration.name, migration.checksum),
             )
         connection.commit()
+    except psycopg2.OperationalError:
+        connection.rollback()
+        raise  # a lock wait that timed out, a lost connection: retried (apply says so)
     except psycopg2.Error as error:
         connection.rollback()
         raise MigrationError(f"{migration.label}: {error}".strip()) from error

@@ -1,9 +1,10 @@
 """Metrics, probes and JSON logs of one consumer process.
 
 `/metrics` is Prometheus text; `/healthz` answers 200 while the loop is alive (it reports a
-heartbeat at least every few seconds, also while it backs off); `/readyz` answers 200 while the
-consumer can do its work (PostgreSQL reachable), 503 otherwise. Each Consumer has its own
-registry so that tests can run several in one process.
+heartbeat at least every few seconds, also while it backs off or waits for a lock); `/readyz`
+answers 200 while the consumer can do its work (PostgreSQL reachable), 503 otherwise. Both
+name a known wait in their body (`ok: waiting for the lock on ..., held by pid ...`). Each
+Consumer has its own registry so that tests can run several in one process.
 """
 
 from __future__ import annotations
@@ -116,21 +117,75 @@ class Metrics:
             registry=r,
         )
         self.ready = Gauge("eventfleet_consumer_ready", "1 while ready", registry=r)
+        self.kafka_commit_failures = Counter(
+            "eventfleet_consumer_kafka_commit_failures",
+            "Offset commits Kafka refused or did not answer (they are sent again)",
+            registry=r,
+        )
+        self.lock_waits = Counter(
+            "eventfleet_consumer_lock_waits",
+            "PostgreSQL lock waits that reached the lock timeout (the work is retried)",
+            ["lock"],
+            registry=r,
+        )
 
 
 class Health:
-    """What the probes report; written by the loop thread, read by the HTTP thread."""
+    """What the probes report; written by the loop thread, read by the HTTP thread.
 
-    def __init__(self) -> None:
+    `waiting` names a known wait (a lock and its holder, another EventConsumer's sink): the
+    probes say it, so that a consumer that waits correctly is seen to, and its loop keeps
+    beating meanwhile (every wait is bounded and retried, see pg_waits)."""
+
+    def __init__(self, ready_gauge: Gauge | None = None) -> None:
         self._beat = time.monotonic()
-        self.ready = False
+        self._ready = False
+        self._ready_gauge = ready_gauge
+        self._waiting: tuple[str, float] | None = None  # (what, since when)
 
     def beat(self) -> None:
         self._beat = time.monotonic()
 
     @property
+    def seconds_since_beat(self) -> float:
+        return time.monotonic() - self._beat
+
+    @property
     def alive(self) -> bool:
-        return time.monotonic() - self._beat < HEARTBEAT_STALE_SECONDS
+        return self.seconds_since_beat < HEARTBEAT_STALE_SECONDS
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    @ready.setter
+    def ready(self, ready: bool) -> None:
+        self._ready = ready
+        if self._ready_gauge is not None:
+            self._ready_gauge.set(1 if ready else 0)
+        if ready:
+            self._waiting = None  # whatever was waited for came
+
+    def wait_for(self, what: str | None) -> None:
+        """Say what the loop waits for (None: nothing); a wait that goes on keeps its start."""
+        current = self._waiting
+        if what is None:
+            self._waiting = None
+        else:
+            self._waiting = (what, current[1] if current is not None else time.monotonic())
+
+    @property
+    def waiting(self) -> str | None:
+        """The known wait, with how long it has lasted; None when there is none."""
+        current = self._waiting
+        if current is None:
+            return None
+        what, since = current
+        return f"{what} (for {time.monotonic() - since:.0f} s)"
+
+    def saying(self, state: str) -> bytes:
+        waiting = self.waiting
+        return f"{state}: {waiting}\n".encode() if waiting else f"{state}\n".encode()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -143,10 +198,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST)
         elif path == "/healthz":
             ok = self.health.alive
-            self._send(200 if ok else 503, b"ok\n" if ok else b"loop stalled\n")
+            self._send(200 if ok else 503, self.health.saying("ok" if ok else "loop stalled"))
         elif path == "/readyz":
             ok = self.health.ready
-            self._send(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
+            self._send(200 if ok else 503, self.health.saying("ready" if ok else "not ready"))
         else:
             self._send(404, b"not found\n")
 

@@ -24,7 +24,9 @@ Per batch, in this order:
       partition), a gap means we are positioned wrong (seek back). An offset stored with
       another topic id counts in a deleted incarnation of the topic: the partition starts again
       from 0. Two consumers that both think they own a partition are serialised by the row lock
-      and cannot both count a record;
+      and cannot both count a record. The lock is waited for at most lock_timeout: a holder that
+      does not finish (an owner cut off mid-transaction) makes the batch back off and retry,
+      beating and naming the holder on the probes (pg_waits.LockBusyError);
    b. once per event_id (dedup.py; stats and leaderboard, the logger's table is keyed by the
       id): an event whose event_id the sink counted within the dedup window (a client's retry)
       is not counted again. Then the mode writes its rows; a DataError/IntegrityError, or any
@@ -71,7 +73,7 @@ from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from eventfleet.consumer import migrate, modes
+from eventfleet.consumer import modes, startup
 from eventfleet.consumer.batch import (
     Batch,
     Good,
@@ -86,15 +88,15 @@ from eventfleet.consumer.mirror.sync import RedisMirror
 from eventfleet.consumer.mirror_link import MirrorLink
 from eventfleet.consumer.observability import Health, HttpServer, Metrics
 from eventfleet.consumer.parts import KafkaPart, MirrorPart, StorePart
+from eventfleet.consumer.pg_waits import LockBusyError
 from eventfleet.consumer.settings import ConsumerSettings
 from eventfleet.consumer.store import TRANSACTION_ERRORS, Outcome, Store
 from eventfleet.contract.events import ParseLimits
+from eventfleet.contract.names import BOARD_KEY_PREFIX
 
 log = logging.getLogger(__name__)
 TP = tuple[str, int]
 LATENCY_SAMPLE: Final = 100
-# How long a sink owned by another EventConsumer is waited for before looking again.
-SINK_RECHECK_SECONDS: Final = 10.0
 # A batch whose transaction raised one of these is retried (nothing was committed).
 RETRIED: Final = (*TRANSACTION_ERRORS, TopicIdUnavailableError)
 
@@ -115,7 +117,7 @@ class Consumer:
         self.settings = settings
         self.stop = stop or threading.Event()
         self.metrics = Metrics()
-        self.health = Health()
+        self.health = Health(self.metrics.ready)
         self.mode = modes.build(settings)
         # The sink: this mode's tables in this database, whose progress is kept under its name
         # whatever the Kafka group is called (sql/shared/0002).
@@ -147,16 +149,19 @@ class Consumer:
                 ).start()
                 stack.callback(self.http.stop)
             stack.callback(self.store.close)
-            if not self._migrate():
+            if not startup.migrate_schema(
+                self.store, settings, self.health, self.metrics, self.stop
+            ):
                 return 0 if self.stop.is_set() else 1
-            if not self._claim_sink():
+            if not startup.claim_sink(self.store, settings, self.sink, self.health, self.stop):
                 return 0
             if self.mirror is None and self.mode.redis_prefix is not None and settings.redis_url:
                 self.redis = RedisMirror(
                     settings.redis_url,
                     settings.redis_db,
                     f"{settings.mode}:sink",
-                    self.mode.redis_prefix,
+                    boards=self.mode.redis_prefix == BOARD_KEY_PREFIX,
+                    heartbeat=self.health.beat,  # a rebuild of many keys is progress
                 )
                 self.mirror = MirrorLink(self.redis, settings, self.sink, self.mode, self.metrics)
             if self.mirror is not None:
@@ -167,7 +172,7 @@ class Consumer:
                 stack.callback(self.dlq.flush)
             stack.callback(self.source.close)
             self.source.subscribe(finish=self._finish_in_flight, stored=self.store.stored_offsets)
-            self._set_ready(ready=True)
+            self.health.ready = True
             log.info(
                 "consumer started",
                 extra={"mode": settings.mode, "topic": settings.topic, "group": settings.group},
@@ -197,58 +202,6 @@ class Consumer:
             self._drain()
             log.info("stopping: batch finished, committing and leaving the group")
         return 0
-
-    def _migrate(self) -> bool:
-        backoff = 0.5
-        while not self.stop.is_set():
-            self.health.beat()
-            try:
-                applied = self.store.apply_migrations()
-            except migrate.DatabaseUnavailableError as error:
-                self._set_ready(ready=False)
-                log.warning("cannot migrate yet; retrying", extra={"error": str(error)})
-                self.stop.wait(backoff)
-                backoff = min(backoff * 2, self.settings.max_backoff_seconds)
-                continue
-            except migrate.MigrationError:
-                log.exception("schema migration refused")
-                return False
-            if applied:
-                log.info("migrations applied", extra={"applied": [m.label for m in applied]})
-            return True
-        return False
-
-    def _claim_sink(self) -> bool:
-        """With a sink owner set: write only a sink this consumer's EventConsumer owns. A sink
-        another one owns is waited for (not ready, saying whose it is): the operator hands it
-        over when that one is gone. False: stopped while waiting."""
-        settings = self.settings
-        if settings.sink_owner is None:
-            return True
-        me = migrate.SinkOwner(settings.sink_owner, None, settings.group)
-        while not self.stop.is_set():
-            self.health.beat()
-            try:
-                found = self.store.claim_sink(me)
-            except migrate.MigrationError as error:
-                log.warning("cannot claim the sink yet; retrying", extra={"error": str(error)})
-            else:
-                if found.owner == me.owner:
-                    return True
-                log.error(
-                    "this database's sink is written by another EventConsumer; waiting",
-                    extra={"sink": self.sink, "owner": found.owner, "me": me.owner},
-                )
-            self._set_ready(ready=False)
-            deadline = time.monotonic() + SINK_RECHECK_SECONDS
-            while not self.stop.is_set() and time.monotonic() < deadline:
-                self.health.beat()  # waiting correctly is not a reason to be killed
-                self.stop.wait(0.5)
-        return False
-
-    def _set_ready(self, *, ready: bool) -> None:
-        self.health.ready = ready
-        self.metrics.ready.set(1 if ready else 0)
 
     # --------------------------------------------------------------------------------- batch
 
@@ -300,7 +253,7 @@ class Consumer:
         self._pending = None
         result = future.result()
         if isinstance(result, Outcome):
-            self._set_ready(ready=True)
+            self.health.ready = True
             return result, batch
         self._failed(result)
         if not retry:
@@ -310,8 +263,18 @@ class Consumer:
 
     def _failed(self, error: BaseException) -> None:
         self.metrics.db_errors.inc()
-        self._set_ready(ready=False)
+        self.health.ready = False
         self.store.close()
+        if isinstance(error, LockBusyError):
+            # Bounded by lock_timeout and retried: the loop beats while it waits, and says
+            # what for (the holder may be an owner cut off mid-transaction, until the server
+            # ends its session).
+            self.metrics.lock_waits.labels(error.lock).inc()
+            self.health.wait_for(error.describe())
+            log.warning(
+                "a lock wait timed out; retrying the batch", extra={"waiting_for": str(error)}
+            )
+            return
         log.warning("batch not committed", extra={"error": str(error).strip()})
 
     def _handle(self, batch: Batch) -> Outcome | None:
@@ -337,7 +300,7 @@ class Consumer:
                 break
             except RETRIED as error:
                 self._failed(error)
-        self._set_ready(ready=True)
+        self.health.ready = True
         return outcome
 
     def _transaction(self, batch: Batch) -> Outcome:

@@ -72,6 +72,15 @@ class ConsumerSettings(BaseModel):
     http_port: Annotated[int, Field(ge=0, le=65_535)] = 8080  # 0: no HTTP server
     log_level: LogLevel = "INFO"
     max_backoff_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
+    # Every PostgreSQL wait is bounded, well inside liveness's window (observability's
+    # HEARTBEAT_STALE_SECONDS): a lock held by a session that will never finish (an owner cut
+    # off mid-transaction) fails the statement, which is retried with a log line naming the
+    # holder, instead of blocking the loop until the pod is killed (issue 15).
+    postgres_lock_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 5.0
+    postgres_statement_timeout_seconds: Annotated[float, Field(gt=0, le=45)] = 30.0
+    # The server ends a session idle inside a transaction this long: a partitioned-away owner's
+    # locks go after this, not after the hours TCP takes to notice.
+    postgres_idle_in_transaction_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
     maintenance_interval_seconds: Annotated[float, Field(gt=0, le=86_400)] = 600.0
 
     @model_validator(mode="after")

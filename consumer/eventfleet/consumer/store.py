@@ -20,7 +20,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2.extras import execute_values
 
-from eventfleet.consumer import dedup, migrate
+from eventfleet.consumer import dedup, migrate, pg_waits
 from eventfleet.consumer.batch import (
     DATABASE_ERROR,
     INTERNAL_ERROR,
@@ -79,7 +79,7 @@ class FencedError(Exception):
 
 
 # What a failed transaction raises (rolled back: nothing was committed, the batch is retried).
-TRANSACTION_ERRORS: Final = (psycopg2.Error, FencedError)
+TRANSACTION_ERRORS: Final = (psycopg2.Error, FencedError, pg_waits.LockBusyError)
 
 
 @dataclass(slots=True)
@@ -104,10 +104,17 @@ def _database_message(error: psycopg2.Error) -> str:
 
 
 def connect(settings: ConsumerSettings) -> psycopg2.extensions.connection:
+    """A connection whose every wait is bounded (pg_waits): lock, statement, idle in a
+    transaction, and the network (TCP keepalives and user timeout)."""
     return psycopg2.connect(
         settings.postgres_dsn,
         connect_timeout=5,
         application_name=f"eventfleet-{settings.mode}",
+        options=pg_waits.session_options(
+            lock_seconds=settings.postgres_lock_timeout_seconds,
+            statement_seconds=settings.postgres_statement_timeout_seconds,
+            idle_in_transaction_seconds=settings.postgres_idle_in_transaction_timeout_seconds,
+        ),
         keepalives=1,
         keepalives_idle=10,
         keepalives_interval=3,
@@ -131,7 +138,12 @@ class Store:
 
     def apply_migrations(self) -> list[migrate.Migration]:
         """Apply the mode's pending migrations (raises migrate's errors)."""
-        return migrate.apply(self.settings.postgres_dsn, self.settings.mode)
+        settings = self.settings
+        return migrate.apply(
+            settings.postgres_dsn,
+            settings.mode,
+            lock_timeout_seconds=settings.postgres_lock_timeout_seconds,
+        )
 
     def claim_sink(self, me: migrate.SinkOwner) -> migrate.SinkOwner:
         """Who owns the sink now: `me` unless another EventConsumer does."""
@@ -199,21 +211,29 @@ class Store:
     def transact(
         self, batch: Batch, topic_ids: dict[str, str], accepted_gaps: dict[TP, int]
     ) -> Outcome:
-        """Step 3: the batch's one transaction, committed; raises psycopg2.Error or FencedError
+        """Step 3: the batch's one transaction, committed; raises psycopg2.Error, FencedError
+        or, when a lock wait timed out, pg_waits.LockBusyError naming the lock and its holders
         (rolled back: nothing was committed)."""
         now = batch.now
         connection = self._db()
-        self.mode.prepare(connection, batch.good, now)
         try:
+            self.mode.prepare(connection, batch.good, now)
             with connection.cursor() as cursor:
                 outcome = self._write_batch(cursor, batch, topic_ids, accepted_gaps)
             connection.commit()
             outcome.committed_at = time.time()
-        except BaseException:
+        except BaseException as error:
             try:
                 connection.rollback()
             except psycopg2.Error:
                 self.close()
+                raise error  # noqa: B904 - the transaction's error, not the rollback's
+            if isinstance(error, pg_waits.LockBusyError):
+                raise error.with_holders(
+                    pg_waits.row_lock_holders(connection, "sink_offsets")
+                ) from error.__cause__
+            if pg_waits.is_lock_timeout(error):
+                raise pg_waits.LockBusyError("other", "a lock the batch needs") from error
             raise
         return outcome
 
@@ -225,15 +245,9 @@ class Store:
         accepted_gaps: dict[TP, int],
     ) -> Outcome:
         records, now, staged = batch.records, batch.now, batch.staged
-        sink, group = self.sink, self.settings.group
+        group = self.settings.group
         tps = sorted({r.tp for r in records})
-        # (a) One round trip: create missing offset rows, then lock them (the SELECT's rows
-        # are what comes back).
-        cursor.execute(
-            LOCK_OFFSETS.format(values=",".join(["(%s, %s::integer)"] * len(tps))),
-            [sink, *(v for tp in tps for v in tp), group, sink, tuple(tps)],
-        )
-        rows = cursor.fetchall()
+        rows = self._lock_offsets(cursor, tps)
         expected: dict[TP, int] = {(t, p): o for t, p, o, _ in rows}
         stored, recreated = restart_recreated(
             {(t, p): (o, topic_id) for t, p, o, topic_id in rows}, topic_ids
@@ -293,6 +307,29 @@ class Store:
             self._advance(cursor, advanced, expected, topic_ids)
             outcome.recreated = {tp: topic_ids[tp[0]] for tp in recreated if tp in advanced}
         return outcome
+
+    def _lock_offsets(
+        self, cursor: psycopg2.extensions.cursor, tps: list[TP]
+    ) -> list[tuple[str, int, int, str | None]]:
+        """(a) One round trip: create missing offset rows, then lock them (the SELECT's rows are
+        what comes back). A row locked by a transaction that does not finish (its owner cut
+        off) is waited for only lock_timeout."""
+        try:
+            cursor.execute(
+                LOCK_OFFSETS.format(values=",".join(["(%s, %s::integer)"] * len(tps))),
+                [
+                    self.sink,
+                    *(v for tp in tps for v in tp),
+                    self.settings.group,
+                    self.sink,
+                    tuple(tps),
+                ],
+            )
+        except psycopg2.errors.LockNotAvailable as error:
+            partitions = ", ".join(f"{t}/{p}" for t, p in tps)
+            what = f"the lock on the sink's offset rows ({partitions})"
+            raise pg_waits.LockBusyError("offset_rows", what) from error
+        return cursor.fetchall()
 
     def _admitted(
         self, batch: Batch, stored: dict[TP, int], accepted_gaps: dict[TP, int]

@@ -36,3 +36,24 @@ def board_key(game_id: str, board: str, period: str, period_key: str) -> str:
     if period == "all_time":
         return f"{BOARD_KEY_PREFIX}{game_id}:{board}:all_time"
     return f"{BOARD_KEY_PREFIX}{game_id}:{board}:{period}:{period_key}"
+
+
+def parse_board_key(key: str) -> tuple[str, Board, Period, str] | None:
+    """(game_id, board, period, period_key) of a board's Redis key, the inverse of board_key
+    (period_key 'all_time' for all_time); None for any other text. Game ids hold no ':' (the
+    event parser refuses it)."""
+    if not key.startswith(BOARD_KEY_PREFIX):
+        return None
+    parts = key[len(BOARD_KEY_PREFIX) :].split(":")
+    if len(parts) == 3 and parts[2] == "all_time":
+        parts.append("all_time")
+    if len(parts) != 4 or not parts[0] or not parts[3]:
+        return None
+    game_id, board, period, period_key = parts
+    if (
+        board not in BOARDS
+        or period not in PERIODS
+        or (period == "all_time") != (period_key == "all_time")
+    ):
+        return None
+    return game_id, board, period, period_key

@@ -6,6 +6,7 @@ from __future__ import annotations
 import redis
 
 from eventfleet.consumer.mirror.ops import ZScore
+from eventfleet.consumer.mirror.resp import _WRITE_BOARD
 from eventfleet.consumer.mirror.sync import RedisMirror
 
 KEY = "leaderboard:g:total_score:all_time"
@@ -15,9 +16,9 @@ def test_members_below_a_full_boards_floor_are_not_sent_and_the_top_n_stays_exac
     redis_url: str,
 ) -> None:
     db = int(redis_url.rsplit("/", 1)[1])
-    mirror = RedisMirror(redis_url, db, "leaderboard:floor-test", "leaderboard:")
+    mirror = RedisMirror(redis_url, db, "leaderboard:floor-test", boards=True)
     client = redis.Redis.from_url(redis_url, decode_responses=True)
-    client.delete(KEY, mirror.marker)
+    client.delete(KEY, mirror.marker, mirror.book.registry)
     client.hset(mirror.marker, "synced_at", 1)  # a complete copy, as far as the mirror knows
     mirror.dirty = False
     sent: list[str] = []
@@ -41,7 +42,7 @@ def test_members_below_a_full_boards_floor_are_not_sent_and_the_top_n_stays_exac
         assert mirror.floors == {KEY: 20}  # full (p4, p3, p2): the lowest kept score
 
         publish({"p5": 5, "p6": 20, "p1": 25})
-        [zadd] = [command for command in sent if "\r\nZADD\r\n" in command]
+        [zadd] = [command for command in sent if _WRITE_BOARD in command]
         assert "\r\np5\r\n" not in zadd  # below the floor: not sent
         assert "\r\np6\r\n" in zadd  # level with the floor
         assert "\r\np1\r\n" in zadd  # above it
@@ -56,6 +57,6 @@ def test_members_below_a_full_boards_floor_are_not_sent_and_the_top_n_stays_exac
         assert not [command for command in sent if KEY in command]
         assert client.zcard(KEY) == 3
     finally:
-        client.delete(KEY, mirror.marker)
+        client.delete(KEY, mirror.marker, mirror.book.registry)
         mirror.close()
         client.close()

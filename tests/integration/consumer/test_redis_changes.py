@@ -60,7 +60,7 @@ def nothing() -> Iterator[list[RedisOp]]:
 
 def mirror(redis_url: str) -> RedisMirror:
     db = int(redis_url.rsplit("/", 1)[1])
-    return RedisMirror(redis_url, db, "stats:change-test", "player_stats:")
+    return RedisMirror(redis_url, db, "stats:change-test")
 
 
 def test_a_change_lands_only_on_the_version_just_before_it(redis_url: str) -> None:

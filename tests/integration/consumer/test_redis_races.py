@@ -12,7 +12,7 @@ from eventfleet.consumer.mirror.sync import RedisMirror
 
 def mirror(redis_url: str) -> RedisMirror:
     db = int(redis_url.rsplit("/", 1)[1])
-    return RedisMirror(redis_url, db, "stats:race-test", "player_stats:")
+    return RedisMirror(redis_url, db, "stats:race-test")
 
 
 def stats(version: int, wins: int) -> HashSet:
@@ -22,10 +22,12 @@ def stats(version: int, wins: int) -> HashSet:
 def test_an_older_hash_snapshot_never_overwrites_a_newer_one(redis_url: str) -> None:
     writer = mirror(redis_url)
     client = redis.Redis.from_url(redis_url, decode_responses=True)
-    writer._send(commands([stats(version=5, wins=9)]))  # the newer batch lands first
-    writer._send(commands([stats(version=3, wins=4)]))  # then a resync's older snapshot
+    writer._send(commands([stats(version=5, wins=9)], writer.book))  # the newer batch lands first
+    writer._send(
+        commands([stats(version=3, wins=4)], writer.book)
+    )  # then a resync's older snapshot
     assert client.hgetall("player_stats:g:p1") == {"version": "5", "wins": "9"}
-    writer._send(commands([stats(version=6, wins=10)]))  # newer still: written
+    writer._send(commands([stats(version=6, wins=10)], writer.book))  # newer still: written
     assert client.hget("player_stats:g:p1", "wins") == "10"
     writer.close()
     client.close()
@@ -35,8 +37,8 @@ def test_an_older_board_score_never_lowers_a_newer_one(redis_url: str) -> None:
     writer = mirror(redis_url)
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     key = "leaderboard:g:total_score:all_time"
-    writer._send(commands([ZScore(key, "p1", 500, 10), ZScore(key, "p2", 40, 10)]))
-    writer._send(commands([ZScore(key, "p1", 300, 10), ZScore(key, "p3", 70, 10)]))
+    writer._send(commands([ZScore(key, "p1", 500, 10), ZScore(key, "p2", 40, 10)], writer.book))
+    writer._send(commands([ZScore(key, "p1", 300, 10), ZScore(key, "p3", 70, 10)], writer.book))
     assert client.zrevrange(key, 0, -1, withscores=True) == [
         ("p1", 500.0),
         ("p3", 70.0),

@@ -2,10 +2,16 @@
 
 A batch is sent as one pipelined write, packed here rather than by redis-py (whose pure-Python
 packing of tens of thousands of arguments per batch cost more than the database work): hashes
-sharing their field names go as one small Lua script call, and each sorted set gets one ZADD
-with all its members, then one trim to its top N and its expiry. Both writes keep the newer value
-when two replicas (or a resync and a batch) race: hashes compare PostgreSQL's row version, sorted
-sets use ZADD GT (boards never go down).
+sharing their field names go as one small Lua script call, and each sorted set gets one script
+call with all its members (ZADD, the trim to its top N, its expiry). Both writes keep the newer
+value when two replicas (or a resync and a batch) race: hashes compare PostgreSQL's row version,
+sorted sets use ZADD GT (boards never go down).
+
+Boards carry a version of their own in a registry hash (BoardBook): the top N each board is
+complete for. A batch brings only the members it moved, so its write can tell, in the same
+script, that the board it lands on is not the complete one the registry knows: the board is gone
+(evicted) or was built for a smaller N (topN raised). It then joins the stale set and is
+rebuilt alone from PostgreSQL (sync), without a full rebuild.
 
 A batch's stats hashes carry only the values their upsert changed (HashChange): their script
 applies a change only on top of the version just before it, and replies with the hashes further
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Final
+from typing import Final, NamedTuple
 
 from eventfleet.consumer.mirror.ops import HashChange, HashSet, RedisOp, ZScore
 
@@ -71,6 +77,47 @@ return stale
 """
 
 
+# KEYS: the board, the board registry, the stale set; ARGV: top N, expiry (Unix seconds, 0:
+# none), '1' when the write is the board's whole top N from PostgreSQL (a rebuild's or a
+# repair's), then score, member pairs. Replies {lost, ZCARD, ZRANGE 0 0 WITHSCORES} (the last two
+# for the floors). A batch's write on a board the registry knows, that is gone or complete only
+# for fewer members, marks it lost: into the stale set, to be rebuilt from PostgreSQL.
+_WRITE_BOARD: Final = """
+local board, registry = KEYS[1], KEYS[2]
+local n, expire_at = tonumber(ARGV[1]), tonumber(ARGV[2])
+local complete = ARGV[3] == '1'
+if expire_at > 0 and expire_at <= tonumber(redis.call('TIME')[1]) then
+  redis.call('HDEL', registry, board)
+  return {0, 0, {}}
+end
+local built = redis.call('HGET', registry, board)
+local built_n = built and tonumber(string.match(built, '^(%d+)'))
+local lost = 0
+if not complete and built_n and (built_n < n or redis.call('EXISTS', board) == 0) then
+  lost = 1
+end
+for i = 4, #ARGV, 1000 do
+  redis.call('ZADD', board, 'GT', unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+redis.call('ZREMRANGEBYRANK', board, 0, -(n + 1))
+if expire_at > 0 then redis.call('EXPIREAT', board, expire_at) end
+if lost == 1 then
+  redis.call('SADD', KEYS[3], board)
+elseif complete or not built_n or built_n > n then
+  redis.call('HSET', registry, board, n .. ':' .. ARGV[2])
+end
+return {lost, redis.call('ZCARD', board), redis.call('ZRANGE', board, 0, 0, 'WITHSCORES')}
+"""
+
+
+class BoardBook(NamedTuple):
+    """Where a mirror keeps its boards' versions (the registry: board key -> 'N:expiry') and
+    the keys waiting for a rewrite from PostgreSQL (the stale set)."""
+
+    registry: str
+    stale_set: str
+
+
 def pack(*args: str | int) -> str:
     """One command in RESP. Every value here is ASCII (ids, numbers, ISO times, JSON of type
     names), so a string's length is its byte length."""
@@ -119,21 +166,27 @@ def change_commands(changes: Iterable[HashChange], stale_set: str) -> list[str]:
     return packed
 
 
-def commands(ops: Iterable[RedisOp]) -> list[str]:
-    """The packed commands that apply `ops` (later values of a key win); changes go through
-    change_commands."""
-    hashes: dict[tuple[str, ...], dict[str, str]] = {}  # fields -> key -> packed values
-    boards: dict[str, dict[str, int]] = {}
-    limits: dict[str, tuple[int, datetime | None]] = {}
+def commands(ops: Iterable[RedisOp], book: BoardBook, *, complete: bool = False) -> list[str]:
+    """The packed commands that apply `ops` (later values of a key win): the hashes' script
+    calls, then one board_commands call per board; changes go through change_commands."""
+    hashes: list[HashSet] = []
+    scores: list[ZScore] = []
     for op in ops:
         if isinstance(op, HashSet):
-            values = op.packed if op.packed is not None else _bulk(op.values)
-            hashes.setdefault(op.fields, {})[op.key] = values
+            hashes.append(op)
         elif isinstance(op, ZScore):
-            boards.setdefault(op.key, {})[op.member] = op.score
-            limits[op.key] = (op.top_n, op.expire_at)
+            scores.append(op)
         else:
             raise TypeError("a HashChange needs change_commands")
+    return [*hash_commands(hashes), *board_commands(scores, book, complete=complete)[0]]
+
+
+def hash_commands(ops: Iterable[HashSet]) -> list[str]:
+    """The packed script calls that write whole hashes (later values of a key win)."""
+    hashes: dict[tuple[str, ...], dict[str, str]] = {}  # fields -> key -> packed values
+    for op in ops:
+        values = op.packed if op.packed is not None else _bulk(op.values)
+        hashes.setdefault(op.fields, {})[op.key] = values
     packed = []
     for fields, by_key in hashes.items():
         keys = list(by_key)
@@ -151,6 +204,22 @@ def commands(ops: Iterable[RedisOp]) -> list[str]:
                 + head
                 + "".join([by_key[key] for key in chunk])
             )
+    return packed
+
+
+def board_commands(
+    ops: Iterable[ZScore], book: BoardBook, *, complete: bool = False
+) -> tuple[list[str], dict[str, int]]:
+    """One packed script call per board (ZADD GT of its members, its trim and expiry, its
+    version in the registry), and the boards in that order with their top N. `complete`: the
+    members are the board's whole top N (a rebuild's or a repair's)."""
+    boards: dict[str, dict[str, int]] = {}
+    limits: dict[str, tuple[int, datetime | None]] = {}
+    for op in ops:
+        boards.setdefault(op.key, {})[op.member] = op.score
+        limits[op.key] = (op.top_n, op.expire_at)
+    packed = []
+    head = _bulk((book.registry, book.stale_set))
     for key, members in boards.items():
         # Every board only grows (sums of non-negative scores, maxima, counts): GT keeps the
         # highest value, so a resync's older snapshot never lowers a newer score.
@@ -160,9 +229,13 @@ def commands(ops: Iterable[RedisOp]) -> list[str]:
                 for member, score in ((m, str(s)) for m, s in members.items())
             ]
         )
-        packed.append(f"*{3 + 2 * len(members)}\r\n" + _bulk(("ZADD", key, "GT")) + flat)
         top_n, expire_at = limits[key]
-        packed.append(pack("ZREMRANGEBYRANK", key, 0, -(top_n + 1)))
-        if expire_at is not None:
-            packed.append(pack("EXPIREAT", key, int(expire_at.timestamp())))
-    return packed
+        expiry = str(int(expire_at.timestamp())) if expire_at is not None else "0"
+        packed.append(
+            f"*{9 + 2 * len(members)}\r\n"
+            + _bulk(("EVAL", _WRITE_BOARD, "3", key))
+            + head
+            + _bulk((str(top_n), expiry, "1" if complete else "0"))
+            + flat
+        )
+    return packed, {key: limits[key][0] for key in boards}

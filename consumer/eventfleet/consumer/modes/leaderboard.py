@@ -11,7 +11,7 @@ PostgreSQL keeps every player's scores and deletes expired daily/weekly rows in 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple, cast
 
 from psycopg2.extensions import connection as Connection  # noqa: N812 - the library's name
@@ -30,7 +30,7 @@ from eventfleet.consumer.batch import Good
 from eventfleet.consumer.mirror.ops import BoardFloors, RedisOp, ZScore
 from eventfleet.consumer.modes.base import RedisValues, Staging, no_redis_values
 from eventfleet.consumer.settings import ConsumerSettings
-from eventfleet.contract.names import BOARD_KEY_PREFIX, Mode, Period, board_key
+from eventfleet.contract.names import BOARD_KEY_PREFIX, Mode, Period, board_key, parse_board_key
 
 COLUMNS: Final = (
     "game_id, period, period_key, player_id, total_score, high_score, level, wins, boards"
@@ -68,6 +68,27 @@ SELECT game_id, period, period_key, board, player_id, score FROM (
         ('level', l.level::bigint, 4), ('wins', l.wins, 8)
     ) AS b(board, score, bit)
     WHERE l.boards & b.bit <> 0 AND b.board = ANY(%s)
+) ranked WHERE rank <= %s
+"""
+
+
+# The top N of some boards (an evicted board, one built for a smaller N): what a rebuild of
+# only those boards reads.
+TOP_OF: Final = """
+SELECT game_id, period, period_key, board, player_id, score FROM (
+    SELECT l.game_id, l.period, l.period_key, b.board, l.player_id, b.score,
+           row_number() OVER (
+               PARTITION BY l.game_id, l.period, l.period_key, b.board
+               ORDER BY b.score DESC, l.player_id
+           ) AS rank
+    FROM (VALUES {values}) AS w (game_id, period, period_key, board)
+    JOIN leaderboards l
+      ON l.game_id = w.game_id AND l.period = w.period AND l.period_key = w.period_key
+    CROSS JOIN LATERAL (VALUES
+        ('total_score', l.total_score, 1), ('high_score', l.high_score, 2),
+        ('level', l.level::bigint, 4), ('wins', l.wins, 8)
+    ) AS b(board, score, bit)
+    WHERE b.board = w.board AND l.boards & b.bit <> 0
 ) ranked WHERE rank <= %s
 """
 
@@ -187,7 +208,32 @@ class LeaderboardMode:
         connection.commit()
 
     def reread(self, connection: Connection, keys: Sequence[str]) -> list[RedisOp]:
-        return []  # sorted sets are written whole (ZADD GT), never as changes
+        """The whole top N of these boards (their Redis copy was evicted, or built for a
+        smaller N); a key that names no configured board is left out."""
+        wanted = []
+        for key in keys:
+            found = parse_board_key(key)
+            if found is not None and found[1] in self.boards:
+                wanted.append(found)
+        if not wanted:
+            return []
+        now = datetime.now(UTC)
+        ops: list[RedisOp] = []
+        with connection.cursor() as cursor:
+            cursor.execute(
+                TOP_OF.format(values=",".join(["(%s, %s, %s, %s)"] * len(wanted))),
+                [
+                    *(v for game, board, period, key in wanted for v in (game, period, key, board)),
+                    self.top_n,
+                ],
+            )
+            for game_id, period, period_key, board, player_id, score in cursor.fetchall():
+                expire = self._expires(period, period_key)
+                if expire is None or expire > now:
+                    key = board_key(game_id, board, period, period_key)
+                    ops.append(ZScore(key, player_id, int(score), self.top_n, expire))
+        connection.commit()
+        return ops
 
     def maintain(self, connection: Connection, now: datetime) -> None:
         """Delete expired daily and weekly boards (keys of one period sort by time)."""
