@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from eventfleet.contract.names import Mode
+from eventfleet.operator.placement import apply_pod_template
 from eventfleet.operator.spec import GROUP, KIND, VERSION, EventConsumerSpec
 
 HTTP_PORT: Final = 8080  # the consumer's /healthz, /readyz and /metrics
@@ -104,16 +105,28 @@ def consumer_env(spec: EventConsumerSpec, group: str, owner: Owner) -> list[dict
         "EVENTFLEET_BATCH_SIZE": str(spec.processing.batch_size),
         "EVENTFLEET_BATCH_TIMEOUT_MS": str(spec.processing.batch_timeout_ms),
         "EVENTFLEET_DLQ_RETENTION_DAYS": str(spec.processing.dlq_retention_days),
+        "EVENTFLEET_MAX_EVENT_BYTES": str(spec.processing.max_event_bytes),
+        "EVENTFLEET_MAX_FUTURE_SKEW_SECONDS": str(spec.processing.max_future_skew_seconds),
+        "EVENTFLEET_MAX_BACKOFF_SECONDS": str(spec.processing.max_backoff_seconds),
+        "EVENTFLEET_MAINTENANCE_INTERVAL_SECONDS": str(
+            spec.processing.maintenance_interval_seconds
+        ),
+        "EVENTFLEET_LOG_LEVEL": spec.log_level,
         "EVENTFLEET_HTTP_PORT": str(HTTP_PORT),
     }
     if spec.processing.dlq_topic:
         plain["EVENTFLEET_DLQ_TOPIC"] = spec.processing.dlq_topic
     if spec.mode != "logger":
         plain["EVENTFLEET_DEDUP_WINDOW_HOURS"] = str(spec.processing.dedup_window_hours)
+    if spec.mode == "logger":
+        plain["EVENTFLEET_RETENTION_DAYS"] = str(spec.logger.retention_days)
+        plain["EVENTFLEET_PARTITIONS_AHEAD_DAYS"] = str(spec.logger.partitions_ahead_days)
     if spec.mode == "leaderboard":
         plain["EVENTFLEET_BOARDS"] = ",".join(spec.leaderboard.boards)
         plain["EVENTFLEET_PERIODS"] = ",".join(spec.leaderboard.periods)
         plain["EVENTFLEET_TOP_N"] = str(spec.leaderboard.top_n)
+        plain["EVENTFLEET_DAILY_KEEP_DAYS"] = str(spec.leaderboard.daily_keep_days)
+        plain["EVENTFLEET_WEEKLY_KEEP_WEEKS"] = str(spec.leaderboard.weekly_keep_weeks)
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in plain.items()]
     env.append(
         _from_secret(
@@ -169,6 +182,22 @@ def build_deployment(
             "capabilities": {"drop": ["ALL"]},
         },
     }
+    template = {
+        "metadata": {
+            "labels": labels,
+            "annotations": {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": str(HTTP_PORT),
+                "prometheus.io/path": "/metrics",
+            },
+        },
+        "spec": {
+            "containers": [container],
+            "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+            "enableServiceLinks": False,
+        },
+    }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -181,21 +210,6 @@ def build_deployment(
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": selector_labels(owner)},
-            "template": {
-                "metadata": {
-                    "labels": labels,
-                    "annotations": {
-                        "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(HTTP_PORT),
-                        "prometheus.io/path": "/metrics",
-                    },
-                },
-                "spec": {
-                    "containers": [container],
-                    "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-                    "enableServiceLinks": False,
-                },
-            },
+            "template": apply_pod_template(template, spec.pod_template, selector_labels(owner)),
         },
     }

@@ -106,6 +106,33 @@ def apply(body: dict[str, Any]) -> dict[str, Any]:
     return applied
 
 
+def policy() -> client.PolicyV1Api:
+    return client.PolicyV1Api(_api())
+
+
+def apply_disruption_budget(body: dict[str, Any]) -> None:
+    """Server-side apply of a PodDisruptionBudget."""
+    policy().patch_namespaced_pod_disruption_budget(
+        body["metadata"]["name"],
+        body["metadata"]["namespace"],
+        body,
+        field_manager=FIELD_MANAGER,
+        force=True,
+        _content_type="application/apply-patch+yaml",
+    )
+
+
+def delete_disruption_budget(namespace: str, name: str) -> bool:
+    """Delete a PodDisruptionBudget; False when there was none."""
+    try:
+        policy().delete_namespaced_pod_disruption_budget(name, namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
+
+
 def read_deployment(namespace: str, name: str) -> dict[str, Any] | None:
     metrics.API_READS.labels("deployments").inc()
     try:

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from eventfleet.consumer import migrate
 from eventfleet.operator import config, kafka_admin, kube
+from eventfleet.operator.budget_step import reconcile_disruption_budget
 from eventfleet.operator.builders import (
     Owner,
     build_deployment,
@@ -91,6 +92,8 @@ def reconcile_consumer(
     replicas = initial_replicas(spec, current.get("status") or {})
     if outcome.sink_conflict is None:
         reconcile_deployment(owner, spec, replicas=replicas, outcome=outcome)
+        if budget_failed := reconcile_disruption_budget(owner, spec, report):
+            outcome.retry.append(budget_failed)
     else:
         replicas = 0  # a second writer of a sink gets no consumers
     extra: dict[str, Any] = {
