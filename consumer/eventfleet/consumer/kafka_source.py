@@ -70,9 +70,12 @@ class KafkaSource:
         metrics: Metrics,
         health: Health,
         stop: threading.Event,
+        *,
         kafka_config: dict[str, Any] | None = None,
+        kafka_auth: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
+        self.kafka_auth: dict[str, str] = dict(kafka_auth or {})
         self.metrics = metrics
         self.health = health
         self.stop = stop
@@ -103,6 +106,7 @@ class KafkaSource:
             "fetch.wait.max.ms": min(settings.batch_timeout_ms, 500),
             # librdkafka's own log lines go through logging too (JSON like the rest).
             "logger": logging.getLogger("eventfleet.consumer.kafka"),
+            **self.kafka_auth,
             **(kafka_config or {}),
         }
         self.assigned: set[TP] = set()
@@ -172,7 +176,7 @@ class KafkaSource:
         """Kafka's ids of `topics` (those it could name within the timeout)."""
         if self._admin is None:
             self._admin = confluent_kafka.admin.AdminClient(
-                {"bootstrap.servers": self.settings.kafka_bootstrap},
+                {"bootstrap.servers": self.settings.kafka_bootstrap, **self.kafka_auth},
                 logger=logging.getLogger("eventfleet.consumer.kafka"),
             )
         found: dict[str, str] = {}

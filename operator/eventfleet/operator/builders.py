@@ -25,6 +25,9 @@ DEFAULT_RESOURCES: Final = {
     "requests": {"cpu": "100m", "memory": "128Mi"},
     "limits": {"memory": "256Mi"},
 }
+# The Kafka binding Secret (kafka.authSecretRef) as files: credentials never sit in the env.
+KAFKA_AUTH_VOLUME: Final = "kafka-auth"
+KAFKA_AUTH_MOUNT: Final = "/var/run/eventfleet/kafka-auth"
 # Enough for the consumer to finish its batch, commit and close after SIGTERM.
 TERMINATION_GRACE_SECONDS: Final = 30
 
@@ -116,6 +119,8 @@ def consumer_env(spec: EventConsumerSpec, group: str, owner: Owner) -> list[dict
     }
     if spec.processing.dlq_topic:
         plain["EVENTFLEET_DLQ_TOPIC"] = spec.processing.dlq_topic
+    if spec.kafka.auth_secret_ref is not None:
+        plain["EVENTFLEET_KAFKA_AUTH_PATH"] = KAFKA_AUTH_MOUNT  # a path, not a secret
     if spec.mode != "logger":
         plain["EVENTFLEET_DEDUP_WINDOW_HOURS"] = str(spec.processing.dedup_window_hours)
     if spec.mode == "logger":
@@ -182,6 +187,22 @@ def build_deployment(
             "capabilities": {"drop": ["ALL"]},
         },
     }
+    pod_spec: dict[str, Any] = {
+        "containers": [container],
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "enableServiceLinks": False,
+    }
+    if spec.kafka.auth_secret_ref is not None:
+        container["volumeMounts"] = [
+            {"name": KAFKA_AUTH_VOLUME, "mountPath": KAFKA_AUTH_MOUNT, "readOnly": True}
+        ]
+        pod_spec["volumes"] = [
+            {
+                "name": KAFKA_AUTH_VOLUME,
+                "secret": {"secretName": spec.kafka.auth_secret_ref.name},
+            }
+        ]
     template = {
         "metadata": {
             "labels": labels,
@@ -191,12 +212,7 @@ def build_deployment(
                 "prometheus.io/path": "/metrics",
             },
         },
-        "spec": {
-            "containers": [container],
-            "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-            "enableServiceLinks": False,
-        },
+        "spec": pod_spec,
     }
     return {
         "apiVersion": "apps/v1",

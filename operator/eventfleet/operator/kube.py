@@ -92,6 +92,17 @@ def secret_value(namespace: str, name: str, key: str) -> str:
     return base64.b64decode(data[key]).decode("utf-8")
 
 
+def secret_data(namespace: str, name: str) -> dict[str, bytes]:
+    """Every key of a Secret, decoded; SecretUnavailableError when it does not exist."""
+    try:
+        secret = core().read_namespaced_secret(name, namespace)
+    except ApiException as error:
+        if error.status == 404:
+            raise SecretUnavailableError(f"Secret {namespace}/{name} not found") from None
+        raise
+    return {key: base64.b64decode(value) for key, value in (secret.data or {}).items()}
+
+
 def apply(body: dict[str, Any]) -> dict[str, Any]:
     """Server-side apply of a Deployment: fields the operator owns are set back if edited."""
     result = apps().patch_namespaced_deployment(

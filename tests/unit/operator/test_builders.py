@@ -169,8 +169,9 @@ def test_every_consumer_setting_a_user_tunes_is_reachable_from_the_spec() -> Non
     a new consumer flag without a spec field fails here."""
     reached: set[str] = set(OPERATOR_DECIDES)
     redis = {"urlSecretRef": {"name": "r", "key": "url"}}
+    kafka = {"bootstrapServers": "k:9092", "authSecretRef": {"name": "kafka-user"}}
     for mode in ("logger", "stats", "leaderboard"):
-        built = deployment(spec(mode=mode, redis=None if mode == "logger" else redis))
+        built = deployment(spec(mode=mode, redis=None if mode == "logger" else redis, kafka=kafka))
         names = {item["name"] for item in container(built)["env"]}
         reached |= {field for field in ConsumerSettings.model_fields if env_name(field) in names}
     assert set(ConsumerSettings.model_fields) - reached == set()
@@ -228,3 +229,24 @@ def test_spec_defaults_are_the_consumer_defaults() -> None:
             *(("daily_keep_days", "weekly_keep_weeks", "top_n") if mode != "logger" else ()),
         ):
             assert getattr(settings, name) == own[name].default, name
+
+
+def test_kafka_credentials_are_a_mounted_secret_never_env() -> None:
+    built = deployment(
+        spec(kafka={"bootstrapServers": "k:9094", "authSecretRef": {"name": "kafka-user"}})
+    )
+    pod_spec = built["spec"]["template"]["spec"]
+    assert pod_spec["volumes"] == [{"name": "kafka-auth", "secret": {"secretName": "kafka-user"}}]
+    main = container(built)
+    assert main["volumeMounts"] == [
+        {"name": "kafka-auth", "mountPath": "/var/run/eventfleet/kafka-auth", "readOnly": True}
+    ]
+    env = {item["name"]: item for item in main["env"]}
+    assert env["EVENTFLEET_KAFKA_AUTH_PATH"]["value"] == "/var/run/eventfleet/kafka-auth"
+    # No variable takes anything from the Kafka Secret.
+    assert all(
+        item.get("valueFrom", {}).get("secretKeyRef", {}).get("name") != "kafka-user"
+        for item in main["env"]
+    )
+    assert _settings_of(built).kafka_auth_path is not None
+    assert "volumes" not in deployment()["spec"]["template"]["spec"]
