@@ -21,6 +21,8 @@ HTTP_PORT: Final = 8080  # the consumer's /healthz, /readyz and /metrics
 FIELD_MANAGER: Final = "eventfleet-operator"
 MANAGED_BY: Final = "eventfleet-operator"
 CONSUMER_LABEL: Final = f"{GROUP}/consumer"
+# The pod template's digest of the Secrets the consumers read (secret_checksum.py).
+SECRETS_CHECKSUM_ANNOTATION: Final = f"{GROUP}/secrets-checksum"
 DEFAULT_RESOURCES: Final = {
     "requests": {"cpu": "100m", "memory": "128Mi"},
     "limits": {"memory": "256Mi"},
@@ -166,8 +168,10 @@ def build_deployment(
     replicas: int,
     image: str,
     group: str,
+    secrets_checksum: str | None = None,
 ) -> dict[str, Any]:
-    """The consumer Deployment of one EventConsumer."""
+    """The consumer Deployment of one EventConsumer; `secrets_checksum` (of the Secrets the
+    consumers read) goes into the pod template, so that a changed Secret rolls the pods."""
     labels = consumer_labels(owner, spec.mode)
     probe = {"periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3}
     container = {
@@ -210,6 +214,7 @@ def build_deployment(
                 "prometheus.io/scrape": "true",
                 "prometheus.io/port": str(HTTP_PORT),
                 "prometheus.io/path": "/metrics",
+                **({SECRETS_CHECKSUM_ANNOTATION: secrets_checksum} if secrets_checksum else {}),
             },
         },
         "spec": pod_spec,

@@ -31,6 +31,7 @@ from eventfleet.operator.builders import (
 )
 from eventfleet.operator.conditions import Condition, ConditionType
 from eventfleet.operator.kafka_auth import KafkaConnection, resolve_connection
+from eventfleet.operator.secret_checksum import referenced_checksum
 from eventfleet.operator.spec import EventConsumerSpec, parse_spec
 from eventfleet.operator.status import (
     deployment_condition,
@@ -352,6 +353,7 @@ def reconcile_deployment(
         replicas=replicas,
         image=spec.image or config.CONFIG.default_image,
         group=spec.consumer_group(owner.namespace, owner.name),
+        secrets_checksum=referenced_checksum(owner.namespace, spec),
     )
     try:
         applied = kube.apply(desired)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from eventfleet.contract.kafka_binding import BindingError
+from eventfleet.operator.builders import SECRETS_CHECKSUM_ANNOTATION, Owner, build_deployment
 from eventfleet.operator.kafka_auth import KafkaConnection, connection_from
+from eventfleet.operator.secret_checksum import checksum, referenced
 from eventfleet.operator.spec import EventConsumerSpec
 
 PASSWORD = "rotate-me-0815"
@@ -55,3 +57,28 @@ def test_a_malformed_binding_names_the_key() -> None:
     found = connection_from(spec(), {k: v for k, v in BINDING.items() if k != "password"})
     assert isinstance(found, BindingError)
     assert found.key == "password"
+
+
+def test_the_secrets_checksum_follows_exactly_what_the_consumers_read() -> None:
+    consumer = spec()
+    refs = referenced(consumer)
+    assert refs == [("db", "dsn"), ("k", None)]
+    base = {("db", "dsn"): {"dsn": b"postgresql://a", "other": b"1"}, ("k", None): BINDING}
+    first = checksum(base)
+    assert checksum(dict(base)) == first  # deterministic
+    unrelated = {**base, ("db", "dsn"): {"dsn": b"postgresql://a", "other": b"2"}}
+    assert checksum(unrelated) == first  # a key the consumers do not read
+    rotated_dsn = {**base, ("db", "dsn"): {"dsn": b"postgresql://b", "other": b"1"}}
+    rotated_kafka = {**base, ("k", None): {**BINDING, "password": b"new"}}
+    missing = {**base, ("k", None): None}
+    found = {checksum(rotated_dsn), checksum(rotated_kafka), checksum(missing), first}
+    assert len(found) == 4
+    assert PASSWORD not in first
+
+
+def test_the_checksum_is_an_annotation_of_the_pod_template() -> None:
+    built = build_deployment(
+        Owner("l", "ns", "u"), spec(), replicas=1, image="i", group="g", secrets_checksum="abc"
+    )
+    annotations = built["spec"]["template"]["metadata"]["annotations"]
+    assert annotations[SECRETS_CHECKSUM_ANNOTATION] == "abc"
