@@ -123,3 +123,14 @@ def resolve_connection(
         report("Warning", REASON_INVALID, str(error))
         add(Condition.false(ConditionType.TOPIC_READY, REASON_INVALID, str(error)), retry=True)
         return None
+
+
+def kafka_auth_refusal(namespace: str, spec: EventConsumerSpec) -> Condition | None:
+    """TopicReady=False (KafkaAuthInvalid) when the Kafka Secret cannot be used, else None:
+    checked before every apply of the Deployment, so that no path (reconcile, a Deployment
+    event, the autoscaling loop) rolls consumers onto credentials they could not start with."""
+    try:
+        read_connection(namespace, spec)
+    except KafkaAuthInvalidError as error:
+        return Condition.false(ConditionType.TOPIC_READY, REASON_INVALID, str(error))
+    return None

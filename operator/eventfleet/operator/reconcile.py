@@ -30,7 +30,7 @@ from eventfleet.operator.builders import (
     sink_owner,
 )
 from eventfleet.operator.conditions import Condition, ConditionType
-from eventfleet.operator.kafka_auth import KafkaConnection, resolve_connection
+from eventfleet.operator.kafka_auth import KafkaConnection, kafka_auth_refusal, resolve_connection
 from eventfleet.operator.secret_checksum import referenced_checksum
 from eventfleet.operator.spec import EventConsumerSpec, parse_spec
 from eventfleet.operator.status import (
@@ -347,6 +347,9 @@ def reconcile_deployment(
     replicas: int,
     outcome: Outcome,
 ) -> None:
+    if (refused := kafka_auth_refusal(owner.namespace, spec)) is not None:
+        outcome.add(refused, retry=True)  # consumers could only fail to start: left as they are
+        return
     desired = build_deployment(
         owner,
         spec,

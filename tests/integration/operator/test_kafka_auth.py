@@ -6,6 +6,7 @@ condition and an Event, never a crash loop. The password shows nowhere."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,13 @@ def test_a_missing_or_malformed_secret_is_kafka_auth_invalid_until_fixed(
     _put_secret(cluster, "kafka-user", scram_user.binding())
     cluster.wait_condition("logger", "Ready", "True", timeout=60)
     assert scram_user.password not in _everything_shown(cluster)
+
+    # Broken again under running consumers: they are left as they are, not rolled onto it.
+    running = _checksum(cluster)
+    _put_secret(cluster, "kafka-user", scram_user.binding(username=""))
+    cluster.wait_condition("logger", "TopicReady", "False", reason="KafkaAuthInvalid", timeout=60)
+    time.sleep(6)  # more than a poll (5 s here)
+    assert _checksum(cluster) == running
 
 
 def test_a_wrong_password_is_kafka_auth_failed_not_a_crash_loop(
