@@ -5,6 +5,8 @@ plays kubelet and Deployment controller for the Deployments the eventfleet opera
 
 - every replica of a Deployment's pod template runs as a local process with the container's
   command, args and env (Secret and ConfigMap references resolved through the API);
+- Secret volumes are written as files (mode 0600) into a folder per replica, and env values
+  that name a path under their mountPath point into that folder instead;
 - each replica gets its own HTTP port (EVENTFLEET_HTTP_PORT, and the probes follow it), since
   local processes share one network namespace;
 - crashed replicas are restarted with a back-off; replica changes start or stop processes (so
@@ -124,6 +126,33 @@ class Runner:
         env[PORT_VARIABLE] = str(port)
         return env
 
+    def mount_secrets(
+        self, namespace: str, pod: dict[str, Any], container: dict[str, Any], replica: Replica
+    ) -> dict[str, str]:
+        """Each Secret volume the container mounts, as files in a folder of the replica's own:
+        {mountPath: folder}."""
+        volumes = {v["name"]: v for v in pod.get("volumes") or [] if "secret" in v}
+        mounted: dict[str, str] = {}
+        for mount in container.get("volumeMounts") or []:
+            volume = volumes.get(mount["name"])
+            if volume is None:
+                continue
+            secret = self.core.read_namespaced_secret(volume["secret"]["secretName"], namespace)
+            folder = (
+                self.log_dir
+                / "volumes"
+                / f"{replica.deployment.replace('/', '_')}-{replica.index}"
+                / mount["name"]
+            )
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True, mode=0o700)
+            for key, value in (secret.data or {}).items():
+                path = folder / key
+                path.write_bytes(base64.b64decode(value))
+                path.chmod(0o600)
+            mounted[mount["mountPath"].rstrip("/")] = str(folder)
+        return mounted
+
     def start(self, replica: Replica, deployment: dict[str, Any]) -> None:
         namespace = deployment["metadata"]["namespace"]
         container = deployment["spec"]["template"]["spec"]["containers"][0]
@@ -140,6 +169,13 @@ class Runner:
             return
         try:
             env = self.resolve_env(namespace, container, replica.port)
+            pod = deployment["spec"]["template"]["spec"]
+            for mount_path, folder in self.mount_secrets(
+                namespace, pod, container, replica
+            ).items():
+                for name, value in env.items():
+                    if value == mount_path or value.startswith(mount_path + "/"):
+                        env[name] = folder + value[len(mount_path) :]
         except (ApiException, KeyError) as error:
             log.warning("%s: cannot resolve env (%s); retrying", replica.deployment, error)
             replica.next_start = time.monotonic() + 5

@@ -1,3 +1,8 @@
 """Test configuration: fixtures live in tests/fixtures and are loaded as plugins."""
 
-pytest_plugins = ["tests.fixtures.stack", "tests.fixtures.kube", "tests.fixtures.operator"]
+pytest_plugins = [
+    "tests.fixtures.stack",
+    "tests.fixtures.kube",
+    "tests.fixtures.operator",
+    "tests.fixtures.secured_kafka",
+]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .common import CACHE_DIR, HOST, REPO, StackError, display, find_tool, say, spinner
 from .component import Component
+from .kafka_secured import SecuredListener
 from .ports import port_from_env
 from .processes import run_quiet
 
@@ -46,13 +47,31 @@ class Kafka(Component):
     pom = REPO / "hack" / "kafka" / "pom.xml"
 
     def ports(self) -> list[int]:
+        broker = port_from_env("EVENTFLEET_KAFKA_PORT", 29092)
         return [
-            port_from_env("EVENTFLEET_KAFKA_PORT", 29092),
+            broker,
             port_from_env("EVENTFLEET_KAFKA_CONTROLLER_PORT", 29093),
+            # Default: the broker's port + 2, so stacks moved to other ports stay apart.
+            port_from_env("EVENTFLEET_KAFKA_SASL_PORT", broker + 2),
         ]
 
+    @property
+    def secured(self) -> SecuredListener:
+        return SecuredListener(self.home, self.ports()[2], self.log)
+
     def env(self) -> dict[str, str]:
-        return {"EVENTFLEET_KAFKA_BOOTSTRAP": self.address()}
+        return {
+            "EVENTFLEET_KAFKA_BOOTSTRAP": self.address(),
+            "EVENTFLEET_KAFKA_SASL_BOOTSTRAP": f"{HOST}:{self.ports()[2]}",
+            # A directory in the binding Secret format: bootstrap.servers, security.protocol,
+            # sasl.mechanism, username, password, ca.crt (one file per key).
+            "EVENTFLEET_KAFKA_SASL_BINDING": str(self.secured.binding),
+        }
+
+    def up(self) -> str:
+        done = super().up()
+        self.secured.ensure_scram_user(self.java_base(), self.address(), self.data)
+        return done
 
     @property
     def version(self) -> str:
@@ -114,7 +133,7 @@ class Kafka(Component):
         say(f"  kafka: jars ready in {time.monotonic() - started:.0f}s")
 
     def write_config(self) -> Path:
-        broker, controller = self.ports()
+        broker, controller, sasl = self.ports()
         config = self.home / "server.properties"
         config.write_text(
             "\n".join(
@@ -122,10 +141,17 @@ class Kafka(Component):
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.bootstrap.servers={HOST}:{controller}",
-                    f"listeners=PLAINTEXT://{HOST}:{broker},CONTROLLER://{HOST}:{controller}",
-                    f"advertised.listeners=PLAINTEXT://{HOST}:{broker}",
+                    (
+                        f"listeners=PLAINTEXT://{HOST}:{broker},CONTROLLER://{HOST}:{controller},"
+                        f"SASL_SSL://{HOST}:{sasl}"
+                    ),
+                    f"advertised.listeners=PLAINTEXT://{HOST}:{broker},SASL_SSL://{HOST}:{sasl}",
                     "controller.listener.names=CONTROLLER",
-                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    (
+                        "listener.security.protocol.map="
+                        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL"
+                    ),
+                    *self.secured.server_properties(),
                     "inter.broker.listener.name=PLAINTEXT",
                     f"log.dirs={self.data}",
                     "num.partitions=1",
@@ -177,6 +203,7 @@ class Kafka(Component):
         self.java()
         self.home.mkdir(parents=True, exist_ok=True)
         self.fetch_jars()
+        self.secured.prepare()
         config = self.write_config()
         meta = self.data / "meta.properties"
         if meta.is_file():
@@ -218,7 +245,18 @@ class Kafka(Component):
         return [*self.java_base(), "kafka.Kafka", str(self.home / "server.properties")]
 
     def probe(self) -> str | None:
-        return kafka_api_versions(self.ports()[0])
+        problem = kafka_api_versions(self.ports()[0])
+        if problem is None and not _listens(self.ports()[2]):
+            return f"the SASL_SSL listener on port {self.ports()[2]} is not open"
+        return problem
+
+
+def _listens(port: int) -> bool:
+    try:
+        socket.create_connection((HOST, port), timeout=2).close()
+    except OSError:
+        return False
+    return True
 
 
 def kafka_cluster_id() -> str:

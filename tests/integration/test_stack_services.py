@@ -16,6 +16,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from eventfleet.operator import kafka_admin as operator_kafka
+from eventfleet.operator.kafka_auth import KafkaConnection
 from tests.fixtures.stack import Stack
 
 MESSAGES = 60
@@ -49,7 +50,7 @@ def _lag_as_the_autoscaler_reads_it(bootstrap: str, group: str, topic: str) -> i
     """High watermarks minus the group's committed offsets, read by the operator's own code (a
     consumer of the group for the committed offsets: librdkafka's admin ListConsumerGroupOffsets
     can crash the process on a NOT_COORDINATOR answer)."""
-    readings = operator_kafka.group_offsets(bootstrap, topic, group)
+    readings = operator_kafka.group_offsets(KafkaConnection(bootstrap), topic, group)
     # A partition without a committed offset counts from its start.
     return sum(p.high - (p.low if p.committed is None else p.committed) for p in readings)
 

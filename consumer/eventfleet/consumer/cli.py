@@ -8,10 +8,12 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
 from eventfleet.consumer.observability import configure_logging
 from eventfleet.consumer.settings import SettingsError, load_settings
+from eventfleet.contract.kafka_binding import NO_AUTH, BindingError, KafkaBinding, load_binding
 
 log = logging.getLogger("eventfleet.consumer")
 
@@ -23,6 +25,12 @@ def main(argv: list[str]) -> int:
         print(f"eventfleet consumer: {error}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    binding = kafka_binding(settings.kafka_auth_path, settings.kafka_bootstrap)
+    if isinstance(binding, BindingError):
+        # The operator checks the Secret before it deploys consumers; this is a hand-run consumer
+        # or a Secret edited since.
+        print(f"eventfleet consumer: {binding.message}", file=sys.stderr)
+        return 2
     from eventfleet.consumer.runtime import Consumer  # noqa: PLC0415 - keeps --help fast
 
     # Each batch allocates tens of thousands of short-lived objects (acyclic: reference counting
@@ -43,7 +51,24 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     try:
-        return Consumer(settings, stop=stop).run()
+        return Consumer(settings, stop=stop, kafka_auth=binding.client_config()).run()
     except Exception:
         log.exception("consumer failed")
         return 1
+
+
+def kafka_binding(path: Path | None, bootstrap: str) -> KafkaBinding | BindingError:
+    """The Kafka credentials at `path` (none: PLAINTEXT), refused when they name other brokers
+    than the consumer's --kafka-bootstrap (which of the two is meant cannot be told)."""
+    if path is None:
+        return NO_AUTH
+    binding = load_binding(path)
+    if isinstance(binding, KafkaBinding) and binding.bootstrap_servers not in (None, bootstrap):
+        return BindingError(
+            f"bootstrap.servers of {path} ({binding.bootstrap_servers}) differs from the "
+            f"consumer's kafka_bootstrap ({bootstrap})",
+            "bootstrap.servers",
+        )
+    if isinstance(binding, KafkaBinding):
+        log.info("Kafka credentials", extra={"kafka_security": binding.describe()})
+    return binding

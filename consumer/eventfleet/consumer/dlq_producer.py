@@ -5,6 +5,7 @@ retried."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import confluent_kafka
 from confluent_kafka import KafkaException
@@ -15,7 +16,9 @@ log = logging.getLogger(__name__)
 
 
 class DlqProducer:
-    def __init__(self, bootstrap: str, topic: str, group: str) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, group: str, kafka_auth: Mapping[str, str] | None = None
+    ) -> None:
         self.topic = topic
         self.group = group
         self.producer = confluent_kafka.Producer(
@@ -23,6 +26,7 @@ class DlqProducer:
                 "bootstrap.servers": bootstrap,
                 "linger.ms": 20,
                 "logger": logging.getLogger("eventfleet.consumer.kafka"),
+                **(kafka_auth or {}),
             }
         )
 

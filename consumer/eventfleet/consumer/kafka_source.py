@@ -99,9 +99,12 @@ class KafkaSource:
         metrics: Metrics,
         health: Health,
         stop: threading.Event,
+        *,
         kafka_config: dict[str, Any] | None = None,
+        kafka_auth: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
+        self.kafka_auth: dict[str, str] = dict(kafka_auth or {})
         self.metrics = metrics
         self.health = health
         self.stop = stop
@@ -134,6 +137,7 @@ class KafkaSource:
             "logger": logging.getLogger("eventfleet.consumer.kafka"),
             # Commits are confirmed here (served by poll, in the polling thread).
             "on_commit": self._on_commit,
+            **self.kafka_auth,
             **(kafka_config or {}),
         }
         self.assigned: set[TP] = set()
@@ -221,7 +225,7 @@ class KafkaSource:
         """Kafka's ids of `topics` (those it could name within the timeout)."""
         if self._admin is None:
             self._admin = confluent_kafka.admin.AdminClient(
-                {"bootstrap.servers": self.settings.kafka_bootstrap},
+                {"bootstrap.servers": self.settings.kafka_bootstrap, **self.kafka_auth},
                 logger=logging.getLogger("eventfleet.consumer.kafka"),
             )
         found: dict[str, str] = {}

@@ -68,6 +68,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -108,12 +109,15 @@ class Consumer:
         *,
         stop: threading.Event | None = None,
         kafka_config: dict[str, Any] | None = None,
+        kafka_auth: Mapping[str, str] | None = None,
         source: KafkaPart | None = None,
         store: StorePart | None = None,
         mirror: MirrorPart | None = None,
     ) -> None:
         """`source`, `store` and `mirror` replace the parts the Consumer makes itself (tests
-        give it fakes); `kafka_config` adds to or overrides the Kafka consumer's settings."""
+        give it fakes); `kafka_config` adds to or overrides the Kafka consumer's settings;
+        `kafka_auth` (security.protocol, sasl.*, ssl.*) goes to every Kafka client here."""
+        self.kafka_auth: dict[str, str] = dict(kafka_auth or {})
         self.settings = settings
         self.stop = stop or threading.Event()
         self.metrics = Metrics()
@@ -127,7 +131,12 @@ class Consumer:
             settings.max_event_bytes, timedelta(seconds=settings.max_future_skew_seconds)
         )
         self.source: KafkaPart = source or KafkaSource(
-            settings, self.metrics, self.health, self.stop, kafka_config
+            settings,
+            self.metrics,
+            self.health,
+            self.stop,
+            kafka_config=kafka_config,
+            kafka_auth=self.kafka_auth,
         )
         self.http: HttpServer | None = None
         self.redis: RedisMirror | None = None
@@ -168,7 +177,9 @@ class Consumer:
                 stack.callback(self.mirror.close)
                 self.mirror.verify()
             if settings.dlq_topic:
-                self.dlq = DlqProducer(settings.kafka_bootstrap, settings.dlq_topic, settings.group)
+                self.dlq = DlqProducer(
+                    settings.kafka_bootstrap, settings.dlq_topic, settings.group, self.kafka_auth
+                )
                 stack.callback(self.dlq.flush)
             stack.callback(self.source.close)
             self.source.subscribe(finish=self._finish_in_flight, stored=self.store.stored_offsets)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -37,6 +38,9 @@ class ConsumerSettings(BaseModel):
 
     mode: Mode
     kafka_bootstrap: Annotated[str, Field(min_length=1)]
+    # The Kafka credentials: a directory in the binding format (a mounted Secret, one file per
+    # key) or a JSON file; see eventfleet.contract.kafka_binding. Unset: PLAINTEXT.
+    kafka_auth_path: Path | None = None
     topic: Annotated[str, Field(pattern=TOPIC_PATTERN)] = DEFAULT_TOPIC
     consumer_group: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     postgres_dsn: Annotated[str, Field(min_length=1)]

@@ -31,7 +31,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from eventfleet.gateway import metrics
 from eventfleet.gateway.ingest import Ready
-from eventfleet.gateway.settings import Settings
+from eventfleet.gateway.settings import Settings, kafka_binding
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,8 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         "reconnect.backoff.max.ms": 1000,
         "client.id": "eventfleet-gateway",
     }
+    if settings.kafka_auth is not None:
+        config.update(kafka_binding(settings).client_config())
     config.update(settings.kafka_config)
     return config
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from eventfleet.contract.kafka_binding import BindingError, KafkaBinding, load_binding
 from eventfleet.contract.names import DEFAULT_TOPIC, TOPIC_PATTERN
 
 ENV_PREFIX: Final = "EVENTFLEET_GATEWAY_"
@@ -66,6 +67,10 @@ class Settings(BaseModel):
     backpressure: Annotated[int, Field(ge=1, le=100_000)] = 1024
     shutdown_flush_seconds: Annotated[float, Field(ge=0, le=600)] = 10
     kafka_config: dict[str, str] = Field(default_factory=dict)
+    # Kafka credentials in the binding format (eventfleet.contract.kafka_binding): a directory of
+    # one file per key (a mounted Secret) or a JSON object. Its bootstrap.servers, if any, is
+    # the gateway's unless --kafka-bootstrap names other brokers (refused as ambiguous).
+    kafka_auth: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("api_keys")
@@ -177,7 +182,7 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
                 values[field] = flag
             origin[field] = flag_name(field)
     try:
-        return Settings.model_validate(values)
+        settings = Settings.model_validate(values)
     except ValidationError as error:
         problems = []
         for item in error.errors(include_url=False):
@@ -185,6 +190,34 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
             source = origin.get(field, f"{flag_name(field)} / {env_name(field)}")
             problems.append(f"{source}: {item['msg']} (got {item.get('input')!r})")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from error
+    return with_kafka_auth(settings, origin.get("kafka_bootstrap"))
+
+
+def with_kafka_auth(settings: Settings, bootstrap_origin: str | None) -> Settings:
+    """`settings` with the binding's bootstrap servers, once the binding is known to be usable;
+    SettingsError names the file and the key otherwise."""
+    if settings.kafka_auth is None:
+        return settings
+    binding = kafka_binding(settings)
+    if binding.bootstrap_servers is None or binding.bootstrap_servers == settings.kafka_bootstrap:
+        return settings
+    if bootstrap_origin is not None:
+        raise SettingsError(
+            f"invalid settings: {bootstrap_origin} ({settings.kafka_bootstrap}) and "
+            f"bootstrap.servers of {settings.kafka_auth} ({binding.bootstrap_servers}) differ"
+        )
+    return settings.model_copy(update={"kafka_bootstrap": binding.bootstrap_servers})
+
+
+def kafka_binding(settings: Settings) -> KafkaBinding:
+    """The Kafka credentials named by --kafka-auth; SettingsError when they cannot be used."""
+    if settings.kafka_auth is None:
+        raise SettingsError("no --kafka-auth given")
+    binding = load_binding(settings.kafka_auth)
+    if isinstance(binding, BindingError):
+        where = f"{flag_name('kafka_auth')} / {env_name('kafka_auth')}"
+        raise SettingsError(f"invalid settings: {where}: {binding.message}")
+    return binding
 
 
 def settings_to_json(settings: Settings) -> str:

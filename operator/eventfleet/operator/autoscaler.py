@@ -25,7 +25,7 @@ from typing import Any, Final
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from eventfleet.operator import config, kafka_admin, kube, metrics, registry
+from eventfleet.operator import config, kafka_admin, kafka_auth, kube, metrics, registry
 from eventfleet.operator.builders import Owner, deployment_name
 from eventfleet.operator.conditions import Condition
 from eventfleet.operator.reconcile import (
@@ -174,13 +174,19 @@ def _poll(
         # Level-triggered topic management: drift of the topic's configuration (or another
         # EventConsumer now claiming the topic differently) is found once per poll.
         topic_outcome = Outcome()
-        reconcile_topic(
-            owner,
-            spec,
-            registry.topic_claims(spec),
-            reporter(namespace, name, owner.uid),
-            topic_outcome,
+        # An invalid Kafka Secret was reported as an Event by reconcile: here only the condition.
+        connection = kafka_auth.resolve_connection(
+            namespace, spec, lambda *_: None, topic_outcome.add
         )
+        if connection is not None:
+            reconcile_topic(
+                owner,
+                spec,
+                registry.topic_claims(spec),
+                reporter(namespace, name, owner.uid),
+                topic_outcome,
+                connection=connection,
+            )
         conditions.extend(topic_outcome.conditions)
     reading = _read_lag(spec, namespace, name)
     # Read, not as seen: the decision's history must hold the last pass's recommendation.
@@ -235,8 +241,13 @@ def _poll_due(entry: registry.Known, spec: EventConsumerSpec, now: datetime) -> 
 def _read_lag(spec: EventConsumerSpec, namespace: str, name: str) -> LagReading | None:
     group = spec.consumer_group(namespace, name)
     try:
-        offsets = kafka_admin.group_offsets(spec.kafka.bootstrap_servers, spec.kafka.topic, group)
-    except (kafka_admin.KafkaUnavailableError, kafka_admin.TopicMissingError) as error:
+        connection = kafka_auth.read_connection(namespace, spec)
+        offsets = kafka_admin.group_offsets(connection, spec.kafka.topic, group)
+    except (
+        kafka_admin.KafkaUnavailableError,
+        kafka_admin.TopicMissingError,
+        kafka_auth.KafkaAuthInvalidError,
+    ) as error:
         metrics.LAG_READ_FAILURES.inc()
         log.warning("%s/%s: lag unavailable: %s", namespace, name, error)
         return None

@@ -14,16 +14,22 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from eventfleet.contract.names import Mode
+from eventfleet.operator.placement import apply_pod_template
 from eventfleet.operator.spec import GROUP, KIND, VERSION, EventConsumerSpec
 
 HTTP_PORT: Final = 8080  # the consumer's /healthz, /readyz and /metrics
 FIELD_MANAGER: Final = "eventfleet-operator"
 MANAGED_BY: Final = "eventfleet-operator"
 CONSUMER_LABEL: Final = f"{GROUP}/consumer"
+# The pod template's digest of the Secrets the consumers read (secret_checksum.py).
+SECRETS_CHECKSUM_ANNOTATION: Final = f"{GROUP}/secrets-checksum"
 DEFAULT_RESOURCES: Final = {
     "requests": {"cpu": "100m", "memory": "128Mi"},
     "limits": {"memory": "256Mi"},
 }
+# The Kafka binding Secret (kafka.authSecretRef) as files: credentials never sit in the env.
+KAFKA_AUTH_VOLUME: Final = "kafka-auth"
+KAFKA_AUTH_MOUNT: Final = "/var/run/eventfleet/kafka-auth"
 # Enough for the consumer to finish its batch, commit and close after SIGTERM.
 TERMINATION_GRACE_SECONDS: Final = 30
 
@@ -104,16 +110,37 @@ def consumer_env(spec: EventConsumerSpec, group: str, owner: Owner) -> list[dict
         "EVENTFLEET_BATCH_SIZE": str(spec.processing.batch_size),
         "EVENTFLEET_BATCH_TIMEOUT_MS": str(spec.processing.batch_timeout_ms),
         "EVENTFLEET_DLQ_RETENTION_DAYS": str(spec.processing.dlq_retention_days),
+        "EVENTFLEET_MAX_EVENT_BYTES": str(spec.processing.max_event_bytes),
+        "EVENTFLEET_MAX_FUTURE_SKEW_SECONDS": str(spec.processing.max_future_skew_seconds),
+        "EVENTFLEET_MAX_BACKOFF_SECONDS": str(spec.processing.max_backoff_seconds),
+        "EVENTFLEET_MAINTENANCE_INTERVAL_SECONDS": str(
+            spec.processing.maintenance_interval_seconds
+        ),
+        "EVENTFLEET_POSTGRES_LOCK_TIMEOUT_SECONDS": str(spec.postgres.lock_timeout_seconds),
+        "EVENTFLEET_POSTGRES_STATEMENT_TIMEOUT_SECONDS": str(
+            spec.postgres.statement_timeout_seconds
+        ),
+        "EVENTFLEET_POSTGRES_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS": str(
+            spec.postgres.idle_in_transaction_timeout_seconds
+        ),
+        "EVENTFLEET_LOG_LEVEL": spec.log_level,
         "EVENTFLEET_HTTP_PORT": str(HTTP_PORT),
     }
     if spec.processing.dlq_topic:
         plain["EVENTFLEET_DLQ_TOPIC"] = spec.processing.dlq_topic
+    if spec.kafka.auth_secret_ref is not None:
+        plain["EVENTFLEET_KAFKA_AUTH_PATH"] = KAFKA_AUTH_MOUNT  # a path, not a secret
     if spec.mode != "logger":
         plain["EVENTFLEET_DEDUP_WINDOW_HOURS"] = str(spec.processing.dedup_window_hours)
+    if spec.mode == "logger":
+        plain["EVENTFLEET_RETENTION_DAYS"] = str(spec.logger.retention_days)
+        plain["EVENTFLEET_PARTITIONS_AHEAD_DAYS"] = str(spec.logger.partitions_ahead_days)
     if spec.mode == "leaderboard":
         plain["EVENTFLEET_BOARDS"] = ",".join(spec.leaderboard.boards)
         plain["EVENTFLEET_PERIODS"] = ",".join(spec.leaderboard.periods)
         plain["EVENTFLEET_TOP_N"] = str(spec.leaderboard.top_n)
+        plain["EVENTFLEET_DAILY_KEEP_DAYS"] = str(spec.leaderboard.daily_keep_days)
+        plain["EVENTFLEET_WEEKLY_KEEP_WEEKS"] = str(spec.leaderboard.weekly_keep_weeks)
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in plain.items()]
     env.append(
         _from_secret(
@@ -148,8 +175,10 @@ def build_deployment(
     replicas: int,
     image: str,
     group: str,
+    secrets_checksum: str | None = None,
 ) -> dict[str, Any]:
-    """The consumer Deployment of one EventConsumer."""
+    """The consumer Deployment of one EventConsumer; `secrets_checksum` (of the Secrets the
+    consumers read) goes into the pod template, so that a changed Secret rolls the pods."""
     labels = consumer_labels(owner, spec.mode)
     probe = {"periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3}
     container = {
@@ -169,6 +198,34 @@ def build_deployment(
             "capabilities": {"drop": ["ALL"]},
         },
     }
+    pod_spec: dict[str, Any] = {
+        "containers": [container],
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "enableServiceLinks": False,
+    }
+    if spec.kafka.auth_secret_ref is not None:
+        container["volumeMounts"] = [
+            {"name": KAFKA_AUTH_VOLUME, "mountPath": KAFKA_AUTH_MOUNT, "readOnly": True}
+        ]
+        pod_spec["volumes"] = [
+            {
+                "name": KAFKA_AUTH_VOLUME,
+                "secret": {"secretName": spec.kafka.auth_secret_ref.name},
+            }
+        ]
+    template = {
+        "metadata": {
+            "labels": labels,
+            "annotations": {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": str(HTTP_PORT),
+                "prometheus.io/path": "/metrics",
+                **({SECRETS_CHECKSUM_ANNOTATION: secrets_checksum} if secrets_checksum else {}),
+            },
+        },
+        "spec": pod_spec,
+    }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -181,21 +238,6 @@ def build_deployment(
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": selector_labels(owner)},
-            "template": {
-                "metadata": {
-                    "labels": labels,
-                    "annotations": {
-                        "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(HTTP_PORT),
-                        "prometheus.io/path": "/metrics",
-                    },
-                },
-                "spec": {
-                    "containers": [container],
-                    "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-                    "enableServiceLinks": False,
-                },
-            },
+            "template": apply_pod_template(template, spec.pod_template, selector_labels(owner)),
         },
     }

@@ -28,7 +28,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from eventfleet.operator import autoscaler, kafka_admin, kube, metrics, registry
+from eventfleet.operator import autoscaler, kafka_admin, kafka_auth, kube, metrics, registry
 from eventfleet.operator import reconcile as steps  # `reconcile` is the handler's name here
 from eventfleet.operator.builders import MANAGED_BY, Owner, owning_consumer_name
 from eventfleet.operator.reconcile import RETRY_SECONDS, Outcome, reporter
@@ -227,9 +227,18 @@ def delete_topic(
         parsed = parse_spec(spec)
         claims = registry.topic_claims(parsed)
         try:
+            connection = kafka_auth.read_connection(namespace, parsed)
             steps.delete_topic(
-                Owner(name, namespace, uid), parsed, claims, reporter(namespace, name, uid)
+                Owner(name, namespace, uid),
+                parsed,
+                connection,
+                claims,
+                reporter(namespace, name, uid),
             )
+        except kafka_auth.KafkaAuthInvalidError as error:
+            raise kopf.TemporaryError(
+                f"cannot delete topic without Kafka credentials: {error}", delay=RETRY_SECONDS
+            ) from error
         except kafka_admin.KafkaUnavailableError as error:
             raise kopf.TemporaryError(
                 f"cannot delete topic yet: {error}", delay=RETRY_SECONDS

@@ -1,9 +1,10 @@
 """Kafka I/O for the operator: topics and consumer-group offsets. Thin: every decision about
 what to do with the answers lives in topics.py and scaling.py.
 
-One AdminClient per bootstrap list, shared by every EventConsumer on that cluster. Every call
-has a timeout; a failure raises KafkaUnavailableError (the handlers turn it into a condition and a
-retry), never a hang.
+One AdminClient per connection (bootstrap list and credentials, kafka_auth.KafkaConnection),
+shared by every EventConsumer that reaches the cluster that way. Every call has a timeout; a
+failure raises KafkaUnavailableError (the handlers turn it into a condition and a retry), never a
+hang, or KafkaAuthFailedError when Kafka refused the credentials or the TLS handshake failed.
 
 Committed offsets are read through a consumer of the group (never subscribed, so it never joins
 the group), not through the AdminClient: librdkafka's admin ListConsumerGroupOffsets dereferences
@@ -36,6 +37,7 @@ from confluent_kafka.admin import (
     OffsetSpec,
 )
 
+from eventfleet.operator.kafka_auth import KafkaConnection
 from eventfleet.operator.scaling import PartitionOffsets
 from eventfleet.operator.spec import TopicSpec
 from eventfleet.operator.topics import ObservedTopic, TopicPlan
@@ -47,37 +49,76 @@ class KafkaUnavailableError(Exception):
     """Kafka could not answer in time (or refused): the caller retries later."""
 
 
+class KafkaAuthFailedError(KafkaUnavailableError):
+    """Kafka refused the credentials (SASL) or the TLS handshake failed (certificates)."""
+
+
 class TopicMissingError(Exception):
     """The topic does not exist."""
 
 
-_clients: dict[str, AdminClient] = {}
+# librdkafka reports these through the error callback only; a request just times out.
+_AUTH_ERRORS: Final = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL})
+
+
+class _AuthWatch:
+    """The last authentication or TLS failure a client's error callback reported."""
+
+    def __init__(self) -> None:
+        self.failure: str | None = None
+
+    def __call__(self, error: KafkaError) -> None:
+        if error.code() in _AUTH_ERRORS:
+            self.failure = error.str()
+        elif error.code() != KafkaError._ALL_BROKERS_DOWN:
+            self.failure = None
+
+    def check(self, client: Any, what: str) -> None:
+        """Raise KafkaAuthFailedError if the client's last failure was one of credentials."""
+        client.poll(0)  # serves the error callback
+        if self.failure is not None:
+            raise KafkaAuthFailedError(f"{what}: Kafka refused the connection: {self.failure}")
+
+
+_clients: dict[KafkaConnection, tuple[AdminClient, _AuthWatch]] = {}
 _clients_lock = threading.Lock()
 
 
-def admin_for(bootstrap: str) -> AdminClient:
+def _client(connection: KafkaConnection) -> tuple[AdminClient, _AuthWatch]:
     with _clients_lock:
-        client = _clients.get(bootstrap)
-        if client is None:
-            client = AdminClient(
-                {
-                    "bootstrap.servers": bootstrap,
-                    "client.id": "eventfleet-operator",
-                    "socket.timeout.ms": int(TIMEOUT_SECONDS * 1000),
-                    "reconnect.backoff.max.ms": 5000,
-                }
-            )
-            _clients[bootstrap] = client
-        return client
+        found = _clients.get(connection)
+        if found is None:
+            watch = _AuthWatch()
+            settings: dict[str, Any] = {
+                **connection.config(),
+                "client.id": "eventfleet-operator",
+                "socket.timeout.ms": int(TIMEOUT_SECONDS * 1000),
+                "reconnect.backoff.max.ms": 5000,
+                "error_cb": watch,
+            }
+            client = AdminClient(settings)
+            found = _clients[connection] = (client, watch)
+        return found
 
 
-def _wait(future: Any, what: str) -> Any:
+def admin_for(connection: KafkaConnection) -> AdminClient:
+    return _client(connection)[0]
+
+
+def _wait(future: Any, what: str, connection: KafkaConnection) -> Any:
     try:
         return future.result(timeout=TIMEOUT_SECONDS)
     except KafkaException as error:
+        _auth_check(connection, what)
         raise KafkaUnavailableError(f"{what}: {error.args[0]}") from error
     except TimeoutError as error:
+        _auth_check(connection, what)
         raise KafkaUnavailableError(f"{what}: no answer within {TIMEOUT_SECONDS:.0f}s") from error
+
+
+def _auth_check(connection: KafkaConnection, what: str) -> None:
+    client, watch = _client(connection)
+    watch.check(client, what)
 
 
 def _is_unknown_topic(error: KafkaException) -> bool:
@@ -85,16 +126,17 @@ def _is_unknown_topic(error: KafkaException) -> bool:
     return isinstance(reason, KafkaError) and reason.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
 
 
-def describe_topic(bootstrap: str, topic: str) -> ObservedTopic | None:
+def describe_topic(connection: KafkaConnection, topic: str) -> ObservedTopic | None:
     """What Kafka knows of the topic, or None when it does not exist."""
-    admin = admin_for(bootstrap)
-    description = _description(admin, topic)
+    admin = admin_for(connection)
+    description = _description(connection, topic)
     if description is None:
         return None
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     configs = _wait(
         admin.describe_configs([resource], request_timeout=TIMEOUT_SECONDS)[resource],
         f"reading the configuration of topic {topic}",
+        connection,
     )
     partitions = description.partitions
     return ObservedTopic(
@@ -104,28 +146,33 @@ def describe_topic(bootstrap: str, topic: str) -> ObservedTopic | None:
     )
 
 
-def topic_id(bootstrap: str, topic: str) -> str | None:
+def topic_id(connection: KafkaConnection, topic: str) -> str | None:
     """Kafka's id of the topic (a new one each time a topic of this name is created), or None
     when it does not exist."""
-    description = _description(admin_for(bootstrap), topic)
+    description = _description(connection, topic)
     return None if description is None else str(description.topic_id)
 
 
-def _description(admin: AdminClient, topic: str) -> Any:
+def _description(connection: KafkaConnection, topic: str) -> Any:
     """Kafka's TopicDescription of the topic, or None when it does not exist."""
+    admin = admin_for(connection)
     futures = admin.describe_topics(TopicCollection([topic]), request_timeout=TIMEOUT_SECONDS)
     try:
         return futures[topic].result(timeout=TIMEOUT_SECONDS)
     except KafkaException as error:
         if _is_unknown_topic(error):
             return None
+        _auth_check(connection, f"describing topic {topic}")
         raise KafkaUnavailableError(f"describing topic {topic}: {error.args[0]}") from error
     except TimeoutError as error:
+        _auth_check(connection, f"describing topic {topic}")
         raise KafkaUnavailableError(f"describing topic {topic}: no answer") from error
 
 
-def apply_topic_plan(bootstrap: str, topic: str, spec: TopicSpec, plan: TopicPlan) -> None:
-    admin = admin_for(bootstrap)
+def apply_topic_plan(
+    connection: KafkaConnection, topic: str, spec: TopicSpec, plan: TopicPlan
+) -> None:
+    admin = admin_for(connection)
     if plan.create:
         new = NewTopic(
             topic,
@@ -136,7 +183,7 @@ def apply_topic_plan(bootstrap: str, topic: str, spec: TopicSpec, plan: TopicPla
         futures = admin.create_topics(
             [new], operation_timeout=TIMEOUT_SECONDS, request_timeout=TIMEOUT_SECONDS
         )
-        _wait(futures[topic], f"creating topic {topic}")
+        _wait(futures[topic], f"creating topic {topic}", connection)
         return
     if plan.grow_to is not None:
         futures = admin.create_partitions(
@@ -144,7 +191,7 @@ def apply_topic_plan(bootstrap: str, topic: str, spec: TopicSpec, plan: TopicPla
             operation_timeout=TIMEOUT_SECONDS,
             request_timeout=TIMEOUT_SECONDS,
         )
-        _wait(futures[topic], f"growing topic {topic} to {plan.grow_to} partitions")
+        _wait(futures[topic], f"growing topic {topic} to {plan.grow_to} partitions", connection)
     if plan.set_config:
         resource = ConfigResource(
             ConfigResource.Type.TOPIC,
@@ -155,11 +202,11 @@ def apply_topic_plan(bootstrap: str, topic: str, spec: TopicSpec, plan: TopicPla
             ],
         )
         altered = admin.incremental_alter_configs([resource], request_timeout=TIMEOUT_SECONDS)
-        _wait(altered[resource], f"correcting the configuration of topic {topic}")
+        _wait(altered[resource], f"correcting the configuration of topic {topic}", connection)
 
 
-def delete_topic(bootstrap: str, topic: str) -> None:
-    admin = admin_for(bootstrap)
+def delete_topic(connection: KafkaConnection, topic: str) -> None:
+    admin = admin_for(connection)
     futures = admin.delete_topics(
         [topic], operation_timeout=TIMEOUT_SECONDS, request_timeout=TIMEOUT_SECONDS
     )
@@ -167,26 +214,28 @@ def delete_topic(bootstrap: str, topic: str) -> None:
         futures[topic].result(timeout=TIMEOUT_SECONDS)
     except KafkaException as error:
         if not _is_unknown_topic(error):
+            _auth_check(connection, f"deleting topic {topic}")
             raise KafkaUnavailableError(f"deleting topic {topic}: {error.args[0]}") from error
 
 
-def group_offsets(bootstrap: str, topic: str, group: str) -> list[PartitionOffsets]:
+def group_offsets(connection: KafkaConnection, topic: str, group: str) -> list[PartitionOffsets]:
     """Per partition: earliest and latest offsets, and the group's committed offset."""
-    admin = admin_for(bootstrap)
+    admin = admin_for(connection)
     # Only the partition count is needed here: cluster metadata, not describe_topic (which also
     # fetches the topic's configuration), keeps a lag poll to three requests.
     try:
         metadata = admin.list_topics(topic, timeout=TIMEOUT_SECONDS).topics.get(topic)
     except KafkaException as error:
+        _auth_check(connection, f"reading metadata of topic {topic}")
         raise KafkaUnavailableError(
             f"reading metadata of topic {topic}: {error.args[0]}"
         ) from error
     if metadata is None or metadata.error is not None or not metadata.partitions:
         raise TopicMissingError(topic)
     partitions = [TopicPartition(topic, p) for p in sorted(metadata.partitions)]
-    committed: Mapping[int, int] = _committed(bootstrap, group, partitions)
-    earliest = _offsets(admin, partitions, OffsetSpec.earliest())
-    latest = _offsets(admin, partitions, OffsetSpec.latest())
+    committed: Mapping[int, int] = _committed(connection, group, partitions)
+    earliest = _offsets(connection, partitions, OffsetSpec.earliest())
+    latest = _offsets(connection, partitions, OffsetSpec.latest())
     return [
         PartitionOffsets(
             partition=tp.partition,
@@ -198,9 +247,16 @@ def group_offsets(bootstrap: str, topic: str, group: str) -> list[PartitionOffse
     ]
 
 
-def _offsets(admin: AdminClient, partitions: list[TopicPartition], spec: Any) -> dict[int, int]:
-    futures = admin.list_offsets(dict.fromkeys(partitions, spec), request_timeout=TIMEOUT_SECONDS)
-    return {tp.partition: _wait(future, "listing offsets").offset for tp, future in futures.items()}
+def _offsets(
+    connection: KafkaConnection, partitions: list[TopicPartition], spec: Any
+) -> dict[int, int]:
+    futures = admin_for(connection).list_offsets(
+        dict.fromkeys(partitions, spec), request_timeout=TIMEOUT_SECONDS
+    )
+    return {
+        tp.partition: _wait(future, "listing offsets", connection).offset
+        for tp, future in futures.items()
+    }
 
 
 # One reader per (bootstrap, group), closed after a while unused (the EventConsumer is gone).
@@ -216,10 +272,10 @@ _COORDINATOR_BUSY: Final = frozenset(
 
 
 class _GroupReader:
-    def __init__(self, bootstrap: str, group: str) -> None:
+    def __init__(self, connection: KafkaConnection, group: str) -> None:
         self.consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap,
+                **connection.config(),
                 "group.id": group,
                 "client.id": "eventfleet-operator-lag",
                 "enable.auto.commit": False,
@@ -231,12 +287,14 @@ class _GroupReader:
         self.used = time.monotonic()
 
 
-_readers: dict[tuple[str, str], _GroupReader] = {}
+_readers: dict[tuple[KafkaConnection, str], _GroupReader] = {}
 
 
-def _committed(bootstrap: str, group: str, partitions: list[TopicPartition]) -> dict[int, int]:
+def _committed(
+    connection: KafkaConnection, group: str, partitions: list[TopicPartition]
+) -> dict[int, int]:
     """The group's committed offset per partition (partitions without one are left out)."""
-    reader = _reader(bootstrap, group)
+    reader = _reader(connection, group)
     deadline = time.monotonic() + TIMEOUT_SECONDS
     with reader.lock:
         reader.used = time.monotonic()
@@ -251,19 +309,20 @@ def _committed(bootstrap: str, group: str, partitions: list[TopicPartition]) -> 
                 if error.args[0].code() in _COORDINATOR_BUSY and time.monotonic() < deadline:
                     time.sleep(COORDINATOR_RETRY_SECONDS)
                     continue
+                _auth_check(connection, f"reading the offsets of group {group}")
                 raise KafkaUnavailableError(
                     f"reading the offsets of group {group}: {error.args[0]}"
                 ) from error
     return {tp.partition: tp.offset for tp in found if tp.error is None and tp.offset >= 0}
 
 
-def _reader(bootstrap: str, group: str) -> _GroupReader:
+def _reader(connection: KafkaConnection, group: str) -> _GroupReader:
     now = time.monotonic()
     idle: list[_GroupReader] = []
     with _clients_lock:
-        reader = _readers.get((bootstrap, group))
+        reader = _readers.get((connection, group))
         if reader is None:
-            reader = _readers[(bootstrap, group)] = _GroupReader(bootstrap, group)
+            reader = _readers[(connection, group)] = _GroupReader(connection, group)
         for key, other in list(_readers.items()):
             if other is not reader and now - other.used > READER_IDLE_SECONDS:
                 idle.append(_readers.pop(key))

@@ -93,6 +93,17 @@ def secret_value(namespace: str, name: str, key: str) -> str:
     return base64.b64decode(data[key]).decode("utf-8")
 
 
+def secret_data(namespace: str, name: str) -> dict[str, bytes]:
+    """Every key of a Secret, decoded; SecretUnavailableError when it does not exist."""
+    try:
+        secret = core().read_namespaced_secret(name, namespace)
+    except ApiException as error:
+        if error.status == 404:
+            raise SecretUnavailableError(f"Secret {namespace}/{name} not found") from None
+        raise
+    return {key: base64.b64decode(value) for key, value in (secret.data or {}).items()}
+
+
 def apply(body: dict[str, Any]) -> dict[str, Any]:
     """Server-side apply of a Deployment: fields the operator owns are set back if edited."""
     result = apps().patch_namespaced_deployment(
@@ -105,6 +116,33 @@ def apply(body: dict[str, Any]) -> dict[str, Any]:
     )
     applied: dict[str, Any] = _api().sanitize_for_serialization(result)
     return applied
+
+
+def policy() -> client.PolicyV1Api:
+    return client.PolicyV1Api(_api())
+
+
+def apply_disruption_budget(body: dict[str, Any]) -> None:
+    """Server-side apply of a PodDisruptionBudget."""
+    policy().patch_namespaced_pod_disruption_budget(
+        body["metadata"]["name"],
+        body["metadata"]["namespace"],
+        body,
+        field_manager=FIELD_MANAGER,
+        force=True,
+        _content_type="application/apply-patch+yaml",
+    )
+
+
+def delete_disruption_budget(namespace: str, name: str) -> bool:
+    """Delete a PodDisruptionBudget; False when there was none."""
+    try:
+        policy().delete_namespaced_pod_disruption_budget(name, namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
 
 
 def read_deployment(namespace: str, name: str) -> dict[str, Any] | None:

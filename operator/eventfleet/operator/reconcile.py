@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from eventfleet.consumer import migrate
 from eventfleet.operator import config, kafka_admin, kube
+from eventfleet.operator.budget_step import reconcile_disruption_budget
 from eventfleet.operator.builders import (
     Owner,
     build_deployment,
@@ -29,6 +30,8 @@ from eventfleet.operator.builders import (
     sink_owner,
 )
 from eventfleet.operator.conditions import Condition, ConditionType
+from eventfleet.operator.kafka_auth import KafkaConnection, kafka_auth_refusal, resolve_connection
+from eventfleet.operator.secret_checksum import referenced_checksum
 from eventfleet.operator.spec import EventConsumerSpec, parse_spec
 from eventfleet.operator.status import (
     deployment_condition,
@@ -85,12 +88,18 @@ def reconcile_consumer(
     """Topic, schema and Deployment brought in line with `spec`, then the status written."""
     group = spec.consumer_group(owner.namespace, owner.name)
     outcome = Outcome()
-    reconcile_topic(owner, spec, claims, report, outcome)
-    reconcile_schema(owner, spec, report, outcome)
+    # None: the Kafka Secret is missing or malformed (TopicReady says why); no consumers are
+    # deployed with it, since they could only fail to start.
+    connection = resolve_connection(owner.namespace, spec, report, outcome.add)
+    if connection is not None:
+        reconcile_topic(owner, spec, claims, report, outcome, connection=connection)
+    reconcile_schema(owner, spec, connection, report, outcome)
     current = kube.get_consumer(owner.namespace, owner.name) or {}
     replicas = initial_replicas(spec, current.get("status") or {})
-    if outcome.sink_conflict is None:
+    if outcome.sink_conflict is None and connection is not None:
         reconcile_deployment(owner, spec, replicas=replicas, outcome=outcome)
+        if budget_failed := reconcile_disruption_budget(owner, spec, report):
+            outcome.retry.append(budget_failed)
     else:
         replicas = 0  # a second writer of a sink gets no consumers
     extra: dict[str, Any] = {
@@ -128,11 +137,13 @@ def reconcile_topic(
     claims: Sequence[TopicClaim],
     report: Report,
     outcome: Outcome,
+    *,
+    connection: KafkaConnection,
 ) -> None:
     kafka = spec.kafka
     try:
         if spec.topic is None:  # someone else manages the topic: only check that it exists
-            exists = kafka_admin.describe_topic(kafka.bootstrap_servers, kafka.topic) is not None
+            exists = kafka_admin.describe_topic(connection, kafka.topic) is not None
             if exists:
                 outcome.add(
                     Condition.true(
@@ -163,10 +174,10 @@ def reconcile_topic(
             report("Warning", "ResourceConflict", message)
             outcome.add(Condition.false(ConditionType.TOPIC_READY, "ResourceConflict", message))
             return
-        observed = kafka_admin.describe_topic(kafka.bootstrap_servers, kafka.topic)
+        observed = kafka_admin.describe_topic(connection, kafka.topic)
         plan = plan_topic(spec.topic, observed)
         if not plan.in_sync and (plan.create or plan.grow_to or plan.set_config):
-            kafka_admin.apply_topic_plan(kafka.bootstrap_servers, kafka.topic, spec.topic, plan)
+            kafka_admin.apply_topic_plan(connection, kafka.topic, spec.topic, plan)
             report("Normal", "TopicUpdated", _describe_plan(kafka.topic, plan))
         if plan.refusals:
             message = "; ".join(plan.refusals)
@@ -181,9 +192,9 @@ def reconcile_topic(
             )
         )
     except kafka_admin.KafkaUnavailableError as error:
-        outcome.add(
-            Condition.false(ConditionType.TOPIC_READY, "KafkaUnreachable", str(error)), retry=True
-        )
+        refused = isinstance(error, kafka_admin.KafkaAuthFailedError)
+        reason = "KafkaAuthFailed" if refused else "KafkaUnreachable"
+        outcome.add(Condition.false(ConditionType.TOPIC_READY, reason, str(error)), retry=True)
 
 
 def _describe_plan(topic: str, plan: TopicPlan) -> str:
@@ -198,7 +209,11 @@ def _describe_plan(topic: str, plan: TopicPlan) -> str:
 
 
 def reconcile_schema(
-    owner: Owner, spec: EventConsumerSpec, report: Report, outcome: Outcome
+    owner: Owner,
+    spec: EventConsumerSpec,
+    connection: KafkaConnection | None,
+    report: Report,
+    outcome: Outcome,
 ) -> None:
     ref = spec.postgres.dsn_secret_ref
     try:
@@ -223,7 +238,8 @@ def reconcile_schema(
     outcome.schema_version = version
     if not claim_sink(owner, spec, dsn, report, outcome):
         return
-    report_recreated_topic(spec, dsn, report)
+    if connection is not None:
+        report_recreated_topic(spec, connection, dsn, report)
     if applied:
         report(
             "Normal",
@@ -279,14 +295,16 @@ def claim_sink(
     return True
 
 
-def report_recreated_topic(spec: EventConsumerSpec, dsn: str, report: Report) -> None:
+def report_recreated_topic(
+    spec: EventConsumerSpec, connection: KafkaConnection, dsn: str, report: Report
+) -> None:
     """A Warning Event when the sink's stored progress counts in another incarnation of the
     topic than the one Kafka has now (it was deleted and created again, e.g. with
     deletionPolicy Delete and a re-apply). The consumers notice it too and read the new topic
     from offset 0; this says so where an admin looks. Best effort: unreadable means silent."""
     kafka = spec.kafka
     try:
-        current = kafka_admin.topic_id(kafka.bootstrap_servers, kafka.topic)
+        current = kafka_admin.topic_id(connection, kafka.topic)
         stored = migrate.stored_topic_ids(dsn, spec.mode, kafka.topic) if current else set()
     except (kafka_admin.KafkaUnavailableError, migrate.MigrationError) as error:
         log.info("cannot compare topic ids", extra={"error": str(error).replace(dsn, "<dsn>")})
@@ -329,12 +347,16 @@ def reconcile_deployment(
     replicas: int,
     outcome: Outcome,
 ) -> None:
+    if (refused := kafka_auth_refusal(owner.namespace, spec)) is not None:
+        outcome.add(refused, retry=True)  # consumers could only fail to start: left as they are
+        return
     desired = build_deployment(
         owner,
         spec,
         replicas=replicas,
         image=spec.image or config.CONFIG.default_image,
         group=spec.consumer_group(owner.namespace, owner.name),
+        secrets_checksum=referenced_checksum(owner.namespace, spec),
     )
     try:
         applied = kube.apply(desired)
@@ -403,7 +425,11 @@ def write_deployment_status(
 
 
 def delete_topic(
-    owner: Owner, spec: EventConsumerSpec, claims: Sequence[TopicClaim], report: Report
+    owner: Owner,
+    spec: EventConsumerSpec,
+    connection: KafkaConnection,
+    claims: Sequence[TopicClaim],
+    report: Report,
 ) -> None:
     """Delete the topic unless another EventConsumer still manages it. Raises
     kafka_admin.KafkaUnavailableError when Kafka cannot be reached (the handler retries)."""
@@ -417,5 +443,5 @@ def delete_topic(
             + ", ".join(sorted(c.owner for c in others)),
         )
         return
-    kafka_admin.delete_topic(spec.kafka.bootstrap_servers, spec.kafka.topic)
+    kafka_admin.delete_topic(connection, spec.kafka.topic)
     report("Normal", "TopicDeleted", f"deleted topic {spec.kafka.topic} (deletionPolicy Delete)")

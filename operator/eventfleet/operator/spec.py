@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from eventfleet.contract.events import DEFAULT_MAX_EVENT_BYTES
 from eventfleet.contract.names import (
     BOARDS,
     DEFAULT_TOPIC,
@@ -32,6 +33,10 @@ KIND: Final = "EventConsumer"
 
 SECRET_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"  # noqa: S105 - a name pattern, no secret
 SECRET_KEY_PATTERN: Final = r"^[-._a-zA-Z0-9]+$"  # noqa: S105 - a key pattern, no secret
+LABEL_VALUE_PATTERN: Final = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LabelValue = Annotated[str, Field(pattern=LABEL_VALUE_PATTERN, max_length=63)]
 
 
 class DeletionPolicy(enum.StrEnum):
@@ -76,6 +81,14 @@ class TopicSpec(_Spec):
 
 class PostgresSpec(_Spec):
     dsn_secret_ref: Annotated[SecretKeyRef, Field(alias="dsnSecretRef")]
+    # Every wait stays under the consumer's 60 s liveness window (see consumer settings).
+    lock_timeout_seconds: Annotated[int, Field(alias="lockTimeoutSeconds", ge=1, le=30)] = 5
+    statement_timeout_seconds: Annotated[
+        int, Field(alias="statementTimeoutSeconds", ge=1, le=45)
+    ] = 30
+    idle_in_transaction_timeout_seconds: Annotated[
+        int, Field(alias="idleInTransactionTimeoutSeconds", ge=1, le=3600)
+    ] = 60
 
 
 class RedisSpec(_Spec):
@@ -124,12 +137,90 @@ class ProcessingSpec(_Spec):
     dedup_window_hours: Annotated[int, Field(alias="dedupWindowHours", ge=1, le=8760)] = 168
     # Dead letters older than this are deleted (`eventfleet dlq` inspects and replays them).
     dlq_retention_days: Annotated[int, Field(alias="dlqRetentionDays", ge=1, le=3650)] = 30
+    # Larger records are dead letters (event_too_large); the gateway's own limit is 1 MiB at most.
+    max_event_bytes: Annotated[int, Field(alias="maxEventBytes", ge=256, le=16 * 1024 * 1024)] = (
+        DEFAULT_MAX_EVENT_BYTES
+    )
+    # Events stamped further than this in the future are dead letters (a client clock gone wrong).
+    max_future_skew_seconds: Annotated[
+        int, Field(alias="maxFutureSkewSeconds", ge=0, le=86_400)
+    ] = 300
+    # The longest wait between retries while PostgreSQL, Redis or Kafka cannot be reached.
+    max_backoff_seconds: Annotated[int, Field(alias="maxBackoffSeconds", ge=1, le=300)] = 30
+    # How often retention and partition upkeep run.
+    maintenance_interval_seconds: Annotated[
+        int, Field(alias="maintenanceIntervalSeconds", ge=1, le=86_400)
+    ] = 600
+
+
+class LoggerSpec(_Spec):
+    # Days of events kept in the events table (0 keeps everything).
+    retention_days: Annotated[int, Field(alias="retentionDays", ge=0, le=36_500)] = 30
+    # Daily partitions of the events table are created this many days ahead.
+    partitions_ahead_days: Annotated[int, Field(alias="partitionsAheadDays", ge=1, le=60)] = 3
 
 
 class LeaderboardSpec(_Spec):
     boards: Annotated[tuple[Board, ...], Field(min_length=1)] = BOARDS
     periods: Annotated[tuple[Period, ...], Field(min_length=1)] = PERIODS
     top_n: Annotated[int, Field(alias="topN", ge=1, le=10_000)] = 100
+    # Daily boards older than this many days, and weekly ones older than this many weeks, are
+    # deleted.
+    daily_keep_days: Annotated[int, Field(alias="dailyKeepDays", ge=1, le=3650)] = 7
+    weekly_keep_weeks: Annotated[int, Field(alias="weeklyKeepWeeks", ge=1, le=520)] = 5
+
+
+class ConfigMapRef(_Spec):
+    name: Annotated[str, Field(pattern=SECRET_NAME_PATTERN, max_length=253)]
+    optional: bool = False
+
+
+class ConfigMapEnvSource(_Spec):
+    """One `envFrom` entry of the consumer container: only ConfigMaps (Secrets go by reference
+    through the fields that name them)."""
+
+    config_map_ref: Annotated[ConfigMapRef, Field(alias="configMapRef")]
+    prefix: Annotated[str | None, Field(pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")] = None
+
+
+class PodTemplateSpec(_Spec):
+    """Where and how the consumer pods run: passed into the Deployment's pod template as given
+    (the Kubernetes API validates the objects), merged with the operator's own settings by
+    placement.py."""
+
+    node_selector: Annotated[dict[str, str], Field(alias="nodeSelector")] = Field(
+        default_factory=dict
+    )
+    tolerations: tuple[dict[str, Any], ...] = ()
+    affinity: dict[str, Any] = Field(default_factory=dict)
+    topology_spread_constraints: Annotated[
+        tuple[dict[str, Any], ...], Field(alias="topologySpreadConstraints")
+    ] = ()
+    priority_class_name: Annotated[
+        str | None, Field(alias="priorityClassName", pattern=SECRET_NAME_PATTERN, max_length=253)
+    ] = None
+    image_pull_secrets: Annotated[tuple[SecretRef, ...], Field(alias="imagePullSecrets")] = ()
+    service_account_name: Annotated[
+        str | None, Field(alias="serviceAccountName", pattern=SECRET_NAME_PATTERN, max_length=253)
+    ] = None
+    pod_labels: Annotated[dict[str, LabelValue], Field(alias="podLabels")] = Field(
+        default_factory=dict
+    )
+    pod_annotations: Annotated[dict[str, str], Field(alias="podAnnotations")] = Field(
+        default_factory=dict
+    )
+    security_context: Annotated[dict[str, Any], Field(alias="securityContext")] = Field(
+        default_factory=dict
+    )
+    container_security_context: Annotated[
+        dict[str, Any], Field(alias="containerSecurityContext")
+    ] = Field(default_factory=dict)
+    env_from: Annotated[tuple[ConfigMapEnvSource, ...], Field(alias="envFrom")] = ()
+
+
+class DisruptionBudgetSpec(_Spec):
+    enabled: bool = True
+    max_unavailable: Annotated[int, Field(alias="maxUnavailable", ge=1, le=1000)] = 1
 
 
 class EventConsumerSpec(_Spec):
@@ -142,7 +233,15 @@ class EventConsumerSpec(_Spec):
     replicas: ReplicasSpec = Field(default_factory=ReplicasSpec)
     autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec)
     processing: ProcessingSpec = Field(default_factory=ProcessingSpec)
+    logger: LoggerSpec = Field(default_factory=LoggerSpec)
     leaderboard: LeaderboardSpec = Field(default_factory=LeaderboardSpec)
+    log_level: Annotated[LogLevel, Field(alias="logLevel")] = "INFO"
+    pod_template: Annotated[PodTemplateSpec, Field(alias="podTemplate")] = Field(
+        default_factory=PodTemplateSpec
+    )
+    disruption_budget: Annotated[DisruptionBudgetSpec, Field(alias="podDisruptionBudget")] = Field(
+        default_factory=DisruptionBudgetSpec
+    )
     # Kubernetes ResourceRequirements, passed to the container as given.
     resources: dict[str, Any] = Field(default_factory=dict)
     paused: bool = False

@@ -16,6 +16,7 @@ from confluent_kafka.admin import AdminClient
 from eventfleet.consumer.runtime import Consumer
 from eventfleet.consumer.settings import ConsumerSettings
 from eventfleet.operator import kafka_admin as operator_kafka
+from eventfleet.operator.kafka_auth import KafkaConnection
 from eventfleet.operator.scaling import measure_lag
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import wait_for
@@ -40,7 +41,8 @@ def _close_lag_readers() -> Iterator[None]:
 
 
 def lag(stack: Stack, topic: str, group: str) -> int:
-    return measure_lag(operator_kafka.group_offsets(stack.kafka_bootstrap, topic, group)).total
+    connection = KafkaConnection(stack.kafka_bootstrap)
+    return measure_lag(operator_kafka.group_offsets(connection, topic, group)).total
 
 
 def processed_once(stack: Stack, topic: str, group: str, settings: ConsumerSettings) -> None:

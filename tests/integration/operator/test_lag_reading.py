@@ -21,7 +21,9 @@ pytestmark = pytest.mark.integration
 READ_LAG = """
 import json, sys
 from eventfleet.operator import kafka_admin
-readings = [kafka_admin.group_offsets(sys.argv[1], "lag", group) for group in sys.argv[2:]]
+from eventfleet.operator.kafka_auth import KafkaConnection
+kafka = KafkaConnection(sys.argv[1])
+readings = [kafka_admin.group_offsets(kafka, "lag", group) for group in sys.argv[2:]]
 print(json.dumps([[[p.partition, p.low, p.high, p.committed] for p in r] for r in readings]))
 """
 

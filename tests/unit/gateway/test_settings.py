@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from eventfleet.gateway.cli import main
+from eventfleet.gateway.producer import producer_config
 from eventfleet.gateway.settings import (
     Settings,
     SettingsError,
@@ -73,3 +75,34 @@ def test_api_keys_file(tmp_path: Path) -> None:
 def test_settings_travel_to_the_workers_unchanged() -> None:
     settings = Settings(port=1234, api_keys=("a",), kafka_config={"x": "y"})
     assert settings_from_json(settings_to_json(settings)) == settings
+
+
+def test_kafka_credentials_from_a_binding_file(tmp_path: Path) -> None:
+    binding = tmp_path / "kafka.json"
+    binding.write_text(
+        json.dumps(
+            {
+                "bootstrap.servers": "kafka:9094",
+                "security.protocol": "SASL_SSL",
+                "sasl.mechanism": "SCRAM-SHA-512",
+                "username": "gateway",
+                "password": "pw-0815",
+            }
+        )
+    )
+    settings = load_settings(["--kafka-auth", str(binding)], {})
+    assert settings.kafka_bootstrap == "kafka:9094"  # the binding's brokers
+    config = producer_config(settings)
+    assert (config["sasl.username"], config["sasl.password"]) == ("gateway", "pw-0815")
+    assert config["security.protocol"] == "SASL_SSL"
+    assert config["enable.idempotence"] is True
+    with pytest.raises(SettingsError, match="differ"):
+        load_settings(["--kafka-auth", str(binding), "--kafka-bootstrap", "other:9092"], {})
+
+
+def test_a_bad_binding_file_is_refused_at_start_naming_the_key(tmp_path: Path) -> None:
+    binding = tmp_path / "kafka.json"
+    binding.write_text(json.dumps({"security.protocol": "SASL_SSL", "password": "pw-0815"}))
+    with pytest.raises(SettingsError, match=r"sasl\.mechanism") as refused:
+        load_settings([], {"EVENTFLEET_GATEWAY_KAFKA_AUTH": str(binding)})
+    assert "pw-0815" not in str(refused.value)

@@ -151,3 +151,102 @@ def test_label_values_fit_and_stay_distinct(length: int) -> None:
     assert len(value) <= 63
     if length > 63:
         assert value != label_value("a" * (length - 1) + "b")
+
+
+# Consumer settings the operator decides itself (never a user's to tune through the spec).
+OPERATOR_DECIDES = {"http_host", "http_port", "sink_owner"}
+
+
+def _settings_of(built: dict[str, Any]) -> ConsumerSettings:
+    env = container(built)["env"]
+    resolved = {item["name"]: item.get("value", "redis://cache/0") for item in env}
+    resolved["EVENTFLEET_POSTGRES_DSN"] = "postgresql://db/x"
+    return load_settings([], resolved)
+
+
+def test_every_consumer_setting_a_user_tunes_is_reachable_from_the_spec() -> None:
+    """Each consumer setting is set by the Deployment for some mode (or decided by the operator):
+    a new consumer flag without a spec field fails here."""
+    reached: set[str] = set(OPERATOR_DECIDES)
+    redis = {"urlSecretRef": {"name": "r", "key": "url"}}
+    kafka = {"bootstrapServers": "k:9092", "authSecretRef": {"name": "kafka-user"}}
+    for mode in ("logger", "stats", "leaderboard"):
+        built = deployment(spec(mode=mode, redis=None if mode == "logger" else redis, kafka=kafka))
+        names = {item["name"] for item in container(built)["env"]}
+        reached |= {field for field in ConsumerSettings.model_fields if env_name(field) in names}
+    assert set(ConsumerSettings.model_fields) - reached == set()
+
+
+def test_tuning_fields_reach_the_consumer_settings() -> None:
+    logger = spec(
+        mode="logger",
+        redis=None,
+        logger={"retentionDays": 0, "partitionsAheadDays": 9},
+        processing={
+            "maxEventBytes": 4096,
+            "maxFutureSkewSeconds": 60,
+            "maxBackoffSeconds": 5,
+            "maintenanceIntervalSeconds": 120,
+        },
+        logLevel="DEBUG",
+    )
+    settings = _settings_of(deployment(logger))
+    assert (settings.retention_days, settings.partitions_ahead_days) == (0, 9)
+    assert settings.max_event_bytes == 4096
+    assert settings.max_future_skew_seconds == 60
+    assert settings.max_backoff_seconds == 5
+    assert settings.maintenance_interval_seconds == 120
+    assert settings.log_level == "DEBUG"
+    board = spec(mode="leaderboard", leaderboard={"dailyKeepDays": 2, "weeklyKeepWeeks": 12})
+    settings = _settings_of(deployment(board))
+    assert (settings.daily_keep_days, settings.weekly_keep_weeks) == (2, 12)
+
+
+def test_spec_defaults_are_the_consumer_defaults() -> None:
+    """An EventConsumer that sets nothing runs the consumer as its own defaults would."""
+    redis = {"urlSecretRef": {"name": "r", "key": "url"}}
+    own = ConsumerSettings.model_fields
+    for mode in ("logger", "leaderboard"):
+        given = EventConsumerSpec.model_validate(
+            {
+                "mode": mode,
+                "kafka": {"bootstrapServers": "k:9092"},
+                "postgres": {"dsnSecretRef": {"name": "db", "key": "dsn"}},
+                **({} if mode == "logger" else {"redis": redis}),
+            }
+        )
+        settings = _settings_of(deployment(given))
+        for name in (
+            "max_event_bytes",
+            "max_future_skew_seconds",
+            "max_backoff_seconds",
+            "maintenance_interval_seconds",
+            "log_level",
+            "batch_size",
+            "batch_timeout_ms",
+            "dlq_retention_days",
+            *(("retention_days", "partitions_ahead_days") if mode == "logger" else ()),
+            *(("daily_keep_days", "weekly_keep_weeks", "top_n") if mode != "logger" else ()),
+        ):
+            assert getattr(settings, name) == own[name].default, name
+
+
+def test_kafka_credentials_are_a_mounted_secret_never_env() -> None:
+    built = deployment(
+        spec(kafka={"bootstrapServers": "k:9094", "authSecretRef": {"name": "kafka-user"}})
+    )
+    pod_spec = built["spec"]["template"]["spec"]
+    assert pod_spec["volumes"] == [{"name": "kafka-auth", "secret": {"secretName": "kafka-user"}}]
+    main = container(built)
+    assert main["volumeMounts"] == [
+        {"name": "kafka-auth", "mountPath": "/var/run/eventfleet/kafka-auth", "readOnly": True}
+    ]
+    env = {item["name"]: item for item in main["env"]}
+    assert env["EVENTFLEET_KAFKA_AUTH_PATH"]["value"] == "/var/run/eventfleet/kafka-auth"
+    # No variable takes anything from the Kafka Secret.
+    assert all(
+        item.get("valueFrom", {}).get("secretKeyRef", {}).get("name") != "kafka-user"
+        for item in main["env"]
+    )
+    assert _settings_of(built).kafka_auth_path is not None
+    assert "volumes" not in deployment()["spec"]["template"]["spec"]

@@ -70,6 +70,8 @@ def _default(field: FieldInfo) -> Any:
     value = field.default
     if isinstance(value, enum.Enum):
         return value.value
+    if value == ():
+        return "factory"  # an empty list: absence in the CRD means the same
     if isinstance(value, tuple):
         return list(value)
     return value
@@ -92,7 +94,9 @@ def walk(model: type[BaseModel], schema: dict[str, Any], path: str) -> list[str]
         where = f"{path}.{alias}"
         nested = _model_of(field.annotation)
         if nested is not None:
-            problems += walk(nested, prop, where)
+            # A list of objects (tuple[Model, ...]): the model describes each item.
+            items = prop["items"] if prop.get("type") == "array" else prop
+            problems += walk(nested, items, where)
             continue
         default = _default(field)
         if default not in (None, "factory") and prop.get("default") != default:

@@ -27,6 +27,8 @@ OPERATOR_PURE = (
     "conditions.py",
     "status.py",
     "config.py",
+    "placement.py",
+    "disruption.py",
 )
 IO_LIBRARIES = {
     "kopf",

@@ -15,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 
 from eventfleet.cli.plugin.view import DlqRate, Pod, Unreadable
 from eventfleet.operator import kafka_admin
+from eventfleet.operator.kafka_auth import KafkaConnection
 from eventfleet.operator.scaling import PartitionOffsets
 
 GROUP, VERSION, PLURAL = "eventfleet.dev", "v1alpha1", "eventconsumers"
@@ -136,9 +137,9 @@ def partitions(resource: Mapping[str, Any]) -> list[PartitionOffsets] | Unreadab
     if not group:
         return Unreadable("the status names no consumer group yet")
     try:
-        return kafka_admin.group_offsets(
-            spec["kafka"]["bootstrapServers"], spec["kafka"]["topic"], group
-        )
+        # The plugin reads lag over the spec's bootstrap servers without credentials.
+        connection = KafkaConnection(spec["kafka"]["bootstrapServers"])
+        return kafka_admin.group_offsets(connection, spec["kafka"]["topic"], group)
     except (kafka_admin.KafkaUnavailableError, kafka_admin.TopicMissingError) as error:
         return Unreadable(f"Kafka: {error}")
 

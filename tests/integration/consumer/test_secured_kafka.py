@@ -1,0 +1,136 @@
+"""The consumer against Kafka's SASL_SSL listener (SCRAM-SHA-512, the stack's own CA), its
+credentials read from a directory in the binding format, as the mounted Secret gives them."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from confluent_kafka import Consumer as KafkaConsumer
+
+from tests.fixtures.secured_kafka import ScramUser
+from tests.fixtures.stack import Stack
+from tests.fixtures.waiting import wait_for
+from tests.integration.consumer.helpers import (
+    generate_events,
+    processed_count,
+    rows,
+    settings_for,
+    spawn,
+)
+
+
+def _dlq_records(stack: Stack, topic: str, expected: int) -> list[bytes]:
+    reader = KafkaConsumer(
+        {
+            "bootstrap.servers": stack.kafka_bootstrap,
+            "group.id": f"read-{topic}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    reader.subscribe([topic])
+    found: list[bytes] = []
+    deadline = time.monotonic() + 30
+    while len(found) < expected and time.monotonic() < deadline:
+        message = reader.poll(0.5)
+        if message is not None and message.error() is None:
+            found.append(message.value() or b"")
+    reader.close()
+    return found
+
+
+def test_the_consumer_and_its_dlq_producer_run_over_sasl_ssl(  # noqa: PLR0917 - fixtures
+    stack: Stack,
+    scram_user: ScramUser,
+    create_topic: Callable[..., str],
+    consumer_group: str,
+    postgres_dsn: str,
+    redis_url: str,
+    tmp_path: Path,
+) -> None:
+    topic, dlq = create_topic(partitions=3), create_topic(partitions=1, prefix="dlq")
+    events = generate_events(300)
+    producer = scram_user.producer()
+    for event in events:
+        producer.produce(topic, key=event["player_id"], value=json.dumps(event))
+    for bad in (b"not json", b"{}", b"[1,2]"):
+        producer.produce(topic, value=bad)
+    assert producer.flush(30) == 0
+
+    settings = settings_for(
+        "logger",
+        bootstrap=stack.kafka_sasl_bootstrap,
+        topic=topic,
+        group=consumer_group,
+        dsn=postgres_dsn,
+        redis_url=redis_url,
+        dlq_topic=dlq,
+        kafka_auth_path=scram_user.write(tmp_path / "binding"),
+    )
+    log = tmp_path / "consumer.log"
+    process = spawn(settings, log=log)
+    try:
+        wait_for(lambda: processed_count(postgres_dsn) >= 303, timeout=90, what="303 records")
+        assert sorted(_dlq_records(stack, dlq, 3)) == [b"[1,2]", b"not json", b"{}"]
+    finally:
+        process.terminate()
+        assert process.wait(30) == 0, log.read_text()
+    assert rows(postgres_dsn, "SELECT count(*) FROM events")[0][0] == len(events)
+    assert rows(postgres_dsn, "SELECT count(*) FROM dlq_events")[0][0] == 3
+    assert scram_user.password not in log.read_text()
+
+
+def test_a_wrong_password_is_logged_not_a_crash_and_never_shown(  # noqa: PLR0917 - fixtures
+    stack: Stack,
+    scram_user: ScramUser,
+    create_topic: Callable[..., str],
+    consumer_group: str,
+    postgres_dsn: str,
+    redis_url: str,
+    tmp_path: Path,
+) -> None:
+    wrong = "not-the-password-4711"
+    settings = settings_for(
+        "logger",
+        bootstrap=stack.kafka_sasl_bootstrap,
+        topic=create_topic(partitions=1),
+        group=consumer_group,
+        dsn=postgres_dsn,
+        redis_url=redis_url,
+        kafka_auth_path=scram_user.write(tmp_path / "binding", password=wrong),
+    )
+    log = tmp_path / "consumer.log"
+    process = spawn(settings, log=log)
+    try:
+        wait_for(
+            lambda: "Authentication failed" in log.read_text(errors="replace"),
+            timeout=60,
+            what="the authentication failure in the log",
+        )
+        time.sleep(3)
+        assert process.poll() is None, "the consumer exited instead of waiting for Kafka"
+    finally:
+        process.terminate()
+        code = process.wait(60)
+    assert code == 0, log.read_text()
+    assert wrong not in log.read_text()
+
+
+def test_a_malformed_binding_is_refused_at_start_naming_the_key(
+    stack: Stack, postgres_dsn: str, redis_url: str, scram_user: ScramUser, tmp_path: Path
+) -> None:
+    settings = settings_for(
+        "logger",
+        bootstrap=stack.kafka_sasl_bootstrap,
+        topic="t",
+        group="g",
+        dsn=postgres_dsn,
+        redis_url=redis_url,
+        kafka_auth_path=scram_user.write(tmp_path / "binding", username=""),
+    )
+    log = tmp_path / "consumer.log"
+    assert spawn(settings, log=log).wait(60) == 2
+    assert "missing key username" in log.read_text()
+    assert scram_user.password not in log.read_text()

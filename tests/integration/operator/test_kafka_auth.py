@@ -1,0 +1,155 @@
+"""EventConsumers against Kafka's SASL_SSL listener, with credentials only by reference (a
+binding Secret): the operator's topic and lag reads and the consumers use them, a rotated
+password rolls the consumers and loses nothing, and a missing, malformed or wrong Secret is a
+condition and an Event, never a crash loop. The password shows nowhere."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka.admin import AdminClient
+from kubernetes import client
+
+from eventfleet.operator.builders import SECRETS_CHECKSUM_ANNOTATION
+from tests.fixtures.operator import LOG_DIR
+from tests.fixtures.secured_kafka import ScramUser, rotated, secret_data
+from tests.fixtures.stack import Stack
+from tests.fixtures.waiting import wait_for
+from tests.integration.consumer.helpers import rows
+from tests.integration.operator.cluster import Cluster, body, produce
+
+pytestmark = pytest.mark.usefixtures("operator", "podrunner")
+
+
+def _put_secret(cluster: Cluster, name: str, entries: dict[str, str]) -> None:
+    secret = client.V1Secret(metadata=client.V1ObjectMeta(name=name), data=secret_data(entries))
+    try:
+        cluster.core.replace_namespaced_secret(name, cluster.namespace, secret)
+    except client.ApiException as error:
+        if error.status != 404:
+            raise
+        cluster.core.create_namespaced_secret(cluster.namespace, secret)
+
+
+def _secured(cluster: Cluster, stack: Stack, topic: str, **spec: Any) -> dict[str, Any]:
+    manifest = body(cluster.namespace, "logger", stack, topic, **spec)
+    manifest["spec"]["kafka"] = {
+        "bootstrapServers": stack.kafka_sasl_bootstrap,
+        "topic": topic,
+        "authSecretRef": {"name": "kafka-user"},
+    }
+    return manifest
+
+
+def _checksum(cluster: Cluster) -> str | None:
+    deployment = cluster.deployment("logger")
+    if deployment is None:
+        return None
+    annotations = deployment.spec.template.metadata.annotations or {}  # type: ignore[union-attr]
+    found = annotations.get(SECRETS_CHECKSUM_ANNOTATION)
+    return str(found) if found else None
+
+
+def _everything_shown(cluster: Cluster) -> str:
+    """What a user, an admin or a log collector can see: the Deployment, the EventConsumer
+    (status included), its Events, the operator's and the pod runner's logs, the pods' logs."""
+    api = client.ApiClient()
+    deployment = cluster.deployment("logger")
+    shown = [
+        json.dumps(api.sanitize_for_serialization(deployment)),
+        json.dumps(cluster.get("logger")),
+        "\n".join(cluster.events("logger")),
+        (LOG_DIR / "operator.log").read_text(errors="replace"),
+        (LOG_DIR / "podrunner.log").read_text(errors="replace"),
+    ]
+    shown += [p.read_text(errors="replace") for p in (LOG_DIR / "pods").glob("*.log")]
+    return "\n".join(shown)
+
+
+def test_a_consumer_runs_over_sasl_ssl_and_a_rotated_password_loses_nothing(  # noqa: PLR0917 - fixtures
+    cluster: Cluster,
+    stack: Stack,
+    scram_user: ScramUser,
+    kafka_admin: AdminClient,
+    topic_name: str,
+    postgres_dsn: str,
+) -> None:
+    _put_secret(cluster, "kafka-user", scram_user.binding())
+    cluster.create(_secured(cluster, stack, topic_name))
+    cluster.wait_condition("logger", "Ready", "True", timeout=60)  # topic made over SASL_SSL
+    produce(stack, topic_name, 100)
+    wait_for(
+        lambda: rows(postgres_dsn, "SELECT count(*) FROM events")[0][0] == 100,
+        timeout=60,
+        what="100 events stored by the SASL_SSL consumer",
+    )
+    cluster.wait_condition("logger", "AutoscalerHealthy", "True", timeout=30)  # lag read too
+    before = _checksum(cluster)
+    assert before is not None
+
+    # Rotation: Kafka takes the new password, the Secret gets it, the consumers roll.
+    new = rotated(scram_user, kafka_admin)
+    _put_secret(cluster, "kafka-user", new.binding())
+    wait_for(lambda: _checksum(cluster) not in (None, before), timeout=60, what="a new checksum")
+    produce(stack, topic_name, 100)
+    wait_for(
+        lambda: rows(postgres_dsn, "SELECT count(*) FROM events")[0][0] == 200,
+        timeout=90,
+        what="200 events after the rotation",
+    )
+    cluster.wait_condition("logger", "Ready", "True", timeout=30)
+    shown = _everything_shown(cluster)
+    for password in (scram_user.password, new.password):
+        assert password not in shown
+    deployment = client.ApiClient().sanitize_for_serialization(cluster.deployment("logger"))
+    environment = json.dumps(deployment["spec"]["template"]["spec"]["containers"][0]["env"])
+    assert "EVENTFLEET_KAFKA_AUTH_PATH" in environment
+    assert "kafka-user" not in environment  # no variable reads the Kafka Secret
+
+
+def test_a_missing_or_malformed_secret_is_kafka_auth_invalid_until_fixed(
+    cluster: Cluster, stack: Stack, scram_user: ScramUser, topic_name: str
+) -> None:
+    cluster.create(_secured(cluster, stack, topic_name))
+    found = cluster.wait_condition("logger", "TopicReady", "False", reason="KafkaAuthInvalid")
+    assert "kafka-user not found" in found["message"]
+    assert cluster.deployment("logger") is None  # no consumers that could only fail
+
+    _put_secret(cluster, "kafka-user", scram_user.binding(password=""))
+    cluster.wait_event(
+        "logger",
+        lambda e: e.startswith("KafkaAuthInvalid") and "missing key password" in e,
+        "an Event naming the missing key",
+    )
+    assert cluster.deployment("logger") is None
+
+    _put_secret(cluster, "kafka-user", scram_user.binding())
+    cluster.wait_condition("logger", "Ready", "True", timeout=60)
+    assert scram_user.password not in _everything_shown(cluster)
+
+    # Broken again under running consumers: they are left as they are, not rolled onto it.
+    running = _checksum(cluster)
+    _put_secret(cluster, "kafka-user", scram_user.binding(username=""))
+    cluster.wait_condition("logger", "TopicReady", "False", reason="KafkaAuthInvalid", timeout=60)
+    time.sleep(6)  # more than a poll (5 s here)
+    assert _checksum(cluster) == running
+
+
+def test_a_wrong_password_is_kafka_auth_failed_not_a_crash_loop(
+    cluster: Cluster, stack: Stack, scram_user: ScramUser, topic_name: str
+) -> None:
+    wrong = "not-the-password-4711"
+    _put_secret(cluster, "kafka-user", scram_user.binding(password=wrong))
+    cluster.create(_secured(cluster, stack, topic_name))
+    found = cluster.wait_condition(
+        "logger", "TopicReady", "False", reason="KafkaAuthFailed", timeout=60
+    )
+    assert "Authentication failed" in found["message"]
+    assert cluster.condition("logger", "Ready")["status"] == "False"
+    assert wrong not in _everything_shown(cluster)
+    replicas = Path(LOG_DIR / "podrunner.log").read_text(errors="replace")
+    assert f"{cluster.namespace}/logger-consumer: replica 0 exited" not in replicas
