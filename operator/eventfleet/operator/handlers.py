@@ -15,7 +15,8 @@ objects whose deletion has work to do (deleting the topic) carry one.
 Status is written through kube.update_consumer_status (fresh read, under that function's
 per-object lock), never with kopf's patch, so the three writers (reconcile, the loop, Deployment
 events) never overwrite each other's conditions. Reconcile and the topic deletion also hold
-registry.object_locks, as each pass of the loop does; the Deployment event handler does not.
+registry.object_locks, as each pass of the loop and the Deployment event handler do; every
+writer of the Deployment applies the replicas the loop last decided.
 """
 
 from __future__ import annotations
@@ -179,27 +180,31 @@ def deployment_event(
         (namespace, body.metadata.name), None if type == "DELETED" else dict(body)
     )
     owner_name = owning_consumer_name(body.metadata)
-    found = steps.owning_consumer(namespace, owner_name) if owner_name is not None else None
-    if found is None:
+    if owner_name is None:
         return
-    owner, parsed, owner_status = found
-    outcome = Outcome()
-    if type == "DELETED" or not parsed.paused:
-        try:
-            steps.reconcile_deployment(
-                owner,
-                parsed,
-                replicas=steps.initial_replicas(parsed, owner_status),
-                outcome=outcome,
-            )
-        except ApiException as error:
-            metrics.ERRORS.labels("deployment").inc()
-            raise kopf.TemporaryError(
-                f"restoring the Deployment: {error.reason}", delay=RETRY_SECONDS
-            ) from error
-    steps.write_deployment_status(
-        owner, parsed, outcome.deployment or dict(body), outcome.conditions
-    )
+    # The same lock as a pass of the loop: the watch event of the loop's own apply waits until
+    # that pass has written its decision, instead of applying the decision before it.
+    with registry.object_locks.hold((namespace, owner_name)):
+        found = steps.owning_consumer(namespace, owner_name)
+        if found is None:
+            return
+        owner, parsed, owner_status = found
+        replicas = steps.initial_replicas(parsed, owner_status)
+        decided = registry.decided_replicas((namespace, owner_name))
+        if parsed.autoscaled and decided is not None:
+            replicas = decided  # fresher than a status the loop may be about to write
+        outcome = Outcome()
+        if type == "DELETED" or not parsed.paused:
+            try:
+                steps.reconcile_deployment(owner, parsed, replicas=replicas, outcome=outcome)
+            except ApiException as error:
+                metrics.ERRORS.labels("deployment").inc()
+                raise kopf.TemporaryError(
+                    f"restoring the Deployment: {error.reason}", delay=RETRY_SECONDS
+                ) from error
+        steps.write_deployment_status(
+            owner, parsed, outcome.deployment or dict(body), outcome.conditions
+        )
 
 
 # ---------------------------------------------------------------------------------------------

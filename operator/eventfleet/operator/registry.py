@@ -122,6 +122,14 @@ def consumers() -> list[tuple[Key, Known]]:
         return list(_known.items())
 
 
+def decided_replicas(key: Key) -> int | None:
+    """The replicas the autoscaling loop last set or confirmed for the object (None before its
+    first pass): the one source every writer of the Deployment applies."""
+    with _known_lock:
+        entry = _known.get(key)
+        return None if entry is None else entry.decided
+
+
 def still_current(key: Key, entry: Known) -> bool:
     """False once the object was deleted (or deleted and created again) since `entry` was read."""
     with _known_lock:
