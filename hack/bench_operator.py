@@ -148,7 +148,6 @@ def main() -> int:  # noqa: PLR0915 - one linear script, read top to bottom
             "operator",
             "--namespace",
             namespace,
-            "--standalone",
             "--metrics-port",
             "0",
             "--liveness-port",

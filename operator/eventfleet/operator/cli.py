@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import kopf
 from prometheus_client import start_http_server
 
-from eventfleet.operator import config
+from eventfleet.operator import config, leadership, metrics, standby
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,17 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
         default="0.0.0.0",  # noqa: S104 - probes come from the kubelet
         help="address for the metrics and liveness endpoints",
     )
-    peering = parser.add_mutually_exclusive_group()
-    peering.add_argument(
-        "--peering",
-        metavar="NAME",
-        help="coordinate several operator replicas through kopf peering "
-        "(needs the KopfPeering CRDs from manifests/)",
-    )
-    peering.add_argument(
-        "--standalone",
+    parser.add_argument(
+        "--leader-elect",
         action="store_true",
-        help="no peering: exactly one operator replica (the default)",
+        help="run as one of several replicas: only the holder of the Lease "
+        f"{leadership.LEASE_NAME} acts, the others wait as standbys",
+    )
+    parser.add_argument(
+        "--lease-namespace",
+        default=os.environ.get("POD_NAMESPACE", "eventfleet-system"),
+        help="namespace of the leader Lease (env POD_NAMESPACE; default eventfleet-system)",
     )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     return parser
@@ -91,12 +90,17 @@ def main(argv: Sequence[str]) -> int:
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.bind)
     liveness = f"http://{args.bind}:{args.liveness_port}/healthz" if args.liveness_port else None
+    if args.leader_elect:
+        if not standby.wait_for_leadership(args.lease_namespace, args.bind, args.liveness_port):
+            return 0  # stopped while a standby
+    else:
+        metrics.LEADER.set(1)
     try:
         kopf.run(
             clusterwide=not args.namespace,
             namespaces=args.namespace,
-            standalone=args.peering is None,
-            peering_name=args.peering,
+            # One replica acts, chosen by the Lease (leadership.py), not by kopf's peering.
+            standalone=True,
             liveness_endpoint=liveness,
         )
     except KeyboardInterrupt:

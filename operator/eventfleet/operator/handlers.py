@@ -29,7 +29,15 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from eventfleet.operator import autoscaler, kafka_admin, kafka_auth, kube, metrics, registry
+from eventfleet.operator import (
+    autoscaler,
+    kafka_admin,
+    kafka_auth,
+    kube,
+    metrics,
+    registry,
+    standby,
+)
 from eventfleet.operator import reconcile as steps  # `reconcile` is the handler's name here
 from eventfleet.operator.builders import MANAGED_BY, Owner, owning_consumer_name
 from eventfleet.operator.reconcile import RETRY_SECONDS, Outcome, reporter
@@ -118,6 +126,7 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
 def cleanup(**_: Any) -> None:
     autoscaler.stop(timeout=30)
     kafka_admin.close_readers()
+    standby.release()  # last: nothing of this replica acts any more
 
 
 # ---------------------------------------------------------------------------------------------

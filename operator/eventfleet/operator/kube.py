@@ -76,6 +76,10 @@ def core() -> client.CoreV1Api:
     return client.CoreV1Api(_api())
 
 
+def coordination() -> client.CoordinationV1Api:
+    return client.CoordinationV1Api(_api())
+
+
 def apps() -> client.AppsV1Api:
     return client.AppsV1Api(_api())
 

@@ -40,6 +40,10 @@ CONSUMER_LAG: Final = Gauge(
     "Consumer-group lag last measured, per EventConsumer.",
     ["namespace", "name"],
 )
+LEADER: Final = Gauge(
+    "eventfleet_operator_leader",
+    "1 while this operator replica holds the leader Lease (or runs without leader election).",
+)
 DESIRED_REPLICAS: Final = Gauge(
     "eventfleet_desired_replicas",
     "Replicas the autoscaler decided, per EventConsumer.",

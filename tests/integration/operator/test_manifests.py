@@ -18,34 +18,27 @@ OPERATOR = "system:serviceaccount:eventfleet-system:eventfleet-operator"
 @pytest.fixture(scope="module")
 def installed(kubectl: Kubectl) -> None:
     manifests = str(REPO / "manifests")
-    first = kubectl("apply", "--server-side", "--force-conflicts", "-k", manifests)
-    if first.returncode != 0:
-        # Custom resources in the same apply as their CRD: the second pass finds the kind.
-        assert "no matches for kind" in first.stderr, first.stderr
-        kubectl(
-            "wait",
-            "--for=condition=Established",
-            "--timeout=30s",
-            "crd/clusterkopfpeerings.kopf.dev",
-        )
-        again = kubectl("apply", "--server-side", "--force-conflicts", "-k", manifests)
-        assert again.returncode == 0, again.stderr
+    applied = kubectl("apply", "--server-side", "--force-conflicts", "-k", manifests)
+    assert applied.returncode == 0, applied.stderr
 
 
 @pytest.mark.usefixtures("installed")
-def test_operator_deployment_uses_recreate_and_its_service_account(kubectl: Kubectl) -> None:
+def test_operator_deployment_runs_two_leader_elected_replicas(kubectl: Kubectl) -> None:
     found = json.loads(
         kubectl(
             "get", "deployment", "eventfleet-operator", "-n", "eventfleet-system", "-o", "json"
         ).stdout
     )
-    assert found["spec"]["strategy"]["type"] == "Recreate"
+    assert found["spec"]["replicas"] == 2
+    assert found["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     pod = found["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "eventfleet-operator"
     assert pod["securityContext"]["runAsNonRoot"] is True
     args = pod["containers"][0]["args"]
     assert args[:2] == ["operator", "--all-namespaces"]
-    assert "--peering" in args
+    assert "--leader-elect" in args
+    (namespace_env,) = pod["containers"][0]["env"]
+    assert namespace_env["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
 
 
 @pytest.mark.usefixtures("installed")
@@ -87,3 +80,16 @@ def test_samples_are_accepted_by_the_api_server(kubectl: Kubectl) -> None:
         + result.stdout.count("unchanged (server dry run)")
         == 3
     )
+
+
+@pytest.mark.usefixtures("installed")
+@pytest.mark.parametrize(
+    ("namespace", "expected"), [("eventfleet-system", "yes"), ("default", "no")]
+)
+def test_the_leader_lease_is_writable_only_in_the_operators_namespace(
+    kubectl: Kubectl, namespace: str, expected: str
+) -> None:
+    answer = kubectl(
+        "auth", "can-i", "update", "leases.coordination.k8s.io", "--as", OPERATOR, "-n", namespace
+    )
+    assert answer.stdout.strip() == expected, answer.stderr
