@@ -68,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("POD_NAMESPACE", "eventfleet-system"),
         help="namespace of the leader Lease (env POD_NAMESPACE; default eventfleet-system)",
     )
+    parser.add_argument(
+        "--topic-deletion-timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="give up deleting a deletionPolicy: Delete topic after this long, leave it behind "
+        "with a TopicLeftBehind Warning Event and let the EventConsumer go (default 120)",
+    )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -86,7 +94,12 @@ def main(argv: Sequence[str]) -> int:
     )
     from eventfleet.operator import handlers  # noqa: PLC0415, F401 - registers the kopf handlers
 
-    config.configure(config.OperatorConfig(default_image=args.default_image))
+    config.configure(
+        config.OperatorConfig(
+            default_image=args.default_image,
+            topic_deletion_timeout_seconds=args.topic_deletion_timeout,
+        )
+    )
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.bind)
     liveness = f"http://{args.bind}:{args.liveness_port}/healthz" if args.liveness_port else None

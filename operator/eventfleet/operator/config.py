@@ -13,6 +13,9 @@ from dataclasses import dataclass
 class OperatorConfig:
     default_image: str = "eventfleet:0.1.0"
     workers: int = 8  # EventConsumers handled in parallel by the autoscaling loop
+    # A topic that cannot be deleted for this long is left behind (named in a Warning Event)
+    # and the finalizer released: a namespace must never stay Terminating for an absent Kafka.
+    topic_deletion_timeout_seconds: float = 120.0
 
 
 CONFIG = OperatorConfig()

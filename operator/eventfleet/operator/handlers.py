@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, Final
 
 import kopf
@@ -31,6 +32,7 @@ from pydantic import ValidationError
 
 from eventfleet.operator import (
     autoscaler,
+    config,
     kafka_admin,
     kafka_auth,
     kube,
@@ -232,28 +234,38 @@ def delete_topic(
     namespace: str | None,
     uid: str,
     spec: kopf.Spec,
+    runtime: timedelta,
     **_: Any,
 ) -> None:
+    """Delete the topic, retrying while Kafka cannot be reached; after the topic-deletion
+    timeout, leave it behind with a Warning Event and let the EventConsumer go. A namespace
+    stuck Terminating blocks everything in it, while a leftover topic is one command to remove
+    by hand, so finishing wins over retrying forever."""
     namespace = namespace or "default"
+    report = reporter(namespace, name, uid)
     # Held so that a pass of the loop still at work on this object finishes first (and the next
     # one sees the object gone) before the topic goes.
     with registry.object_locks.hold((namespace, name)):
         parsed = parse_spec(spec)
-        claims = registry.topic_claims(parsed)
         try:
             connection = kafka_auth.read_connection(namespace, parsed)
             steps.delete_topic(
                 Owner(name, namespace, uid),
                 parsed,
                 connection,
-                claims,
-                reporter(namespace, name, uid),
+                registry.topic_readers(parsed),
+                report,
             )
-        except kafka_auth.KafkaAuthInvalidError as error:
-            raise kopf.TemporaryError(
-                f"cannot delete topic without Kafka credentials: {error}", delay=RETRY_SECONDS
-            ) from error
-        except kafka_admin.KafkaUnavailableError as error:
+        except (kafka_auth.KafkaAuthInvalidError, kafka_admin.KafkaUnavailableError) as error:
+            timeout = config.CONFIG.topic_deletion_timeout_seconds
+            if runtime.total_seconds() >= timeout:
+                report(
+                    "Warning",
+                    "TopicLeftBehind",
+                    f"topic {parsed.kafka.topic} on {parsed.kafka.bootstrap_servers} was not "
+                    f"deleted within {timeout:.0f}s ({error}): delete it by hand",
+                )
+                return
             raise kopf.TemporaryError(
                 f"cannot delete topic yet: {error}", delay=RETRY_SECONDS
             ) from error

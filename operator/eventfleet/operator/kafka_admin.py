@@ -212,6 +212,8 @@ def delete_topic(connection: KafkaConnection, topic: str) -> None:
     )
     try:
         futures[topic].result(timeout=TIMEOUT_SECONDS)
+    except TimeoutError as error:  # no broker answered at all
+        raise KafkaUnavailableError(f"deleting topic {topic}: no answer from Kafka") from error
     except KafkaException as error:
         if not _is_unknown_topic(error):
             _auth_check(connection, f"deleting topic {topic}")

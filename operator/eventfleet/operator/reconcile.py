@@ -428,19 +428,19 @@ def delete_topic(
     owner: Owner,
     spec: EventConsumerSpec,
     connection: KafkaConnection,
-    claims: Sequence[TopicClaim],
+    readers: Sequence[str],
     report: Report,
 ) -> None:
-    """Delete the topic unless another EventConsumer still manages it. Raises
-    kafka_admin.KafkaUnavailableError when Kafka cannot be reached (the handler retries)."""
+    """Delete the topic unless another EventConsumer still reads it (`readers`: every watched
+    one on this topic and cluster, managing it or not). Raises kafka_admin.KafkaUnavailableError
+    when Kafka cannot be reached (the handler retries, for a bounded time)."""
     mine = f"{owner.namespace}/{owner.name}"
-    others = [c for c in claims if c.owner != mine]
+    others = sorted(reader for reader in readers if reader != mine)
     if others:
         report(
             "Normal",
             "TopicKept",
-            f"topic {spec.kafka.topic} kept: still managed by "
-            + ", ".join(sorted(c.owner for c in others)),
+            f"topic {spec.kafka.topic} kept: still read by " + ", ".join(others),
         )
         return
     kafka_admin.delete_topic(connection, spec.kafka.topic)

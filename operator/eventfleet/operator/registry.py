@@ -144,6 +144,21 @@ def seen_deployment(namespace: str, name: str) -> dict[str, Any] | None:
     return found if found is not None else kube.read_deployment(namespace, name)
 
 
+def topic_readers(spec: EventConsumerSpec) -> list[str]:
+    """Every watched EventConsumer (namespace/name) that reads a topic of this name, whether or
+    not it manages it. The bootstrap servers are not compared: two spellings of one cluster's
+    address would look like two clusters, and keeping a topic by mistake is the safe error."""
+    readers = []
+    for (namespace, name), entry in consumers():
+        try:
+            other = parse_spec(entry.spec)
+        except ValidationError:
+            continue
+        if other.kafka.topic == spec.kafka.topic:
+            readers.append(f"{namespace}/{name}")
+    return readers
+
+
 def topic_claims(spec: EventConsumerSpec) -> list[TopicClaim]:
     """Topic claims of every watched EventConsumer on this spec's topic (for the loop, which
     has no kopf index at hand)."""
