@@ -1,5 +1,9 @@
 """The autoscaling loop: a thread that visits every watched EventConsumer each TICK_SECONDS.
 
+Passes run in a pool, one at a time per object, and the loop never waits for them: an object
+whose Kafka does not answer holds a worker for its timeouts, and its next passes are skipped
+until it returns, while every other object goes on being visited each tick.
+
 Once per pollIntervalSeconds it reads the consumer group's lag and asks scaling.decide for the
 replica count; in between, it keeps the Deployment's replicas at what was decided and the status
 in step with the Deployment, working from what the watches delivered (registry.py). Between polls
@@ -18,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -79,13 +83,20 @@ def stop(timeout: float) -> None:
 
 
 def _autoscaling_loop() -> None:
+    """Each tick starts a pass for every EventConsumer whose previous pass has finished, and
+    waits for none of them: a pass stuck on one object's Kafka (up to its timeouts) delays only
+    that object, never another's decision."""
     workers = config.CONFIG.workers
+    in_flight: dict[registry.Key, Future[None]] = {}
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autoscale") as pool:
         while not _stop.wait(TICK_SECONDS):
-            work = registry.consumers()
-            futures = [pool.submit(_autoscale_safely, key, entry) for key, entry in work]
-            for future in futures:
-                future.result()
+            for key in [key for key, future in in_flight.items() if future.done()]:
+                del in_flight[key]
+            for key, entry in registry.consumers():
+                if key in in_flight:
+                    metrics.PASSES_SKIPPED.inc()  # its last pass is still at work
+                    continue
+                in_flight[key] = pool.submit(_autoscale_safely, key, entry)
 
 
 def _autoscale_safely(key: registry.Key, entry: registry.Known) -> None:

@@ -40,6 +40,11 @@ CONSUMER_LAG: Final = Gauge(
     "Consumer-group lag last measured, per EventConsumer.",
     ["namespace", "name"],
 )
+PASSES_SKIPPED: Final = Counter(
+    "eventfleet_operator_autoscaling_passes_skipped_total",
+    "Ticks of the autoscaling loop that skipped an EventConsumer because its previous pass was "
+    "still at work (a slow or unreachable Kafka).",
+)
 LEADER: Final = Gauge(
     "eventfleet_operator_leader",
     "1 while this operator replica holds the leader Lease (or runs without leader election).",
