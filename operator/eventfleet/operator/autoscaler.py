@@ -32,13 +32,8 @@ from pydantic import ValidationError
 from eventfleet.operator import config, kafka_admin, kafka_auth, kube, metrics, registry
 from eventfleet.operator.builders import Owner, deployment_name
 from eventfleet.operator.conditions import Condition
-from eventfleet.operator.reconcile import (
-    Outcome,
-    initial_replicas,
-    reconcile_deployment,
-    reconcile_topic,
-    reporter,
-)
+from eventfleet.operator.outcome import Outcome, reporter
+from eventfleet.operator.reconcile import initial_replicas, reconcile_deployment, reconcile_topic
 from eventfleet.operator.scaling import (
     LagReading,
     ScalingDecision,

@@ -4,7 +4,8 @@
                                         the status metrics (metrics.py)
 - startup / cleanup                  -> kopf's settings; the autoscaling loop (autoscaler.py)
                                         started and stopped
-- create / update of spec / resume  -> reconcile: topic, schema, Deployment, status (reconcile.py)
+- create / update of spec / resume  -> reconcile: topic, schema, Deployment, status
+                                        (reconcile.py, schema_step.py)
 - changes of an owned Deployment     -> status (replicas, readiness) and drift restored at once
 - delete with deletionPolicy Delete  -> the topic is deleted; only such objects get a finalizer
 
@@ -42,7 +43,7 @@ from eventfleet.operator import (
 )
 from eventfleet.operator import reconcile as steps  # `reconcile` is the handler's name here
 from eventfleet.operator.builders import MANAGED_BY, Owner, owning_consumer_name
-from eventfleet.operator.reconcile import RETRY_SECONDS, Outcome, reporter
+from eventfleet.operator.outcome import RETRY_SECONDS, Outcome, reporter
 from eventfleet.operator.spec import GROUP, PLURAL, VERSION, invalid_spec_message, parse_spec
 
 ANNOTATION_PREFIX: Final = GROUP

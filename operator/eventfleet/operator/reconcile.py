@@ -11,15 +11,12 @@ kopf's.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Final
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-import psycopg2
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from eventfleet.consumer import migrate
 from eventfleet.operator import config, kafka_admin, kube
 from eventfleet.operator.budget_step import reconcile_disruption_budget
 from eventfleet.operator.builders import (
@@ -27,10 +24,11 @@ from eventfleet.operator.builders import (
     build_deployment,
     deployment_name,
     selector_string,
-    sink_owner,
 )
 from eventfleet.operator.conditions import Condition, ConditionType
 from eventfleet.operator.kafka_auth import KafkaConnection, kafka_auth_refusal, resolve_connection
+from eventfleet.operator.outcome import Outcome, Report
+from eventfleet.operator.schema_step import reconcile_schema
 from eventfleet.operator.secret_checksum import referenced_checksum
 from eventfleet.operator.spec import EventConsumerSpec, parse_spec
 from eventfleet.operator.status import (
@@ -42,39 +40,6 @@ from eventfleet.operator.status import (
 from eventfleet.operator.topics import TopicClaim, TopicPlan, conflicting_claims, plan_topic
 
 log = logging.getLogger(__name__)
-
-# Report a decision or failure as a Kubernetes Event: (type "Normal"/"Warning", reason, message).
-Report = Callable[[str, str, str], None]
-RETRY_SECONDS: Final = 10.0
-
-
-def reporter(namespace: str, name: str, uid: str) -> Report:
-    """The Report of one EventConsumer: a Kubernetes Event on it, and the same in the log."""
-
-    def report(kind: str, reason: str, message: str) -> None:
-        kube.post_event(namespace, name, uid, kind=kind, reason=reason, message=message)
-        (log.warning if kind == "Warning" else log.info)(
-            "%s/%s %s: %s", namespace, name, reason, message
-        )
-
-    return report
-
-
-@dataclass
-class Outcome:
-    """What one reconcile learned: conditions to merge and whether to retry soon."""
-
-    conditions: list[Condition] = field(default_factory=list)
-    retry: list[str] = field(default_factory=list)  # why a retry is needed
-    schema_version: int | None = None
-    deployment: dict[str, Any] | None = None
-    # Another EventConsumer writes this mode's tables in this database: this one must not run.
-    sink_conflict: str | None = None
-
-    def add(self, condition: Condition, *, retry: bool = False) -> None:
-        self.conditions.append(condition)
-        if retry:
-            self.retry.append(f"{condition.type.value}: {condition.message}")
 
 
 def reconcile_consumer(
@@ -206,129 +171,6 @@ def _describe_plan(topic: str, plan: TopicPlan) -> str:
     if plan.set_config:
         parts.append("set " + ", ".join(f"{k}={v}" for k, v in sorted(plan.set_config.items())))
     return f"topic {topic}: {'; '.join(parts)}"
-
-
-def reconcile_schema(
-    owner: Owner,
-    spec: EventConsumerSpec,
-    connection: KafkaConnection | None,
-    report: Report,
-    outcome: Outcome,
-) -> None:
-    ref = spec.postgres.dsn_secret_ref
-    try:
-        dsn = kube.secret_value(owner.namespace, ref.name, ref.key)
-    except kube.SecretUnavailableError as error:
-        outcome.add(
-            Condition.false(ConditionType.SCHEMA_READY, "SecretMissing", str(error)), retry=True
-        )
-        return
-    try:
-        applied = migrate.apply(dsn, spec.mode)
-    except migrate.MigrationError as error:
-        unreachable = isinstance(error.__cause__, psycopg2.OperationalError)
-        reason = "DatabaseUnreachable" if unreachable else "MigrationFailed"
-        # The DSN may hold a password: the message names the failure, never the DSN.
-        message = str(error).replace(dsn, "<dsn>")
-        if not unreachable:
-            report("Warning", reason, message)
-        outcome.add(Condition.false(ConditionType.SCHEMA_READY, reason, message), retry=True)
-        return
-    version = migrate.schema_version(migrate.for_mode(spec.mode))
-    outcome.schema_version = version
-    if not claim_sink(owner, spec, dsn, report, outcome):
-        return
-    if connection is not None:
-        report_recreated_topic(spec, connection, dsn, report)
-    if applied:
-        report(
-            "Normal",
-            "SchemaMigrated",
-            "applied " + ", ".join(m.label for m in applied) + f" (schema version {version})",
-        )
-    outcome.add(
-        Condition.true(
-            ConditionType.SCHEMA_READY, "Migrated", f"{spec.mode} schema at version {version}"
-        )
-    )
-
-
-def claim_sink(
-    owner: Owner, spec: EventConsumerSpec, dsn: str, report: Report, outcome: Outcome
-) -> bool:
-    """Make this EventConsumer the one writer of its mode's tables in its database (the sink),
-    or say which other one is. A recorded owner that no longer exists (deleted, or renamed:
-    deleted and created under another name) is taken over, and its progress continues."""
-    me = migrate.SinkOwner(
-        sink_owner(owner), owner.uid, spec.consumer_group(owner.namespace, owner.name)
-    )
-    try:
-        found = migrate.claim_sink(dsn, spec.mode, me)
-        previous = found.owner
-        if previous != me.owner and not _owner_exists(previous):
-            found = migrate.claim_sink(dsn, spec.mode, me, take_over_from=previous)
-            if found.owner == me.owner:
-                report(
-                    "Normal",
-                    "SinkAdopted",
-                    f"the {spec.mode} tables of this database were written by {previous}, "
-                    "which no longer exists: their progress continues here",
-                )
-    except migrate.MigrationError as error:
-        message = str(error).replace(dsn, "<dsn>")
-        outcome.add(
-            Condition.false(ConditionType.SCHEMA_READY, "SinkUnclaimed", message), retry=True
-        )
-        return False
-    if found.owner != me.owner:
-        message = (
-            f"EventConsumer {found.owner} already writes the {spec.mode} tables of this "
-            "database; a second writer would count every event twice. Point this one at "
-            "another database, or delete the other"
-        )
-        outcome.sink_conflict = found.owner
-        report("Warning", "SinkConflict", message)
-        outcome.add(
-            Condition.false(ConditionType.SCHEMA_READY, "SinkConflict", message), retry=True
-        )
-        return False
-    return True
-
-
-def report_recreated_topic(
-    spec: EventConsumerSpec, connection: KafkaConnection, dsn: str, report: Report
-) -> None:
-    """A Warning Event when the sink's stored progress counts in another incarnation of the
-    topic than the one Kafka has now (it was deleted and created again, e.g. with
-    deletionPolicy Delete and a re-apply). The consumers notice it too and read the new topic
-    from offset 0; this says so where an admin looks. Best effort: unreadable means silent."""
-    kafka = spec.kafka
-    try:
-        current = kafka_admin.topic_id(connection, kafka.topic)
-        stored = migrate.stored_topic_ids(dsn, spec.mode, kafka.topic) if current else set()
-    except (kafka_admin.KafkaUnavailableError, migrate.MigrationError) as error:
-        log.info("cannot compare topic ids", extra={"error": str(error).replace(dsn, "<dsn>")})
-        return
-    if stored and current not in stored:
-        report(
-            "Warning",
-            "TopicRecreated",
-            f"topic {kafka.topic} was deleted and created again since the {spec.mode} tables "
-            "recorded their progress: the consumers read the new topic from its beginning, "
-            "and count each of its events once",
-        )
-
-
-def _owner_exists(recorded: str) -> bool:
-    """Whether the EventConsumer a sink records as its writer (namespace/name) still exists.
-    An unreadable answer counts as existing: a sink is never taken over on a guess."""
-    namespace, _, name = recorded.partition("/")
-    if not namespace or not name:
-        return False
-    try:
-        return kube.get_consumer(namespace, name) is not None
-    except ApiException:
-        return True
 
 
 def initial_replicas(spec: EventConsumerSpec, status: Mapping[str, Any]) -> int:
