@@ -95,9 +95,9 @@ def test_operator_uses_the_consumer_only_through_its_migrations_api(path: Path) 
 def test_the_rules_see_what_they_check() -> None:
     """The import reader finds the imports the rules are about (a reader that found nothing
     would pass every rule)."""
-    reconcile = imported(OPERATOR / "reconcile.py", "eventfleet.operator")
-    assert MIGRATIONS_API in reconcile
-    assert "kafka_admin.py" in modules_of("eventfleet.operator", reconcile)
+    schema_step = imported(OPERATOR / "schema_step.py", "eventfleet.operator")
+    assert MIGRATIONS_API in schema_step
+    assert "kafka_admin.py" in modules_of("eventfleet.operator", schema_step)
     assert "kopf" in top_level(imported(OPERATOR / "handlers.py", "eventfleet.operator"))
     assert "confluent_kafka" in top_level(
         imported(OPERATOR / "kafka_admin.py", "eventfleet.operator")
