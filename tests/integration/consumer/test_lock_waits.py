@@ -9,7 +9,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 
 import psycopg2
@@ -147,8 +147,11 @@ def test_the_migration_lock_held_elsewhere_keeps_the_consumer_live_until_release
     )
     consumer = Consumer(settings)
     advisory = "SELECT pg_advisory_lock(%s)"
-    with running(consumer):
-        with holding(postgres_dsn, advisory, migrate.ADVISORY_LOCK_KEY) as holder:
+    with ExitStack() as lock:
+        # Held before the consumer starts: its migrations must meet the lock, however fast
+        # it gets to them.
+        holder = lock.enter_context(holding(postgres_dsn, advisory, migrate.ADVISORY_LOCK_KEY))
+        with running(consumer):
             wait_for(
                 lambda: lock_waits(consumer, "migration") >= 2,
                 timeout=30,
@@ -156,9 +159,10 @@ def test_the_migration_lock_held_elsewhere_keeps_the_consumer_live_until_release
             )
             stays_live(consumer, port, 5.0, ("waiting for", "migration lock", f"pid {holder}"))
             assert answer(port, "/readyz")[0] == 503
-        wait_for(
-            lambda: processed_count(postgres_dsn) >= EVENTS,
-            timeout=60,
-            what="migrations, then the events",
-        )
-        wait_for(lambda: answer(port, "/healthz") == (200, "ok\n"), timeout=10, what="ok")
+            lock.close()  # released: the consumer proceeds
+            wait_for(
+                lambda: processed_count(postgres_dsn) >= EVENTS,
+                timeout=60,
+                what="migrations, then the events",
+            )
+            wait_for(lambda: answer(port, "/healthz") == (200, "ok\n"), timeout=10, what="ok")
