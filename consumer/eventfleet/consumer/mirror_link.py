@@ -21,8 +21,8 @@ from eventfleet.consumer.mirror.ops import RedisOp
 from eventfleet.consumer.mirror.sync import RedisMirror
 from eventfleet.consumer.modes.base import Mode, RedisValues
 from eventfleet.consumer.observability import Metrics
+from eventfleet.consumer.pg_connection import LazyConnection
 from eventfleet.consumer.settings import ConsumerSettings
-from eventfleet.consumer.store import connect
 
 log = logging.getLogger(__name__)
 TP = tuple[str, int]
@@ -42,7 +42,8 @@ class MirrorLink:
         self.sink = sink
         self.mode = mode
         self.metrics = metrics
-        self._connection: psycopg2.extensions.connection | None = None
+        # Redis rebuilds read on a connection of their own: they may read while a batch commits.
+        self._connection = LazyConnection(settings)
 
     def close(self) -> None:
         self.redis.close()
@@ -106,18 +107,10 @@ class MirrorLink:
     # --------------------------------------------------------- PostgreSQL reads of a rebuild
 
     def _db(self) -> psycopg2.extensions.connection:
-        """The connection of Redis rebuilds, which may read while a batch commits."""
-        if self._connection is None or self._connection.closed:
-            self._connection = connect(self.settings)
-        return self._connection
+        return self._connection.get()
 
     def _close_connection(self) -> None:
-        if self._connection is not None:
-            try:
-                self._connection.close()
-            except psycopg2.Error:
-                log.debug("closing a broken connection failed", exc_info=True)
-            self._connection = None
+        self._connection.close()
 
     def _snapshot(self) -> Iterator[list[RedisOp]]:
         return self.mode.snapshot(self._db(), datetime.now(UTC))

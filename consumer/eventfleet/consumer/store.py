@@ -36,6 +36,7 @@ from eventfleet.consumer.batch import (
 from eventfleet.consumer.dlq import table as dead_letters
 from eventfleet.consumer.modes.base import Mode, RedisValues
 from eventfleet.consumer.observability import Metrics
+from eventfleet.consumer.pg_connection import LazyConnection
 from eventfleet.consumer.settings import ConsumerSettings
 
 log = logging.getLogger(__name__)
@@ -103,26 +104,6 @@ def _database_message(error: psycopg2.Error) -> str:
     return _clean(lines[0] if lines else type(error).__name__)
 
 
-def connect(settings: ConsumerSettings) -> psycopg2.extensions.connection:
-    """A connection whose every wait is bounded (pg_waits): lock, statement, idle in a
-    transaction, and the network (TCP keepalives and user timeout)."""
-    return psycopg2.connect(
-        settings.postgres_dsn,
-        connect_timeout=5,
-        application_name=f"eventfleet-{settings.mode}",
-        options=pg_waits.session_options(
-            lock_seconds=settings.postgres_lock_timeout_seconds,
-            statement_seconds=settings.postgres_statement_timeout_seconds,
-            idle_in_transaction_seconds=settings.postgres_idle_in_transaction_timeout_seconds,
-        ),
-        keepalives=1,
-        keepalives_idle=10,
-        keepalives_interval=3,
-        keepalives_count=3,
-        tcp_user_timeout=15_000,
-    )
-
-
 class Store:
     """One sink's PostgreSQL side: `mode` writes its rows inside transact()'s transaction."""
 
@@ -131,7 +112,8 @@ class Store:
         self.sink = sink
         self.mode = mode  # the consumer's: a write replaced on it is the one called here
         self.metrics = metrics
-        self._connection: psycopg2.extensions.connection | None = None
+        # The batch transactions' connection (and that of work done while none is running).
+        self._connection = LazyConnection(settings)
         self._next_maintenance = 0.0
 
     # --------------------------------------------------------------- migrations and the sink
@@ -152,18 +134,10 @@ class Store:
     # ------------------------------------------------------------------------- connections
 
     def _db(self) -> psycopg2.extensions.connection:
-        """The connection of the batch transactions (and of work done while none is running)."""
-        if self._connection is None or self._connection.closed:
-            self._connection = connect(self.settings)
-        return self._connection
+        return self._connection.get()
 
     def close(self) -> None:
-        if self._connection is not None:
-            try:
-                self._connection.close()
-            except psycopg2.Error:
-                log.debug("closing a broken connection failed", exc_info=True)
-            self._connection = None
+        self._connection.close()
 
     def stored_offsets(self, tps: Sequence[TP]) -> dict[TP, tuple[int, str | None]]:
         """The stored next offsets of `tps` and the topic ids they count in; {} when PostgreSQL
