@@ -6,19 +6,16 @@ from __future__ import annotations
 import base64
 import re
 import signal
-import sys
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from kubernetes import client
 
 from eventfleet.operator import leadership
-from tests.fixtures.net import free_port
-from tests.fixtures.operator import Process, _environment
+from tests.fixtures.operator import Process, operator_process
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import wait_for
 from tests.integration.operator.cluster import Cluster, body
@@ -48,28 +45,15 @@ def ha_namespace(kube_api: client.ApiClient, postgres_dsn: str) -> Iterator[str]
 
 
 def start_replica(stack: Stack, namespace: str, index: int) -> Process:
-    liveness, metrics = free_port(), free_port()
-    replica = Process(
+    replica = operator_process(
+        stack,
         f"operator-ha-{index}",
-        [
-            str(Path(sys.executable).parent / "eventfleet"),
-            "operator",
-            "--namespace",
-            namespace,
-            "--leader-elect",
-            "--lease-namespace",
-            namespace,
-            "--metrics-port",
-            str(metrics),
-            "--liveness-port",
-            str(liveness),
-            "--bind",
-            "127.0.0.1",
-        ],
-        _environment(stack),
-        ready_url=f"http://127.0.0.1:{liveness}/healthz",  # a standby answers too
-        metrics_url=f"http://127.0.0.1:{metrics}/metrics",
-    )
+        "--namespace",
+        namespace,
+        "--leader-elect",
+        "--lease-namespace",
+        namespace,
+    )  # its /healthz answers while a standby too
     replica.log.unlink(missing_ok=True)
     replica.start()
     return replica
