@@ -1,14 +1,16 @@
 """The DLQ topic (step 4 of the order in runtime.py): a copy of each dead letter for whoever
-reads Kafka. dlq_events in PostgreSQL is the record of truth; a failed produce is logged, never
-retried."""
+reads Kafka. dlq_events in PostgreSQL is the record of truth; a failed produce is counted
+(`failures`, from the delivery report or a refused produce) and logged, never retried."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import confluent_kafka
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
+from prometheus_client import Counter
 
 from eventfleet.consumer.batch import Bad
 
@@ -17,10 +19,17 @@ log = logging.getLogger(__name__)
 
 class DlqProducer:
     def __init__(
-        self, bootstrap: str, topic: str, group: str, kafka_auth: Mapping[str, str] | None = None
+        self,
+        bootstrap: str,
+        topic: str,
+        group: str,
+        kafka_auth: Mapping[str, str] | None = None,
+        *,
+        failures: Counter | None = None,
     ) -> None:
         self.topic = topic
         self.group = group
+        self.failures = failures
         self.producer = confluent_kafka.Producer(
             {
                 "bootstrap.servers": bootstrap,
@@ -43,11 +52,23 @@ class DlqProducer:
                         ("source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
                         ("consumer_group", self.group.encode()),
                     ],
+                    on_delivery=self._delivered,
                 )
             except (KafkaException, BufferError) as error:
                 # dlq_events in PostgreSQL is the record of truth; the topic is a convenience.
-                log.warning("DLQ topic produce failed", extra={"error": str(error)})
+                self._failed(str(error))
         self.producer.poll(0)
+
+    def _delivered(self, error: KafkaError | None, _message: Any) -> None:
+        """librdkafka's delivery report (served by poll and flush): a produce that was accepted
+        and then not written (the topic missing, Kafka down past message.timeout.ms) ends here."""
+        if error is not None:
+            self._failed(error.str())
+
+    def _failed(self, why: str) -> None:
+        if self.failures is not None:
+            self.failures.inc()
+        log.warning("DLQ topic produce failed", extra={"topic": self.topic, "error": why})
 
     def flush(self) -> None:
         self.producer.flush(10)

@@ -128,6 +128,11 @@ class Metrics:
             ["lock"],
             registry=r,
         )
+        self.dlq_produce_failures = Counter(
+            "eventfleet_consumer_dlq_produce_failures",
+            "Dead letters the DLQ topic did not take (PostgreSQL's dlq_events still has them)",
+            registry=r,
+        )
 
 
 class Health:

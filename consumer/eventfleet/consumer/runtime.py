@@ -178,7 +178,11 @@ class Consumer:
                 self.mirror.verify()
             if settings.dlq_topic:
                 self.dlq = DlqProducer(
-                    settings.kafka_bootstrap, settings.dlq_topic, settings.group, self.kafka_auth
+                    settings.kafka_bootstrap,
+                    settings.dlq_topic,
+                    settings.group,
+                    self.kafka_auth,
+                    failures=self.metrics.dlq_produce_failures,
                 )
                 stack.callback(self.dlq.flush)
             stack.callback(self.source.close)

@@ -20,6 +20,8 @@ class ConditionType(enum.StrEnum):
     SCHEMA_READY = "SchemaReady"
     DEPLOYMENT_AVAILABLE = "DeploymentAvailable"
     AUTOSCALER_HEALTHY = "AutoscalerHealthy"
+    # Not in READY_NEEDS: dead letters are kept in PostgreSQL whether the DLQ topic exists or not.
+    DLQ_TOPIC_READY = "DlqTopicReady"
     READY = "Ready"
 
 

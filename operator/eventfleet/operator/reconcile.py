@@ -1,5 +1,5 @@
-"""One reconcile of an EventConsumer, step by step: topic, schema, Deployment, status; and the
-I/O of the other handlers (an owned Deployment changed, the topic deleted).
+"""One reconcile of an EventConsumer, step by step: topic, DLQ topic, schema, Deployment,
+status; and the I/O of the other handlers (an owned Deployment changed, the topic deleted).
 
 Each step does its I/O, asks a pure function what to do, and records a Condition (plus whether
 it wants a retry) in the Outcome, from which status.py builds the status patch. The handlers and
@@ -26,6 +26,7 @@ from eventfleet.operator.builders import (
     selector_string,
 )
 from eventfleet.operator.conditions import Condition, ConditionType
+from eventfleet.operator.dlq_step import reconcile_dlq_topic
 from eventfleet.operator.kafka_auth import KafkaConnection, kafka_auth_refusal, resolve_connection
 from eventfleet.operator.outcome import Outcome, Report
 from eventfleet.operator.schema_step import reconcile_schema
@@ -58,6 +59,7 @@ def reconcile_consumer(
     connection = resolve_connection(owner.namespace, spec, report, outcome.add)
     if connection is not None:
         reconcile_topic(owner, spec, claims, report, outcome, connection=connection)
+        reconcile_dlq_topic(spec, connection, report, outcome)
     reconcile_schema(owner, spec, connection, report, outcome)
     current = kube.get_consumer(owner.namespace, owner.name) or {}
     replicas = initial_replicas(spec, current.get("status") or {})

@@ -252,6 +252,15 @@ class EventConsumerSpec(_Spec):
             raise ValueError(f"spec.redis is required for mode {self.mode}")
         return self
 
+    @model_validator(mode="after")
+    def _dlq_is_another_topic(self) -> EventConsumerSpec:
+        # The consumers would read their own dead letters back and dead-letter them again.
+        if self.processing.dlq_topic == self.kafka.topic:
+            raise ValueError(
+                f"processing.dlqTopic must differ from kafka.topic ({self.kafka.topic})"
+            )
+        return self
+
     def consumer_group(self, namespace: str, name: str) -> str:
         """The Kafka consumer group: given, or derived so that two CRs never share one."""
         return self.kafka.consumer_group or f"eventfleet.{namespace}.{name}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from eventfleet.operator.spec import TopicSpec
 
@@ -55,6 +56,34 @@ def plan_topic(desired: TopicSpec, observed: ObservedTopic | None) -> TopicPlan:
         key: value for key, value in desired.config.items() if observed.config.get(key) != value
     }
     return TopicPlan(grow_to=grow_to, set_config=drift, refusals=tuple(refusals))
+
+
+# Dead letters are few and read in order: one partition is enough, and Kafka can grow it later.
+DLQ_PARTITIONS: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DlqTopicPlan:
+    create: TopicSpec | None = None  # the DLQ topic to create
+    missing: bool = False  # absent, and the operator does not manage topics here
+
+
+def plan_dlq_topic(main: TopicSpec | None, observed: ObservedTopic | None) -> DlqTopicPlan:
+    """What to do about `processing.dlqTopic`, given the main topic's spec (None: topics are not
+    managed here) and what Kafka reports of the DLQ topic.
+
+    A missing one is created where the operator manages topics, with DLQ_PARTITIONS partitions,
+    the main topic's replication factor and Kafka's default configuration. An existing one is
+    left as it is, whatever its settings (never shrunk or reconfigured: it may be shared, or
+    made by hand). Without spec.topic it is only checked.
+    """
+    if observed is not None:
+        return DlqTopicPlan()
+    if main is None:
+        return DlqTopicPlan(missing=True)
+    return DlqTopicPlan(
+        create=TopicSpec(partitions=DLQ_PARTITIONS, replication_factor=main.replication_factor)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,10 @@ INVALID = [
         {"replicas": {"min": 1, "max": 3, "count": 9}},
         "spec.replicas.count must not exceed spec.replicas.max",
     ),
+    (
+        {"processing": {"dlqTopic": "player.events.raw"}},  # kafka.topic's default
+        "spec.processing.dlqTopic must differ from spec.kafka.topic",
+    ),
     ({"paused": "yes"}, "spec.paused: Invalid value"),
     ({"replica": {"min": 1}}, 'unknown field "spec.replica"'),
 ]

@@ -5,12 +5,14 @@ condition and an Event, never a crash loop. The password shows nowhere."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, Message, Producer
 from confluent_kafka.admin import AdminClient
 from kubernetes import client
 
@@ -153,3 +155,50 @@ def test_a_wrong_password_is_kafka_auth_failed_not_a_crash_loop(
     assert wrong not in _everything_shown(cluster)
     replicas = Path(LOG_DIR / "podrunner.log").read_text(errors="replace")
     assert f"{cluster.namespace}/logger-consumer: replica 0 exited" not in replicas
+
+
+def test_a_dead_letter_reaches_the_dlq_topic_made_over_sasl_ssl(  # noqa: PLR0917 - fixtures
+    cluster: Cluster,
+    stack: Stack,
+    scram_user: ScramUser,
+    kafka_admin: AdminClient,
+    topic_name: str,
+    postgres_dsn: str,
+) -> None:
+    dlq = f"{topic_name}.dlq"
+    _put_secret(cluster, "kafka-user", scram_user.binding())
+    cluster.create(_secured(cluster, stack, topic_name, processing={"dlqTopic": dlq}))
+    try:
+        cluster.wait_condition("logger", "DlqTopicReady", "True", reason="Created")
+        cluster.wait_condition("logger", "Ready", "True", timeout=60)
+        producer = Producer({"bootstrap.servers": stack.kafka_bootstrap})
+        producer.produce(topic_name, b"{not json")
+        producer.flush(10)
+        # The consumers' DLQ producer uses the binding Secret too: the copy is in the topic.
+        reader = Consumer(
+            {
+                "bootstrap.servers": stack.kafka_bootstrap,
+                "group.id": f"dlq-reader-{topic_name}",
+                "auto.offset.reset": "earliest",
+            }
+        )
+        reader.subscribe([dlq])
+        try:
+            copy = wait_for(
+                lambda: _value_of(reader.poll(1.0)), timeout=60, what="the DLQ topic's copy"
+            )
+        finally:
+            reader.close()
+        assert copy == b"{not json"
+        assert rows(postgres_dsn, "SELECT count(*) FROM dlq_events")[0][0] == 1
+    finally:
+        for future in kafka_admin.delete_topics([dlq], operation_timeout=30).values():
+            with contextlib.suppress(Exception):
+                future.result(timeout=30)
+
+
+def _value_of(message: Message | None) -> bytes | None:
+    if message is None or message.error() is not None:
+        return None
+    value = message.value()
+    return value if isinstance(value, bytes) else None

@@ -43,6 +43,7 @@ def test_condition_values_are_one_only_for_true() -> None:
         "SchemaReady": 0.0,  # not reported yet
         "DeploymentAvailable": 0.0,
         "AutoscalerHealthy": 0.0,
+        "DlqTopicReady": 0.0,
         "Ready": 1.0,
     }
     assert metrics.condition_values({}) == dict.fromkeys((c.value for c in ConditionType), 0.0)

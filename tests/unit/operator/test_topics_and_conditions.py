@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from eventfleet.operator.conditions import (
     Condition,
@@ -12,12 +13,15 @@ from eventfleet.operator.conditions import (
     phase_of,
     ready_condition,
 )
-from eventfleet.operator.spec import TopicSpec
+from eventfleet.operator.spec import TopicSpec, invalid_spec_message, parse_spec
 from eventfleet.operator.topics import (
+    DLQ_PARTITIONS,
+    DlqTopicPlan,
     ObservedTopic,
     TopicClaim,
     cluster_key,
     conflicting_claims,
+    plan_dlq_topic,
     plan_topic,
 )
 
@@ -172,3 +176,43 @@ def test_ready_names_the_first_missing_piece() -> None:
         ).status
         == "True"
     )
+
+
+def test_a_missing_dlq_topic_is_created_beside_a_managed_topic() -> None:
+    main = TopicSpec(partitions=12, replication_factor=3, config={"retention.ms": "1000"})
+    plan = plan_dlq_topic(main, None)
+    assert plan.create == TopicSpec(partitions=DLQ_PARTITIONS, replication_factor=3)
+    assert not plan.missing
+
+
+def test_an_existing_dlq_topic_is_left_as_it_is_whatever_its_settings() -> None:
+    shared = ObservedTopic(
+        partitions=40, replication_factor=1, config={"cleanup.policy": "compact"}
+    )
+    assert plan_dlq_topic(SPEC, shared) == DlqTopicPlan()
+    assert plan_dlq_topic(None, shared) == DlqTopicPlan()
+
+
+def test_a_missing_dlq_topic_is_only_reported_when_topics_are_not_managed() -> None:
+    assert plan_dlq_topic(None, None) == DlqTopicPlan(missing=True)
+
+
+def test_a_missing_dlq_topic_does_not_hold_the_consumers_back() -> None:
+    given = conditions(TopicReady="True", SchemaReady="True", DeploymentAvailable="True")
+    given.append({"type": "DlqTopicReady", "status": "False", "reason": "DlqTopicMissing"})
+    assert phase_of(given, paused=False) == Phase.RUNNING
+    assert ready_condition(given).status == "True"
+
+
+def test_the_dlq_topic_must_not_be_the_topic_consumed() -> None:
+    raw: dict[str, Any] = {
+        "mode": "logger",
+        "kafka": {"bootstrapServers": "kafka:9092", "topic": "player.events"},
+        "postgres": {"dsnSecretRef": {"name": "db", "key": "dsn"}},
+        "processing": {"dlqTopic": "player.events"},
+    }
+    with pytest.raises(ValidationError) as refused:
+        parse_spec(raw)
+    assert "processing.dlqTopic must differ from kafka.topic" in invalid_spec_message(refused.value)
+    raw["processing"] = {"dlqTopic": "player.events.dlq"}
+    assert parse_spec(raw).processing.dlq_topic == "player.events.dlq"
