@@ -38,9 +38,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg2 import sql
 
 REPO = Path(__file__).resolve().parent.parent
-# Beside the stack it runs on (hack/stack's own default), so each stack keeps its demo's files.
-DEMO_DIR = Path(os.environ.get("EVENTFLEET_STACK_DIR", REPO / ".stack")).resolve() / "demo"
-CHART = DEMO_DIR / "autoscaling.png"
+DEMO_DIR = REPO / ".stack" / "demo"
+# Beside the stack it was drawn from (hack/stack's default folder, or EVENTFLEET_STACK_DIR's).
+CHART = Path(os.environ.get("EVENTFLEET_STACK_DIR", REPO / ".stack")) / "demo" / "autoscaling.png"
 NAMESPACE = "gamemetrics"
 DATABASE = "gamemetrics"
 TOPIC = "player.events.raw"

@@ -64,18 +64,18 @@ class Scrape:
         names = sorted(set(self.gauges) | set(self.committed))
         color = {name: COLORS[index % len(COLORS)] for index, name in enumerate(names)}
 
-        def series(key: str, suffix: str = "", *, dashed: bool = False) -> list[Series]:
+        def series(key: str, *, dashed: bool = False, labelled: bool = True) -> list[Series]:
             return [
-                Series(name + suffix, self.gauges[name][key], color[name], dashed)
+                Series(name if labelled else "", self.gauges[name][key], color[name], dashed)
                 for name in names
                 if key in self.gauges.get(name, {})
             ]
 
         return [
-            Panel("Consumer group lag (messages)", series("lag")),
+            Panel("Lag (messages), seconds since the burst", series("lag")),
             Panel(
                 "Replicas: desired, ready (dashed)",
-                series("desired") + series("ready", " ready", dashed=True),
+                series("desired") + series("ready", dashed=True, labelled=False),
             ),
             Panel(
                 "Events/s processed per mode",

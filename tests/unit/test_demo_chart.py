@@ -62,6 +62,10 @@ def test_a_series_lands_on_the_pixels_its_values_map_to() -> None:
     _, _, rows = decode(chart.render([panel], width=500, panel_height=300))
     area = chart.plot_area(panel, 0, 500, 300)
     assert area.y_max == 100  # the largest value, already a round number
+    # The origin at the bottom left, the largest values at the top right, 40% of the way up at 40.
+    assert area.pixel(0, 0) == (area.left, area.bottom)
+    assert area.pixel(60, 100) == (area.right, area.top)
+    assert area.pixel(0, 40)[1] == area.bottom - round(0.4 * (area.bottom - area.top))
     # Along the flat series, at its height; along the diagonal, halfway up at halfway across.
     for x in (5, 20, 45):
         assert pixel(rows, *area.pixel(x, 40)) == chart.ORANGE
@@ -84,7 +88,7 @@ def test_the_axis_ceiling_is_round_and_covers_the_data(value: float) -> None:
     ceiling = chart.nice_ceiling(value)
     assert value <= ceiling < value * 10 + 1e-9
     mantissa = ceiling / 10 ** math.floor(math.log10(ceiling))
-    assert round(mantissa, 6) in {1, 2, 5, 10}
+    assert round(mantissa, 6) in {1, 2, 4, 5, 10}
 
 
 def test_tick_labels_are_short() -> None:
@@ -130,6 +134,6 @@ def test_three_panels_from_a_scrape() -> None:
     assert [s.points for s in lag.series] == [[(0.0, 4200.0)]]
     assert [(s.label, s.dashed) for s in replicas.series] == [
         ("stats", False),
-        ("stats ready", True),
+        ("", True),  # ready shares the colour and legend entry of desired
     ]
     assert rate.series[0].points == [(1.0, 800.0)]
