@@ -29,6 +29,7 @@ from types import ModuleType
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
+import demo_scrape
 import psycopg2
 import redis
 from confluent_kafka import Producer
@@ -38,6 +39,8 @@ from psycopg2 import sql
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO / ".stack" / "demo"
+# Beside the stack it was drawn from (hack/stack's default folder, or EVENTFLEET_STACK_DIR's).
+CHART = Path(os.environ.get("EVENTFLEET_STACK_DIR", REPO / ".stack")) / "demo" / "autoscaling.png"
 NAMESPACE = "gamemetrics"
 DATABASE = "gamemetrics"
 TOPIC = "player.events.raw"
@@ -349,10 +352,30 @@ def main() -> int:
     title(
         f"4/6  A burst: {EVENTS:,} events through the gateway (+{MALFORMED} malformed into Kafka)"
     )
+    groups = {item["metadata"]["name"]: item["status"]["consumerGroup"] for item in consumers()}
+    sampler = demo_scrape.Sampler(
+        f"http://127.0.0.1:{METRICS_PORT}/metrics", NAMESPACE, bootstrap, TOPIC, groups
+    )
+    sampler.start()
     accepted = send_load(gateway)
     send_malformed(bootstrap)
 
     title("5/6  Consumers catching up: the operator scales on lag, then back down")
+    catch_up()
+    chart = demo_scrape.save(sampler.stop(), CHART)
+
+    title("6/6  What happened")
+    print(table(), flush=True)
+    report_results(env, dsn, accepted)
+    print(f"\ndemo took {time.monotonic() - started:.0f}s", flush=True)
+    where_to_look(gateway)
+    say(f"the burst as dashboard panels (lag, replicas, events/s per mode): {chart}")
+    explore(gateway)
+    return 0
+
+
+def catch_up() -> None:
+    """Until the fleet has drained and scaled back down (or 150 s), its progress every 5 s."""
     burst_end = time.monotonic()
     seen_scale_down = False
     while time.monotonic() - burst_end < 150:
@@ -381,14 +404,6 @@ def main() -> int:
         for item in consumers()
     ):
         time.sleep(1)
-
-    title("6/6  What happened")
-    print(table(), flush=True)
-    report_results(env, dsn, accepted)
-    print(f"\ndemo took {time.monotonic() - started:.0f}s", flush=True)
-    where_to_look(gateway)
-    explore(gateway)
-    return 0
 
 
 def scaling_events() -> list[str]:
