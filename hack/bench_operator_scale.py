@@ -1,0 +1,382 @@
+"""The operator at scale: N EventConsumers in M namespaces, each figure beside the same figure for
+one EventConsumer, measured by the same operator process in the same run.
+
+1. One EventConsumer alone: apply -> Ready, then a steady-state window (operator CPU and RSS
+   from /proc, API server requests from its /metrics), then one scale decision. It is deleted.
+2. N EventConsumers applied at once, spread over M namespaces: apply -> all Ready, the same
+   steady-state window, the same scale decision on one of them while all N are watched.
+
+    source <(hack/stack env) && .venv/bin/python hack/bench_operator.py --scale 500 --namespaces 20
+
+Every EventConsumer has the same spec (logger, replicas.min 0 so no consumer process starts,
+pollIntervalSeconds --poll-seconds, its own topic and sink). API requests are counted by the API
+server (apiserver_request_total, resource requests only): every client's, so the figure for one
+EventConsumer is the floor the rest of the control plane sets. The bench makes no request during a
+window. A scale decision is timed from a backlog produced just after a poll, to the status showing
+it; "after it was due" subtracts the poll interval, the floor. Everything created (namespaces,
+topics, databases) is deleted at the end, also on failure, Ctrl-C or the --budget deadline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import FrameType
+from typing import Any
+
+from confluent_kafka import Producer
+from kubernetes import client, config
+from operator_bench import (
+    BENCH_LABEL,
+    GROUP,
+    PLURAL,
+    REPO,
+    VERSION,
+    RequestCount,
+    Sinks,
+    apply_crd,
+    consumer,
+    counter_total,
+    delete_topics,
+    free_port,
+    is_ready,
+    load_average,
+    process_usage,
+    scrape,
+    start_operator,
+    stop_operator,
+    wait,
+)
+
+OPERATOR_RESOURCES = ("eventconsumers", "deployments", "events")
+BACKLOG = 2000  # events produced for the scale decision: lagPerReplica 100, so lag decides
+
+
+@dataclass
+class Figures:
+    """What one phase measured (one EventConsumer, or all of them)."""
+
+    ready_seconds: float = 0.0
+    cpu_cores: float = 0.0  # operator CPU seconds per second, steady state
+    rss_bytes: int = 0
+    threads: int = 0
+    open_files: int = 0
+    requests: RequestCount = field(default_factory=lambda: RequestCount(Counter()))
+    operator_reads: float = 0.0  # the operator's own eventfleet_operator_api_reads_total
+    window_seconds: float = 1.0
+    backlog_to_decision: float = 0.0
+    after_due: float = 0.0  # decision visible, after the poll that could make it was due
+    poll_late: float = 0.0  # that poll's start, after it was due
+
+    def per_second(self, count: float) -> float:
+        return count / self.window_seconds
+
+
+class Run:
+    """The run's Kubernetes clients, names and everything to clean up."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        config.load_kube_config()
+        self.api = client.ApiClient()
+        self.core = client.CoreV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+        self.bootstrap = os.environ["EVENTFLEET_KAFKA_BOOTSTRAP"]
+        self.id = f"bench-{uuid.uuid4().hex[:6]}"
+        self.namespaces = [f"{self.id}-{i:02d}" for i in range(args.namespaces)]
+        self.poll_seconds: int = args.poll_seconds
+        self.window: float = args.window
+        self.sinks = Sinks(os.environ["EVENTFLEET_POSTGRES_DSN"], self.id)
+        self.topics: list[str] = []
+        self.host = self.api.configuration.host
+        self.pool = self.api.rest_client.pool_manager  # holds the admin credentials
+        self.metrics_url = ""
+
+    def create(self, namespace: str, name: str) -> str:
+        topic = f"{self.id}.{name}"
+        self.topics.append(topic)
+        self.custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            consumer(
+                namespace,
+                name,
+                bootstrap=self.bootstrap,
+                topic=topic,
+                run=self.id,
+                poll_seconds=self.poll_seconds,
+            ),
+        )
+        return topic
+
+    def get(self, namespace: str, name: str) -> dict[str, Any]:
+        found: Any = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name
+        )
+        return dict(found)
+
+    def listed(self) -> list[dict[str, Any]]:
+        found: Any = self.custom.list_cluster_custom_object(
+            GROUP, VERSION, PLURAL, label_selector=f"{BENCH_LABEL}={self.id}"
+        )
+        items: list[dict[str, Any]] = found["items"]
+        return items
+
+    def cleanup(self) -> None:
+        """Namespaces (their EventConsumers without finalizers), topics, databases. Each step
+        runs whatever the one before it left."""
+        for namespace in self.namespaces:
+            with contextlib.suppress(client.ApiException):
+                self.core.delete_namespace(namespace)
+        with contextlib.suppress(Exception):  # a finalizer nobody removes keeps a namespace
+            for item in self.listed():
+                if item["metadata"].get("finalizers"):
+                    self.custom.patch_namespaced_custom_object(
+                        GROUP,
+                        VERSION,
+                        item["metadata"]["namespace"],
+                        PLURAL,
+                        item["metadata"]["name"],
+                        {"metadata": {"finalizers": None}},
+                    )
+        left_topics = delete_topics(self.bootstrap, self.topics)
+        self.sinks.drop()
+        try:
+            wait(lambda: not self._namespaces_left(), 180, "namespaces deleted")
+        except TimeoutError:
+            print(f"cleanup: namespaces still terminating: {self._namespaces_left()}")
+        if left_topics:
+            print(f"cleanup: topics left behind: {left_topics}")
+
+    def _namespaces_left(self) -> list[str]:
+        names = [n.metadata.name if n.metadata else "" for n in self.core.list_namespace().items]
+        return [name for name in names if name and name.startswith(f"{self.id}-")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurements
+
+
+def steady_state(run: Run, pid: int, figures: Figures) -> None:
+    """CPU, peak RSS, threads and files of the operator, and API requests, over one window."""
+    api_before = scrape(f"{run.host}/metrics", pool=run.pool)
+    own_before = scrape(run.metrics_url)
+    usage_before = process_usage(pid)
+    started = time.monotonic()
+    peak = usage_before.rss_bytes
+    while time.monotonic() - started < run.window:
+        time.sleep(1)
+        peak = max(peak, process_usage(pid).rss_bytes)
+    usage = process_usage(pid)
+    elapsed = time.monotonic() - started
+    api_after = scrape(f"{run.host}/metrics", pool=run.pool)
+    own_after = scrape(run.metrics_url)
+    figures.window_seconds = elapsed
+    figures.cpu_cores = (usage.cpu_seconds - usage_before.cpu_seconds) / elapsed
+    figures.rss_bytes = max(peak, usage.rss_bytes)
+    figures.threads = usage.threads
+    figures.open_files = usage.open_files
+    figures.requests = RequestCount.between(api_before, api_after)
+    name = "eventfleet_operator_api_reads_total"
+    figures.operator_reads = counter_total(own_after, name) - counter_total(own_before, name)
+
+
+def _instant(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def scale_decision(run: Run, namespace: str, name: str, topic: str, figures: Figures) -> None:
+    """A backlog produced just after one of the EventConsumer's polls, and the time until its
+    status shows the scale-up (status.lastScale), against when that poll was due."""
+
+    def measured_at() -> str | None:
+        lag = (run.get(namespace, name).get("status") or {}).get("lag") or {}
+        found: str | None = lag.get("measuredAt")
+        return found
+
+    first = measured_at()
+    wait(lambda: measured_at() not in (None, first), 3 * run.poll_seconds + 30, "a fresh poll")
+    last_poll = _instant(measured_at() or "")
+    producer = Producer({"bootstrap.servers": run.bootstrap, "linger.ms": 10})
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for index in range(BACKLOG):
+        value = {"event_type": "player_login", "player_id": f"p{index}", "game_id": "g"}
+        producer.produce(topic, key=f"p{index}", value=json.dumps({**value, "timestamp": stamp}))
+    producer.flush(30)
+    produced = time.time()
+    decision: dict[str, Any] = {}
+
+    def decided() -> bool:
+        found = (run.get(namespace, name).get("status") or {}).get("lastScale") or {}
+        decision.update(found)
+        return int(found.get("to") or 0) > 0
+
+    wait(decided, 4 * run.poll_seconds + 60, f"the scale decision of {namespace}/{name}")
+    seen = time.time()
+    # The first poll due after the backlog was complete is the one that could decide.
+    due = last_poll + run.poll_seconds
+    while due < produced:
+        due += run.poll_seconds
+    figures.backlog_to_decision = seen - produced
+    figures.after_due = seen - due
+    figures.poll_late = _instant(decision["time"]) - due
+
+
+# ---------------------------------------------------------------------------------------------
+# The two phases
+
+
+def one_alone(run: Run, pid: int) -> Figures:
+    figures = Figures()
+    namespace = run.namespaces[0]
+    started = time.monotonic()
+    topic = run.create(namespace, "solo")
+    wait(lambda: is_ready(run.get(namespace, "solo")), 60, "one EventConsumer Ready")
+    figures.ready_seconds = time.monotonic() - started
+    wait(lambda: bool(run.get(namespace, "solo").get("status", {}).get("lag")), 60, "first poll")
+    steady_state(run, pid, figures)
+    scale_decision(run, namespace, "solo", topic, figures)
+    run.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "solo")
+    wait(lambda: not run.listed(), 60, "the single EventConsumer deleted")
+    return figures
+
+
+def fleet(run: Run, pid: int, count: int) -> tuple[Figures, float, int]:
+    """Returns the figures, the seconds the creates took, and the peak RSS while they became
+    Ready."""
+    figures = Figures()
+    names = [(run.namespaces[i % len(run.namespaces)], f"ec-{i:03d}") for i in range(count)]
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        topics = list(pool.map(lambda key: run.create(*key), names))
+    created = time.monotonic() - started
+    peak = 0
+    ready = 0
+    while time.monotonic() - started < 240:
+        ready = sum(is_ready(item) for item in run.listed())
+        peak = max(peak, process_usage(pid).rss_bytes)
+        if ready == count:
+            break
+        time.sleep(1)
+    figures.ready_seconds = time.monotonic() - started
+    if ready < count:
+        raise TimeoutError(f"{count - ready} of {count} not Ready after 240 s")
+    wait(
+        lambda: all((i.get("status") or {}).get("lag") for i in run.listed()),
+        120,
+        "every EventConsumer's first poll",
+    )
+    steady_state(run, pid, figures)
+    namespace, name = names[-1]
+    scale_decision(run, namespace, name, topics[-1], figures)
+    return figures, created, peak
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def report(count: int, namespaces: int, poll: int, one: Figures, many: Figures) -> None:
+    def mb(value: int) -> str:
+        return f"{value / 1e6:.0f} MB"
+
+    def rate(figures: Figures, resources: tuple[str, ...] | None = None) -> str:
+        return f"{figures.per_second(figures.requests.total(resources)):.1f}/s"
+
+    rows = [
+        ("apply -> (all) Ready", f"{one.ready_seconds:.1f} s", f"{many.ready_seconds:.1f} s",
+         "< 60 s", many.ready_seconds < 60),
+        ("operator CPU, steady state", f"{one.cpu_cores:.3f} cores", f"{many.cpu_cores:.3f} cores",
+         "", None),
+        ("operator RSS (peak in window)", mb(one.rss_bytes), mb(many.rss_bytes), "< 300 MB",
+         many.rss_bytes < 300e6),
+        ("API requests, steady (every client)", rate(one), rate(many), "< 5/s",
+         many.per_second(many.requests.total()) < 5),
+        ("  of them to eventconsumers, deployments, events", rate(one, OPERATOR_RESOURCES),
+         rate(many, OPERATOR_RESOURCES), "", None),
+        ("  operator's GETs (its own metric)", f"{one.per_second(one.operator_reads):.1f}/s",
+         f"{many.per_second(many.operator_reads):.1f}/s", "", None),
+        ("scale decision visible after it was due", f"{one.after_due:.2f} s",
+         f"{many.after_due:.2f} s", "<= 1 s + 2 s", many.after_due <= one.after_due + 2),
+        ("  of that, the poll's start after due", f"{one.poll_late:.2f} s",
+         f"{many.poll_late:.2f} s", "", None),
+        ("backlog -> decision visible", f"{one.backlog_to_decision:.2f} s",
+         f"{many.backlog_to_decision:.2f} s", "", None),
+        ("operator threads / open files", f"{one.threads} / {one.open_files}",
+         f"{many.threads} / {many.open_files}", "", None),
+    ]  # fmt: skip
+    print(
+        f"\nOperator at scale: {count} EventConsumers in {namespaces} namespaces beside 1 "
+        f"(pollIntervalSeconds {poll}, steady-state window {many.window_seconds:.0f} s)"
+    )
+    print(f"  {'':48} {'1 EventConsumer':>16} {f'{count} EventConsumers':>20}  goal")
+    for label, single, scaled, goal, met in rows:
+        verdict = "" if met is None else ("met" if met else "MISSED")
+        print(f"  {label:48} {single:>16} {scaled:>20}  {goal} {verdict}")
+    print(f"\n  API requests per second at {count}, by verb and resource (top 8):")
+    for (verb, kind), n in many.requests.by_kind.most_common(8):
+        print(f"    {verb:7} {kind:36} {many.per_second(n):6.1f}/s")
+
+
+def run_scale(args: argparse.Namespace) -> int:
+    def deadline(signum: int, _frame: FrameType | None) -> None:
+        raise TimeoutError(f"the run exceeded its budget of {args.budget} s (signal {signum})")
+
+    signal.signal(signal.SIGALRM, deadline)
+    signal.signal(signal.SIGTERM, deadline)
+    signal.alarm(args.budget)
+    run = Run(args)
+    log = REPO / ".stack" / "bench-operator-scale.log"
+    print(f"load average {load_average()} on {os.cpu_count()} CPUs; operator log: {log}")
+    operator = None
+    try:
+        apply_crd()
+        started = time.monotonic()
+        per_namespace: dict[str, list[str]] = {n: [] for n in run.namespaces}
+        for i in range(args.scale):
+            per_namespace[run.namespaces[i % len(run.namespaces)]].append(f"ec-{i:03d}")
+        per_namespace[run.namespaces[0]].append("solo")
+        for namespace, names in per_namespace.items():
+            run.core.create_namespace(
+                client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))
+            )
+            run.sinks.create(run.core, namespace, names)
+        print(f"  {args.namespaces} namespaces, databases and Secrets in "
+              f"{time.monotonic() - started:.1f} s")  # fmt: skip
+        port = free_port()
+        run.metrics_url = f"http://127.0.0.1:{port}/metrics"
+        operator = start_operator([f"{run.id}-*"], log, metrics_port=port)
+        wait(lambda: _answers(run.metrics_url), 30, "the operator's /metrics")
+        one = one_alone(run, operator.pid)
+        print(f"  1 EventConsumer measured; load average {load_average()}")
+        many, created, peak = fleet(run, operator.pid, args.scale)
+        print(
+            f"  {args.scale} created in {created:.1f} s (4 clients); peak RSS while they became "
+            f"Ready {peak / 1e6:.0f} MB; load average {load_average()}"
+        )
+        report(args.scale, args.namespaces, args.poll_seconds, one, many)
+        return 0
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if operator is not None:
+            stop_operator(operator)
+        run.cleanup()
+
+
+def _answers(url: str) -> bool:
+    try:
+        scrape(url)
+    except OSError:
+        return False
+    return True
