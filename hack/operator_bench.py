@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -169,11 +170,16 @@ def free_port() -> int:
 def start_operator(
     namespaces: list[str], log: Path, metrics_port: int = 0
 ) -> subprocess.Popen[bytes]:
+    """`eventfleet operator` on these namespaces; EVENTFLEET_BENCH_OPERATOR replaces the
+    `eventfleet` command (e.g. with a wrapper that profiles it)."""
     scope = [arg for namespace in namespaces for arg in ("--namespace", namespace)]
+    command = shlex.split(os.environ.get("EVENTFLEET_BENCH_OPERATOR", "")) or [
+        str(Path(sys.executable).parent / "eventfleet")
+    ]
     with log.open("wb") as out:
         return subprocess.Popen(
             [
-                str(Path(sys.executable).parent / "eventfleet"),
+                *command,
                 "operator",
                 *scope,
                 "--standalone",
@@ -240,30 +246,36 @@ def scrape(url: str, *, pool: Any = None) -> dict[tuple[str, tuple[tuple[str, st
     }
 
 
+Samples = Mapping[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
 @dataclass(frozen=True)
 class RequestCount:
-    """API server requests by (verb, resource[/subresource]), between two scrapes: only requests
-    for resources (no /metrics, /healthz, discovery), so the scrapes do not count themselves."""
+    """API server requests by (verb, resource[/subresource]) between two scrapes, and the
+    seconds the API server took to answer them (apiserver_request_duration_seconds; watches
+    are not timed). Only requests for resources (no /metrics, /healthz, discovery), so the
+    scrapes do not count themselves."""
 
     by_kind: Counter[tuple[str, str]]
+    seconds: dict[tuple[str, str], float]
 
     @classmethod
-    def between(
-        cls,
-        before: Mapping[tuple[str, tuple[tuple[str, str], ...]], float],
-        after: Mapping[tuple[str, tuple[tuple[str, str], ...]], float],
-    ) -> RequestCount:
+    def between(cls, before: Samples, after: Samples) -> RequestCount:
         counts: Counter[tuple[str, str]] = Counter()
+        seconds: dict[tuple[str, str], float] = {}
         for key, value in after.items():
             name, labels = key
             found = dict(labels)
-            if name != "apiserver_request_total" or not found.get("resource"):
+            if not found.get("resource"):
                 continue
-            kind = found["resource"] + (f"/{found['subresource']}" if found["subresource"] else "")
+            sub = found.get("subresource")
+            kind = found["resource"] + (f"/{sub}" if sub else "")
             delta = value - before.get(key, 0.0)
-            if delta:
+            if name == "apiserver_request_total" and delta:
                 counts[(found["verb"], kind)] += int(delta)
-        return cls(counts)
+            elif name == "apiserver_request_duration_seconds_sum" and delta:
+                seconds[(found["verb"], kind)] = seconds.get((found["verb"], kind), 0.0) + delta
+        return cls(counts, seconds)
 
     def total(self, resources: Iterable[str] | None = None) -> int:
         wanted = set(resources) if resources is not None else None
@@ -273,8 +285,14 @@ class RequestCount:
             if wanted is None or kind.split("/")[0] in wanted
         )
 
+    def mean_ms(self, kind: tuple[str, str]) -> float:
+        """The API server's mean time to answer one request of this kind, in milliseconds (NaN
+        for watches, which last as long as they are open)."""
+        count = self.by_kind.get(kind, 0)
+        if kind[0] == "WATCH":
+            return float("nan")
+        return 1000 * self.seconds.get(kind, 0.0) / count if count else 0.0
 
-def counter_total(
-    samples: Mapping[tuple[str, tuple[tuple[str, str], ...]], float], name: str
-) -> float:
+
+def counter_total(samples: Samples, name: str) -> float:
     return sum(value for (sample, _), value in samples.items() if sample == name)
