@@ -47,6 +47,8 @@ from operator_bench import (
     apply_crd,
     consumer,
     counter_total,
+    cpu_between,
+    cpu_shares,
     delete_topics,
     free_port,
     is_ready,
@@ -79,6 +81,8 @@ class Figures:
     apply_reconciles: float = 0.0
     apply_reconcile_seconds: float = 0.0
     window_reconciles: float = 0.0
+    apply_cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds, by process
+    window_cpu: dict[str, float] = field(default_factory=dict)
     window_seconds: float = 1.0
     backlog_to_decision: float = 0.0
     after_due: float = 0.0  # decision visible, after the poll that could make it was due
@@ -179,12 +183,14 @@ def steady_state(run: Run, pid: int, figures: Figures) -> None:
     api_before = scrape(f"{run.host}/metrics", pool=run.pool)
     own_before = scrape(run.metrics_url)
     usage_before = process_usage(pid)
+    cpu_before = cpu_shares(pid)
     started = time.monotonic()
     peak = usage_before.rss_bytes
     while time.monotonic() - started < run.window:
         time.sleep(1)
         peak = max(peak, process_usage(pid).rss_bytes)
     usage = process_usage(pid)
+    figures.window_cpu = cpu_between(cpu_before, cpu_shares(pid))
     elapsed = time.monotonic() - started
     api_after = scrape(f"{run.host}/metrics", pool=run.pool)
     own_after = scrape(run.metrics_url)
@@ -306,6 +312,7 @@ def fleet(run: Run, pid: int, count: int) -> tuple[Figures, float, int]:
     names = [(run.namespaces[i % len(run.namespaces)], f"ec-{i:03d}") for i in range(count)]
     before = scrape(run.metrics_url)
     api_before = scrape(f"{run.host}/metrics", pool=run.pool)
+    cpu_before = cpu_shares(pid)
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=4) as pool:
         topics = list(pool.map(lambda key: run.create(*key), names))
@@ -319,6 +326,7 @@ def fleet(run: Run, pid: int, count: int) -> tuple[Figures, float, int]:
             break
         time.sleep(1)
     figures.ready_seconds = time.monotonic() - started
+    figures.apply_cpu = cpu_between(cpu_before, cpu_shares(pid))
     reconciles = _reconciles(before, scrape(run.metrics_url))
     figures.apply_reconciles, figures.apply_reconcile_seconds = reconciles
     figures.apply_requests = RequestCount.between(
@@ -380,6 +388,13 @@ def report(count: int, namespaces: int, poll: int, one: Figures, many: Figures) 
     for label, single, scaled, goal, met in rows:
         verdict = "" if met is None else ("met" if met else "MISSED")
         print(f"  {label:48} {single:>16} {scaled:>20}  {goal} {verdict}")
+    for label, spent, seconds in (
+        (f"while the {count} became Ready", many.apply_cpu, many.ready_seconds),
+        (f"in the steady-state window at {count}", many.window_cpu, many.window_seconds),
+    ):
+        cores = os.cpu_count() or 1
+        print(f"\n  CPU {label} ({seconds:.0f} s x {cores} cores = {seconds * cores:.0f} core-s):")
+        print("    " + ", ".join(f"{name} {value:.1f} s" for name, value in spent.items()))
     print(
         f"\n  API requests while the {count} became Ready, per EventConsumer, and the API "
         "server's mean time to answer one (top 8):"

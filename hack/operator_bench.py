@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import shlex
 import socket
@@ -223,6 +224,39 @@ def process_usage(pid: int) -> Usage:
         threads=int(fields[17]),
         open_files=sum(1 for _ in Path(f"/proc/{pid}/fd").iterdir()),
     )
+
+
+STACK_SERVICES = ("kube-apiserver", "etcd", "kafka", "postgres", "kube-controller-manager")
+
+
+def cpu_shares(operator_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the operator, of each stack service (with its exited children:
+    PostgreSQL's backends, one per connection) and of the whole machine ("machine")."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stack = Path(os.environ.get("EVENTFLEET_STACK_DIR", REPO / ".stack"))
+
+    def of(pid: int, *, children: bool) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        own = int(fields[11]) + int(fields[12])
+        waited = int(fields[13]) + int(fields[14]) if children else 0
+        return (own + waited) / ticks
+
+    shares = {"operator": of(operator_pid, children=False)}
+    for service in STACK_SERVICES:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            pid = int(json.loads((stack / service / "pid.json").read_text())["pid"])
+            shares[service] = of(pid, children=True)
+    # user nice system idle iowait irq softirq steal: everything but idle and iowait is busy.
+    jiffies = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:9]]
+    shares["machine"] = (sum(jiffies) - jiffies[3] - jiffies[4]) / ticks
+    return shares
+
+
+def cpu_between(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:
+    """CPU seconds between two cpu_shares; "others" is the machine's rest (other processes)."""
+    spent = {name: after[name] - before.get(name, after[name]) for name in after}
+    spent["others"] = spent["machine"] - sum(v for k, v in spent.items() if k != "machine")
+    return spent
 
 
 # ---------------------------------------------------------------------------------------------
