@@ -102,7 +102,7 @@ def parse_args() -> argparse.Namespace:
         "--poll-seconds", type=int, default=15, help="their pollIntervalSeconds (the default)"
     )
     scale.add_argument("--window", type=float, default=30, help="steady-state window, seconds")
-    scale.add_argument("--budget", type=int, default=420, help="the whole run's deadline, seconds")
+    scale.add_argument("--budget", type=int, default=480, help="the whole run's deadline, seconds")
     return parser.parse_args()
 
 

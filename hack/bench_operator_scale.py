@@ -163,7 +163,7 @@ class Run:
         left_topics = delete_topics(self.bootstrap, self.topics)
         self.sinks.drop()
         try:
-            wait(lambda: not self._namespaces_left(), 180, "namespaces deleted")
+            wait(lambda: not self._namespaces_left(), 180, "namespaces deleted", every=1)
         except TimeoutError:
             print(f"cleanup: namespaces still terminating: {self._namespaces_left()}")
         if left_topics:
@@ -216,9 +216,10 @@ def _reconciles(before: Samples, after: Samples) -> tuple[float, float]:
     return delta("eventfleet_operator_reconciles_total"), mean
 
 
-def settle(run: Run, timeout: float) -> None:
-    """Wait until every EventConsumer was polled, then polled again: the first polls, which
-    come together, are over, and what follows is the loop's steady rhythm."""
+def settle(run: Run, timeout: float, *, again: bool) -> None:
+    """Wait until every EventConsumer was polled and, with `again`, polled once more: the first
+    polls of many, which come together, are over, and what follows is the loop's rhythm. (The
+    objects are listed once a second: a list of hundreds is no small request.)"""
 
     def polls() -> dict[str, str | None]:
         return {
@@ -234,12 +235,14 @@ def settle(run: Run, timeout: float) -> None:
         first.update(polls())
         return all(first.values())
 
-    wait(polled_once, timeout, "every EventConsumer's first poll")
-    wait(
-        lambda: all(first[key] != seen for key, seen in polls().items()),
-        timeout,
-        "every EventConsumer's second poll",
-    )
+    wait(polled_once, timeout, "every EventConsumer's first poll", every=1)
+    if again:
+        wait(
+            lambda: all(first[key] != seen for key, seen in polls().items()),
+            timeout,
+            "every EventConsumer's second poll",
+            every=1,
+        )
 
 
 def _instant(text: str) -> float:
@@ -297,11 +300,11 @@ def one_alone(run: Run, pid: int) -> Figures:
     figures.ready_seconds = time.monotonic() - started
     reconciles = _reconciles(before, scrape(run.metrics_url))
     figures.apply_reconciles, figures.apply_reconcile_seconds = reconciles
-    settle(run, 60)
+    settle(run, 60, again=False)  # one object's polls do not come together
     steady_state(run, pid, figures)
     scale_decision(run, namespace, "solo", topic, figures)
     run.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "solo")
-    wait(lambda: not run.listed(), 60, "the single EventConsumer deleted")
+    wait(lambda: not run.listed(), 60, "the single EventConsumer deleted", every=0.5)
     return figures
 
 
@@ -334,7 +337,7 @@ def fleet(run: Run, pid: int, count: int) -> tuple[Figures, float, int]:
     )
     if ready < count:
         raise TimeoutError(f"{count - ready} of {count} not Ready after 240 s")
-    settle(run, 150)
+    settle(run, 150, again=True)
     steady_state(run, pid, figures)
     namespace, name = names[-1]
     scale_decision(run, namespace, name, topics[-1], figures)
@@ -442,11 +445,15 @@ def run_scale(args: argparse.Namespace) -> int:
         operator = start_operator([f"{run.id}-*"], log, metrics_port=port)
         wait(lambda: _answers(run.metrics_url), 30, "the operator's /metrics")
         one = one_alone(run, operator.pid)
-        print(f"  1 EventConsumer measured; load average {load_average()}")
+        print(
+            f"  1 EventConsumer measured ({time.monotonic() - started:.0f} s into the run); "
+            f"load average {load_average()}"
+        )
         many, created, peak = fleet(run, operator.pid, args.scale)
         print(
             f"  {args.scale} created in {created:.1f} s (4 clients); peak RSS while they became "
-            f"Ready {peak / 1e6:.0f} MB; load average {load_average()}"
+            f"Ready {peak / 1e6:.0f} MB; measured {time.monotonic() - started:.0f} s into the "
+            f"run; load average {load_average()}"
         )
         report(args.scale, args.namespaces, args.poll_seconds, one, many)
         return 0
@@ -455,7 +462,9 @@ def run_scale(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if operator is not None:
             stop_operator(operator)
+        started = time.monotonic()
         run.cleanup()
+        print(f"  cleaned up in {time.monotonic() - started:.0f} s")
 
 
 def _answers(url: str) -> bool:

@@ -68,13 +68,14 @@ def is_ready(found: Mapping[str, Any]) -> bool:
     )
 
 
-def wait(predicate: Callable[[], bool], timeout: float, what: str) -> float:
-    """Seconds until `predicate` held; raises TimeoutError naming `what` after `timeout`."""
+def wait(predicate: Callable[[], bool], timeout: float, what: str, *, every: float = 0.1) -> float:
+    """Seconds until `predicate` held (asked `every` seconds); raises TimeoutError naming
+    `what` after `timeout`."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if predicate():
             return time.monotonic() - started
-        time.sleep(0.1)
+        time.sleep(every)
     raise TimeoutError(f"{what}: not within {timeout:.0f} s")
 
 
