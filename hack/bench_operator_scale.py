@@ -216,33 +216,19 @@ def _reconciles(before: Samples, after: Samples) -> tuple[float, float]:
     return delta("eventfleet_operator_reconciles_total"), mean
 
 
-def settle(run: Run, timeout: float, *, again: bool) -> None:
-    """Wait until every EventConsumer was polled and, with `again`, polled once more: the first
-    polls of many, which come together, are over, and what follows is the loop's rhythm. (The
-    objects are listed once a second: a list of hundreds is no small request.)"""
+def settle(run: Run, since: float, timeout: float) -> None:
+    """Wait until every EventConsumer was polled after `since` (when all were Ready): the first
+    polls of many, which come together with the reconciles, are over, and what follows is the
+    loop's rhythm. The objects are listed once a second: a list of hundreds is no small request."""
 
-    def polls() -> dict[str, str | None]:
-        return {
-            f"{i['metadata']['namespace']}/{i['metadata']['name']}": (
-                (i.get("status") or {}).get("lag") or {}
-            ).get("measuredAt")
-            for i in run.listed()
-        }
+    def polled() -> bool:
+        for item in run.listed():
+            measured = ((item.get("status") or {}).get("lag") or {}).get("measuredAt")
+            if measured is None or _instant(measured) < since:
+                return False
+        return True
 
-    first: dict[str, str | None] = {}
-
-    def polled_once() -> bool:
-        first.update(polls())
-        return all(first.values())
-
-    wait(polled_once, timeout, "every EventConsumer's first poll", every=1)
-    if again:
-        wait(
-            lambda: all(first[key] != seen for key, seen in polls().items()),
-            timeout,
-            "every EventConsumer's second poll",
-            every=1,
-        )
+    wait(polled, timeout, "a poll of every EventConsumer after all were Ready", every=1)
 
 
 def _instant(text: str) -> float:
@@ -300,7 +286,7 @@ def one_alone(run: Run, pid: int) -> Figures:
     figures.ready_seconds = time.monotonic() - started
     reconciles = _reconciles(before, scrape(run.metrics_url))
     figures.apply_reconciles, figures.apply_reconcile_seconds = reconciles
-    settle(run, 60, again=False)  # one object's polls do not come together
+    settle(run, time.time(), 60)
     steady_state(run, pid, figures)
     scale_decision(run, namespace, "solo", topic, figures)
     run.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "solo")
@@ -337,7 +323,7 @@ def fleet(run: Run, pid: int, count: int) -> tuple[Figures, float, int]:
     )
     if ready < count:
         raise TimeoutError(f"{count - ready} of {count} not Ready after 240 s")
-    settle(run, 150, again=True)
+    settle(run, time.time(), 150)
     steady_state(run, pid, figures)
     namespace, name = names[-1]
     scale_decision(run, namespace, name, topics[-1], figures)
