@@ -9,6 +9,10 @@
 - the autoscaling loop's rounds (when each began, how many objects), and each pass and poll with
   its seconds, in events.jsonl; so is the lag of kopf's event loop (a 0.1 s sleep's overshoot).
 
+`hack/profile_operator.py readers N` measures what N consumer-group readers cost (the operator's
+own kafka_admin code, asked for committed offsets once each, on a topic of its own): RSS,
+threads and file descriptors of the process every 100. Needs EVENTFLEET_KAFKA_BOOTSTRAP.
+
 Files go to PROFILE_DIR (default .stack/profile). `hack/profile_operator.py report` summarises
 them: the loop's rounds, passes and polls, and where each kind of thread spent its wall time
 while it was busy. The figures in docs/performance.md ("Operator at scale") came from them.
@@ -143,9 +147,40 @@ def report() -> int:
     return 0
 
 
+def readers(count: int) -> int:
+    from confluent_kafka import TopicPartition  # noqa: PLC0415 - only for this measurement
+    from confluent_kafka.admin import AdminClient, NewTopic  # noqa: PLC0415
+
+    from eventfleet.operator import kafka_admin  # noqa: PLC0415
+
+    def usage() -> str:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+        files = sum(1 for _ in Path("/proc/self/fd").iterdir())
+        return f"RSS {rss:.0f} MB, {fields[17]} threads, {files} open files"
+
+    bootstrap = os.environ["EVENTFLEET_KAFKA_BOOTSTRAP"]
+    topic = f"profile.readers.{os.getpid()}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(30)
+    partitions = [TopicPartition(topic, p) for p in range(3)]
+    print(f"0 readers: {usage()}")
+    try:
+        for index in range(1, count + 1):
+            kafka_admin._committed(bootstrap, f"profile.{index}", partitions)  # as a poll does
+            if index % 100 == 0 or index == count:
+                print(f"{index} readers: {usage()}", flush=True)
+    finally:
+        kafka_admin.close_readers()
+        admin.delete_topics([topic])[topic].result(30)
+    return 0
+
+
 def main() -> int:
     if sys.argv[1:2] == ["report"]:
         return report()
+    if sys.argv[1:2] == ["readers"]:
+        return readers(int(sys.argv[2]) if len(sys.argv) > 2 else 500)
     if sys.argv[1:2] != ["operator"]:
         raise SystemExit("usage: profile_operator.py operator [eventfleet operator's arguments]")
     OUT.mkdir(parents=True, exist_ok=True)
