@@ -63,6 +63,10 @@ bench-gateway: system-deps venv stack  ## the gateway's req/s and latency beside
 bench-operator: system-deps venv stack  ## API round trip, apply -> Ready for 1 and 50 EventConsumers, scale-up latency (not part of make test)
 	@source <(hack/stack env) && $(STEP) "operator benchmark" $(PY) hack/bench_operator.py
 
+.PHONY: bench-operator-scale
+bench-operator-scale: system-deps venv stack  ## 500 EventConsumers in 20 namespaces beside 1: Ready, CPU, RSS, API load, scale latency (about 5 min)
+	@source <(hack/stack env) && $(STEP) "operator benchmark at scale" nice -n 10 $(PY) hack/bench_operator.py --scale $(or $(SCALE),500) --namespaces $(or $(NAMESPACES),20) $(BENCH_ARGS)
+
 .PHONY: bench-pipeline
 bench-pipeline: venv  ## after make demo: accept -> PostgreSQL latency at 1,000 events/s and peak throughput through all three modes
 	@source <(hack/stack env) && $(STEP) "pipeline benchmark" $(PY) hack/bench_pipeline.py $(BENCH_ARGS)

@@ -7,31 +7,42 @@
    until status.lastScale shows the decision (against the poll interval, the floor).
 
     source <(hack/stack env) && .venv/bin/python hack/bench_operator.py [--count 50]
+    source <(hack/stack env) && .venv/bin/python hack/bench_operator.py --scale 500 --namespaces 20
 
 The EventConsumers use replicas.min 0, so no consumer process starts: this measures the
-operator, not the consumers. Everything it creates lives in one namespace, deleted at the end.
+operator, not the consumers. Each has a sink of its own (a schema in a database of the run,
+hack/operator_bench.py). Everything it creates lives in one namespace and one database, deleted
+at the end. `--scale N` runs the fleet benchmark instead (hack/bench_operator_scale.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import contextlib
 import json
 import os
-import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
 from kubernetes import client, config
+from operator_bench import (
+    GROUP,
+    PLURAL,
+    REPO,
+    VERSION,
+    Sinks,
+    apply_crd,
+    delete_topics,
+    is_ready,
+    process_usage,
+    start_operator,
+    stop_operator,
+    wait,
+)
+from operator_bench import consumer as consumer_manifest
 
-REPO = Path(__file__).resolve().parent.parent
-GROUP, VERSION, PLURAL = "eventfleet.dev", "v1alpha1", "eventconsumers"
 POLL_SECONDS = 5
 
 
@@ -68,132 +79,90 @@ def api_round_trips(core: client.CoreV1Api, api: client.ApiClient, namespace: st
         )
 
 
-def consumer(namespace: str, name: str, bootstrap: str, topic: str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "EventConsumer",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "mode": "logger",
-            "kafka": {"bootstrapServers": bootstrap, "topic": topic},
-            "topic": {"partitions": 3, "deletionPolicy": "Delete"},
-            "postgres": {"dsnSecretRef": {"name": "db", "key": "dsn"}},
-            "replicas": {"min": 0, "max": 3},
-            "autoscaling": {"pollIntervalSeconds": POLL_SECONDS, "lagPerReplica": 100},
-        },
-    }
+def consumer(namespace: str, name: str, bootstrap: str, topic: str, run: str) -> dict[str, Any]:
+    return consumer_manifest(
+        namespace, name, bootstrap=bootstrap, topic=topic, run=run, poll_seconds=POLL_SECONDS
+    )
 
 
 def ready(custom: client.CustomObjectsApi, namespace: str, name: str) -> bool:
     found: Any = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-    return any(
-        c["type"] == "Ready" and c["status"] == "True"
-        for c in found.get("status", {}).get("conditions", [])
-    )
+    return is_ready(found)
 
 
-def wait(predicate: Any, timeout: float) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(0.1)
-    raise SystemExit(f"timed out after {timeout:.0f}s")
-
-
-def process_usage(pid: int) -> tuple[float, int]:
-    """CPU seconds (user + system) and resident memory in bytes of one process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = (int(fields[11]) + int(fields[12])) / ticks
-    rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-    return cpu, rss
-
-
-def main() -> int:  # noqa: PLR0915 - one linear script, read top to bottom
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--count", type=int, default=50)
-    args = parser.parse_args()
+    parser.add_argument("--count", type=int, default=50, help="EventConsumers applied at once")
+    scale = parser.add_argument_group("the fleet benchmark (hack/bench_operator_scale.py)")
+    scale.add_argument("--scale", type=int, metavar="N", help="run it with N EventConsumers")
+    scale.add_argument("--namespaces", type=int, default=20, help="spread over this many")
+    scale.add_argument(
+        "--poll-seconds", type=int, default=15, help="their pollIntervalSeconds (the default)"
+    )
+    scale.add_argument("--window", type=float, default=30, help="steady-state window, seconds")
+    scale.add_argument("--budget", type=int, default=480, help="the whole run's deadline, seconds")
+    return parser.parse_args()
+
+
+def main() -> int:  # noqa: PLR0915 - one linear script, read top to bottom
+    args = parse_args()
+    if args.scale:
+        from bench_operator_scale import run_scale  # noqa: PLC0415 - only for --scale
+
+        return run_scale(args)
     bootstrap = os.environ["EVENTFLEET_KAFKA_BOOTSTRAP"]
     config.load_kube_config()
     api = client.ApiClient()
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
-    namespace = f"bench-{uuid.uuid4().hex[:8]}"
-    subprocess.run(
-        [
-            os.environ.get("EVENTFLEET_KUBECTL", "kubectl"),
-            "apply",
-            "--server-side",
-            "-f",
-            str(REPO / "crds" / "eventconsumers.eventfleet.dev.yaml"),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    run = f"bench-{uuid.uuid4().hex[:8]}"
+    namespace = run
+    apply_crd()
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-    dsn = os.environ["EVENTFLEET_POSTGRES_DSN"]
-    core.create_namespaced_secret(
-        namespace,
-        client.V1Secret(
-            metadata=client.V1ObjectMeta(name="db"),
-            data={"dsn": base64.b64encode(dsn.encode()).decode()},
-        ),
-    )
-    log = (REPO / ".stack" / "bench-operator.log").open("wb")
-    operator = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "eventfleet"),
-            "operator",
-            "--namespace",
-            namespace,
-            "--metrics-port",
-            "0",
-            "--liveness-port",
-            "0",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    topics = []
+    sinks = Sinks(os.environ["EVENTFLEET_POSTGRES_DSN"], run)
+    names = [f"ec-{index:03d}" for index in range(args.count)]
+    sinks.create(core, namespace, ["single", *names])
+    log = REPO / ".stack" / "bench-operator.log"
+    operator = start_operator([namespace], log)
+    topics: list[str] = []
     try:
         time.sleep(3)  # the operator connects and lists
         api_round_trips(core, api, namespace)
 
-        print(f"\napply -> Ready (operator log: {log.name})")
-        topic = f"bench.{uuid.uuid4().hex[:8]}"
+        print(f"\napply -> Ready (operator log: {log})")
+        topic = f"{run}.single"
         topics.append(topic)
         custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, consumer(namespace, "single", bootstrap, topic)
+            GROUP, VERSION, namespace, PLURAL, consumer(namespace, "single", bootstrap, topic, run)
         )
-        single = wait(lambda: ready(custom, namespace, "single"), 60)
+        single = wait(lambda: ready(custom, namespace, "single"), 60, "one EventConsumer Ready")
         print(f"  1 EventConsumer alone (baseline)   {single:5.2f} s")
 
-        cpu_before, _ = process_usage(operator.pid)
+        before = process_usage(operator.pid)
         started = time.monotonic()
-        names = [f"ec-{index:03d}" for index in range(args.count)]
         for name in names:
-            topic = f"bench.{uuid.uuid4().hex[:8]}"
+            topic = f"{run}.{name}"
             topics.append(topic)
             custom.create_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, consumer(namespace, name, bootstrap, topic)
+                GROUP, VERSION, namespace, PLURAL, consumer(namespace, name, bootstrap, topic, run)
             )
         peak_rss = 0
         pending = set(names)
-        while pending and time.monotonic() - started < 300:
+        while pending and time.monotonic() - started < 120:
             pending = {n for n in pending if not ready(custom, namespace, n)}
-            peak_rss = max(peak_rss, process_usage(operator.pid)[1])
+            peak_rss = max(peak_rss, process_usage(operator.pid).rss_bytes)
             time.sleep(0.5)
         elapsed = time.monotonic() - started
-        cpu_after, rss = process_usage(operator.pid)
+        after = process_usage(operator.pid)
         print(
             f"  {args.count} applied at once, all Ready       {elapsed:5.2f} s "
             f"({elapsed / single:.1f}x one alone; {len(pending)} not Ready)"
         )
         print(
-            f"  operator CPU for those {args.count}:          {cpu_after - cpu_before:5.2f} s; "
-            f"peak RSS {max(peak_rss, rss) / 2**20:.0f} MiB"
+            f"  operator CPU for those {args.count}:          "
+            f"{after.cpu_seconds - before.cpu_seconds:5.2f} s; "
+            f"peak RSS {max(peak_rss, after.rss_bytes) / 2**20:.0f} MiB"
         )
 
         print("\nbacklog -> scale-up decision")
@@ -220,18 +189,15 @@ def main() -> int:  # noqa: PLR0915 - one linear script, read top to bottom
             )
             return bool(found.get("status", {}).get("lastScale", {}).get("to", 0) > 0)
 
-        decision = wait(decided, 60)
+        decision = wait(decided, 60, "the scale decision")
         print(f"  decision after {decision:4.2f} s (poll interval, the floor: {POLL_SECONDS} s)")
     finally:
-        operator.terminate()
-        operator.wait(timeout=30)
-        core.delete_namespace(namespace)
-        admin = AdminClient({"bootstrap.servers": bootstrap})
-        for future in (
-            admin.delete_topics(topics, operation_timeout=30) if topics else {}
-        ).values():
-            with contextlib.suppress(Exception):  # cleanup is best effort
-                future.result(timeout=30)
+        stop_operator(operator)
+        core.delete_namespace(namespace)  # no finalizers: deletionPolicy Retain
+        left = delete_topics(bootstrap, topics)
+        sinks.drop()
+        if left:
+            print(f"cleanup: topics left behind: {left}")
     return 0
 
 
