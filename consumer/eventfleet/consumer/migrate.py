@@ -149,7 +149,7 @@ def _connect(
         return psycopg2.connect(
             dsn,
             connect_timeout=connect_timeout,
-            options=options,
+            options=pg_waits.with_dsn_options(dsn, options),
             keepalives=1,
             keepalives_idle=10,
             keepalives_interval=3,

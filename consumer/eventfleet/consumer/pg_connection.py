@@ -21,10 +21,13 @@ def connect(settings: ConsumerSettings) -> psycopg2.extensions.connection:
         settings.postgres_dsn,
         connect_timeout=5,
         application_name=f"eventfleet-{settings.mode}",
-        options=pg_waits.session_options(
-            lock_seconds=settings.postgres_lock_timeout_seconds,
-            statement_seconds=settings.postgres_statement_timeout_seconds,
-            idle_in_transaction_seconds=settings.postgres_idle_in_transaction_timeout_seconds,
+        options=pg_waits.with_dsn_options(
+            settings.postgres_dsn,
+            pg_waits.session_options(
+                lock_seconds=settings.postgres_lock_timeout_seconds,
+                statement_seconds=settings.postgres_statement_timeout_seconds,
+                idle_in_transaction_seconds=settings.postgres_idle_in_transaction_timeout_seconds,
+            ),
         ),
         keepalives=1,
         keepalives_idle=10,

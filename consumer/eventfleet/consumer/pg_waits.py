@@ -61,6 +61,17 @@ def session_options(
     return " ".join(parts)
 
 
+def with_dsn_options(dsn: str, ours: str) -> str:
+    """The DSN's own libpq `options` (a search_path, say) followed by `ours`: passed alone as a
+    keyword to connect, ours would replace them, and a sink in its own schema would write to
+    the default one. A DSN libpq cannot parse keeps ours only; connect then names its error."""
+    try:
+        theirs = psycopg2.extensions.parse_dsn(dsn).get("options", "")
+    except psycopg2.ProgrammingError:
+        theirs = ""
+    return f"{theirs} {ours}".strip()
+
+
 @dataclass(frozen=True, slots=True)
 class Holder:
     """A session holding a lock someone waits for."""

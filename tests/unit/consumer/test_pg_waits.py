@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eventfleet.consumer.observability import Health
-from eventfleet.consumer.pg_waits import Holder, LockBusyError, session_options
+from eventfleet.consumer.pg_waits import Holder, LockBusyError, session_options, with_dsn_options
 from eventfleet.consumer.settings import SettingsError, load_settings
 
 REQUIRED = {"EVENTFLEET_MODE": "logger", "EVENTFLEET_KAFKA_BOOTSTRAP": "k:9092",
@@ -67,3 +67,21 @@ def test_the_defaults_keep_the_lock_wait_well_inside_liveness() -> None:
     assert settings.postgres_lock_timeout_seconds == 5.0
     assert settings.postgres_statement_timeout_seconds == 30.0
     assert settings.postgres_idle_in_transaction_timeout_seconds == 60.0
+
+
+@pytest.mark.parametrize(
+    ("dsn", "expected"),
+    [
+        ("postgresql://u:p@h/db", "-c lock_timeout=5"),
+        (
+            "postgresql://u:p@h/db?options=-csearch_path%3Dsink_a",
+            "-csearch_path=sink_a -c lock_timeout=5",
+        ),
+        ("host=h dbname=db options='-c work_mem=64MB'", "-c work_mem=64MB -c lock_timeout=5"),
+        ("not a dsn ===", "-c lock_timeout=5"),
+    ],
+)
+def test_the_dsns_own_options_are_kept(dsn: str, expected: str) -> None:
+    """A DSN that puts the sink in its own schema keeps it: the consumer's waits are added to
+    its options, never in place of them."""
+    assert with_dsn_options(dsn, "-c lock_timeout=5") == expected
