@@ -1,0 +1,67 @@
+"""A DSN's own libpq options survive the consumer's bounded-wait options: a sink placed in a
+schema of its own (options=-csearch_path=...) is migrated and written there, not in public."""
+
+from __future__ import annotations
+
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import psycopg2
+import pytest
+from psycopg2 import sql
+
+from eventfleet.consumer.runtime import Consumer
+from eventfleet.consumer.settings import ConsumerSettings
+from tests.fixtures.stack import Stack
+from tests.integration.consumer.helpers import produce_events, run_until_done
+
+pytestmark = pytest.mark.integration
+EVENTS = 30
+
+
+@pytest.fixture
+def schema(postgres_dsn: str) -> Iterator[str]:
+    name = f"sink_{uuid.uuid4().hex[:8]}"
+    with psycopg2.connect(postgres_dsn) as connection, connection.cursor() as cursor:
+        cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    connection.close()
+    yield name
+    with psycopg2.connect(postgres_dsn) as connection, connection.cursor() as cursor:
+        cursor.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+    connection.close()
+
+
+def test_a_sink_in_its_own_schema_is_written_there(
+    stack: Stack,
+    create_topic: Callable[..., str],
+    postgres_dsn: str,
+    consumer_settings: Callable[..., ConsumerSettings],
+    schema: str,
+) -> None:
+    topic = create_topic(partitions=1)
+    produce_events(
+        stack.kafka_bootstrap,
+        topic,
+        [
+            {
+                "event_type": "player_login",
+                "player_id": f"p{n}",
+                "game_id": "g",
+                "timestamp": datetime.now(UTC).isoformat(),
+                "data": {"platform": "pc"},
+            }
+            for n in range(EVENTS)
+        ],
+    )
+    separator = "&" if "?" in postgres_dsn else "?"
+    option = urllib.parse.quote(f"-csearch_path={schema}")
+    dsn = f"{postgres_dsn}{separator}options={option}"
+    run_until_done(Consumer(consumer_settings("logger", topic, dsn=dsn)), EVENTS)
+    with psycopg2.connect(postgres_dsn) as connection, connection.cursor() as cursor:
+        cursor.execute(sql.SQL("SELECT count(*) FROM {}.events").format(sql.Identifier(schema)))
+        assert cursor.fetchone() == (EVENTS,)
+        cursor.execute("SELECT to_regclass('public.events') IS NULL")
+        assert cursor.fetchone() == (True,), "the sink was written to the public schema"
+    connection.close()
