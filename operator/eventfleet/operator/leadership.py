@@ -166,12 +166,12 @@ class Elector:
                     if self._attempt():
                         self._last_renewal = time.monotonic()
                         continue
-                    reason = "another replica holds the Lease"
+                    # Read and not ours (or a lost compare-and-swap): another replica leads.
+                    taken, reason = True, "another replica holds the Lease"
                 except (ApiException, OSError) as error:
-                    reason = f"cannot renew the Lease: {error}"
-                if time.monotonic() - self._last_renewal >= RENEW_DEADLINE_SECONDS or (
-                    reason.startswith("another")
-                ):
+                    taken, reason = False, f"cannot renew the Lease: {error}"
+                silent = time.monotonic() - self._last_renewal
+                if taken or silent >= RENEW_DEADLINE_SECONDS:
                     metrics.LEADER.set(0)
                     log.error("leader election: leadership lost (%s): stopping", reason)
                     lost()
