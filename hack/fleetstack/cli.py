@@ -1,10 +1,14 @@
-"""The local stack: real PostgreSQL, Redis and Apache Kafka on 127.0.0.1, owned by this script.
+"""The local stack: real PostgreSQL, Redis, Apache Kafka and Kubernetes on 127.0.0.1, owned by
+this script, and on request a real node (kubelet, containerd) on a bridge of its own.
 
     hack/stack up       start what is not running, reuse what is healthy, repair what is half dead
     hack/stack status   one line per component with its health (exit 1 if any is unhealthy)
     hack/stack env      shell exports: the one contract tests, benchmarks and scripts read
     hack/stack down     stop exactly the processes this stack started
     hack/stack reset C  stop component C (or `all`) and delete its data
+    hack/stack image    build the eventfleet image for the tree (if changed), load it into the node
+
+The node's components (`node` names them all) start only when named or with EVENTFLEET_NODE=1.
 
 Everything lives under `.stack/` in the repository (git-ignored): one folder per component with
 its data, its log and a pid file. Downloads and builds are cached outside the repository (in
@@ -30,25 +34,57 @@ from .common import STACK_DIR, StackError, display, say
 from .component import Component
 from .kafka import Kafka
 from .kubernetes import Etcd, KubeApiserver, KubeControllerManager, kube_bin_dir
+from .node import NODE_COMPONENTS, Containerd, Kubelet, KubeScheduler, NodeControllers, node_enabled
+from .node_network import PodNetwork
 from .postgres import Postgres
 from .redis import Redis
 
 
 def components() -> list[Component]:
-    return [Postgres(), Redis(), Kafka(), Etcd(), KubeApiserver(), KubeControllerManager()]
+    postgres, redis, kafka, apiserver = Postgres(), Redis(), Kafka(), KubeApiserver()
+    # What a pod reaches at the bridge's address: the same ports as on 127.0.0.1.
+    routes = {
+        "postgres": postgres.ports()[0],
+        "redis": redis.ports()[0],
+        "kafka": kafka.ports()[3],
+        "kube-apiserver": apiserver.ports()[0],
+    }
+    return [
+        postgres,
+        redis,
+        kafka,
+        Etcd(),
+        apiserver,
+        KubeControllerManager(),
+        PodNetwork(routes),
+        Containerd(),
+        Kubelet(),
+        KubeScheduler(),
+        NodeControllers(),
+    ]
 
 
-def select(names: Sequence[str]) -> list[Component]:
+def select(names: Sequence[str], *, include_running_node: bool = False) -> list[Component]:
+    """The components named (`node` stands for all of the node's); without names, all of them,
+    the node's only when EVENTFLEET_NODE=1 (or, for status and down, when they run)."""
     every = components()
     if not names or list(names) == ["all"]:
-        return every
+        node = [c for c in every if c.name in NODE_COMPONENTS]
+        wanted_node = (
+            node_enabled()
+            or list(names) == ["all"]
+            or (include_running_node and any(c.owned() is not None for c in node))
+        )
+        return [c for c in every if c.name not in NODE_COMPONENTS or wanted_node]
     known = {c.name: c for c in every}
-    unknown = [n for n in names if n not in known]
+    expanded = [n for name in names for n in (NODE_COMPONENTS if name == "node" else (name,))]
+    unknown = [n for n in expanded if n not in known]
     if unknown:
         raise StackError(
-            "stack", f"unknown component(s) {', '.join(unknown)}; known: {', '.join(known)}"
+            "stack",
+            f"unknown component(s) {', '.join(unknown)}; known: {', '.join(known)}, node",
         )
-    return [known[n] for n in names]
+    return [c for c in every if c.name in expanded]
 
 
 @contextlib.contextmanager
@@ -81,7 +117,7 @@ def cmd_up(names: Sequence[str]) -> int:
 
 def cmd_status(names: Sequence[str]) -> int:
     healthy_all = True
-    for component in select(names):
+    for component in select(names, include_running_node=True):
         healthy, text = component.status()
         healthy_all &= healthy
         mark = "✓" if healthy else "✗"
@@ -94,7 +130,7 @@ def cmd_status(names: Sequence[str]) -> int:
 
 def cmd_down(names: Sequence[str]) -> int:
     with stack_lock():
-        for component in reversed(select(names)):
+        for component in reversed(select(names, include_running_node=True)):
             stopped = component.down()
             say(f"{'■ stopped' if stopped else '· was not running':<18} {component.name}")
     return 0
@@ -140,6 +176,13 @@ def cmd_env(*, as_json: bool) -> int:
     return 0
 
 
+def cmd_image() -> int:
+    from .images import image_command
+
+    with stack_lock():
+        return image_command()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="hack/stack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -148,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for verb in ("up", "status", "down", "reset"):
         sub.add_parser(verb).add_argument("components", nargs="*")
     sub.add_parser("env").add_argument("--json", action="store_true")
+    sub.add_parser("image")
     args = parser.parse_args(argv)
     handlers: dict[str, Callable[[], int]] = {
         "up": lambda: cmd_up(args.components),
@@ -155,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "down": lambda: cmd_down(args.components),
         "reset": lambda: cmd_reset(args.components),
         "env": lambda: cmd_env(as_json=args.json),
+        "image": cmd_image,
     }
     try:
         return handlers[args.verb]()

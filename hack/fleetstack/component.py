@@ -4,6 +4,7 @@ machinery here starts, reuses, repairs and stops it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -46,8 +47,9 @@ class Component:
         return f"{HOST}:{self.ports()[0]}"
 
     def health(self, proc: OwnedProcess) -> str | None:
-        """The probe, plus: the answer must come from our process, not another on the port."""
-        if not serves_port(proc.pid, self.ports()[0]):
+        """The probe, plus: the answer must come from our process, not another on the port (a
+        component without a port on 127.0.0.1, a socket file say, is its probe alone)."""
+        if self.ports() and not serves_port(proc.pid, self.ports()[0]):
             return f"port {self.ports()[0]} is served by {listener_of(self.ports()[0])}, not by us"
         return self.probe()
 
@@ -113,8 +115,20 @@ class Component:
         proc = OwnedProcess.of(child.pid)
         if proc is None:
             raise StackError(self.name, "exited at once", self.log, self.start_fix())
-        self.pidfile.write_text(json.dumps({"pid": proc.pid, "start_ticks": proc.start_ticks}))
+        self.pidfile.write_text(
+            json.dumps(
+                {"pid": proc.pid, "start_ticks": proc.start_ticks, "command": self.command()}
+            )
+        )
         return proc
+
+    def started_with_other_command(self) -> bool:
+        """Whether the running process was started with another command line than today's (a
+        flag added since): `up` restarts it rather than reuse a stale configuration."""
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            recorded = json.loads(self.pidfile.read_text()).get("command")
+            return recorded is not None and recorded != self.command()
+        return False
 
     def wait_healthy(self, proc: OwnedProcess, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -142,6 +156,11 @@ class Component:
     def up(self) -> str:
         """Bring the component to healthy; return what was done, for the progress line."""
         proc = self.running()
+        if proc is not None and self.started_with_other_command():
+            say(f"  {self.name}: its command line changed since it started; restarting it")
+            proc.stop(self.stop_grace)
+            self.pidfile.unlink(missing_ok=True)
+            proc = None
         if proc is not None:
             problem = self.health(proc)
             if problem is None:

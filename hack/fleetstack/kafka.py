@@ -14,6 +14,7 @@ from pathlib import Path
 from .common import CACHE_DIR, HOST, REPO, StackError, display, find_tool, say, spinner
 from .component import Component
 from .kafka_secured import SecuredListener
+from .node_network import node_address
 from .ports import port_from_env
 from .processes import run_quiet
 
@@ -53,6 +54,9 @@ class Kafka(Component):
             port_from_env("EVENTFLEET_KAFKA_CONTROLLER_PORT", 29093),
             # Default: the broker's port + 2, so stacks moved to other ports stay apart.
             port_from_env("EVENTFLEET_KAFKA_SASL_PORT", broker + 2),
+            # Pods' listener: bound on loopback, advertised at the pod bridge's address, where
+            # the node's forwarder (pod-network) listens. Unused while the node is off.
+            port_from_env("EVENTFLEET_KAFKA_POD_PORT", broker + 4),
         ]
 
     @property
@@ -63,6 +67,8 @@ class Kafka(Component):
         return {
             "EVENTFLEET_KAFKA_BOOTSTRAP": self.address(),
             "EVENTFLEET_KAFKA_SASL_BOOTSTRAP": f"{HOST}:{self.ports()[2]}",
+            # What a pod on the node uses (through the pod network's forwarder).
+            "EVENTFLEET_KAFKA_POD_BOOTSTRAP": f"{node_address()}:{self.ports()[3]}",
             # A directory in the binding Secret format: bootstrap.servers, security.protocol,
             # sasl.mechanism, username, password, ca.crt (one file per key).
             "EVENTFLEET_KAFKA_SASL_BINDING": str(self.secured.binding),
@@ -133,7 +139,7 @@ class Kafka(Component):
         say(f"  kafka: jars ready in {time.monotonic() - started:.0f}s")
 
     def write_config(self) -> Path:
-        broker, controller, sasl = self.ports()
+        broker, controller, sasl, pods = self.ports()
         config = self.home / "server.properties"
         config.write_text(
             "\n".join(
@@ -143,13 +149,16 @@ class Kafka(Component):
                     f"controller.quorum.bootstrap.servers={HOST}:{controller}",
                     (
                         f"listeners=PLAINTEXT://{HOST}:{broker},CONTROLLER://{HOST}:{controller},"
-                        f"SASL_SSL://{HOST}:{sasl}"
+                        f"SASL_SSL://{HOST}:{sasl},PODS://{HOST}:{pods}"
                     ),
-                    f"advertised.listeners=PLAINTEXT://{HOST}:{broker},SASL_SSL://{HOST}:{sasl}",
+                    (
+                        f"advertised.listeners=PLAINTEXT://{HOST}:{broker},"
+                        f"SASL_SSL://{HOST}:{sasl},PODS://{node_address()}:{pods}"
+                    ),
                     "controller.listener.names=CONTROLLER",
                     (
                         "listener.security.protocol.map="
-                        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL"
+                        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,PODS:PLAINTEXT"
                     ),
                     *self.secured.server_properties(),
                     "inter.broker.listener.name=PLAINTEXT",
@@ -248,6 +257,8 @@ class Kafka(Component):
         problem = kafka_api_versions(self.ports()[0])
         if problem is None and not _listens(self.ports()[2]):
             return f"the SASL_SSL listener on port {self.ports()[2]} is not open"
+        if problem is None and not _listens(self.ports()[3]):
+            return f"the pods' listener on port {self.ports()[3]} is not open"
         return problem
 
 

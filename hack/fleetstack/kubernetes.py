@@ -1,6 +1,7 @@
 """Kubernetes: etcd, kube-apiserver and kube-controller-manager (garbage collector, namespace
-lifecycle, service accounts; no Deployment controller, no scheduler, no kubelet), built from
-the Go module proxy by hack/k8s/build and cached outside the repository (hack/k8s/README.md)."""
+lifecycle, service accounts), built from the Go module proxy by hack/k8s/build and cached
+outside the repository (hack/k8s/README.md). The node (kubelet, scheduler, the Deployment
+controllers) is in node.py."""
 
 from __future__ import annotations
 
@@ -13,12 +14,21 @@ from pathlib import Path
 
 from .common import HOST, REPO, STACK_DIR, StackError, display, say
 from .component import Component
+from .node_network import node_address
 from .ports import port_from_env
 from .processes import run_quiet
 
 K8S_DIR = REPO / "hack" / "k8s"
 PKI_DIR = STACK_DIR / "pki"
 KUBECONFIG = STACK_DIR / "kubeconfig"
+KUBE_BINARIES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kubectl",
+    "kubelet",
+    "kube-scheduler",
+)
 
 
 def kube_bin_dir() -> Path:
@@ -31,10 +41,7 @@ def kube_bin_dir() -> Path:
 def ensure_kube_binaries(component: str) -> Path:
     """Build (cold: ~9 minutes) or reuse the binaries; the build prints its own progress."""
     bindir = kube_bin_dir()
-    if all(
-        (bindir / name).is_file()
-        for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
-    ):
+    if all((bindir / name).is_file() for name in KUBE_BINARIES):
         return bindir
     if shutil.which("go") is None and not Path("/usr/local/go/bin/go").exists():
         raise StackError(
@@ -57,10 +64,10 @@ def ensure_kube_binaries(component: str) -> Path:
 
 
 def ensure_pki(component: str) -> None:
-    if (PKI_DIR / "admin.crt").is_file() and (PKI_DIR / "sa.key").is_file():
-        return
+    """Idempotent and quick once done (each certificate is checked, not re-issued): run it
+    every time, so that a stack made before the node existed gets the node's certificates."""
     run_quiet(
-        [str(K8S_DIR / "pki"), str(PKI_DIR)],
+        ["env", f"NODE_ADDRESS={node_address()}", str(K8S_DIR / "pki"), str(PKI_DIR)],
         STACK_DIR / "pki.log",
         component,
         "generating certificates",
@@ -193,7 +200,12 @@ class KubeApiserver(Component):
             f"--client-ca-file={pki / 'ca.crt'}",
             "--service-cluster-ip-range=10.0.0.0/24",
             "--allow-privileged=true",
-            "--authorization-mode=RBAC",
+            # Node: the kubelet's own objects; RBAC: everyone else.
+            "--authorization-mode=Node,RBAC",
+            f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+            f"--kubelet-certificate-authority={pki / 'ca.crt'}",
+            "--kubelet-preferred-address-types=InternalIP",
             f"--service-account-issuer=https://{HOST}:{port}",
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
