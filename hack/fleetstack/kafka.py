@@ -53,19 +53,17 @@ class Kafka(Component):
             port_from_env("EVENTFLEET_KAFKA_CONTROLLER_PORT", 29093),
             # Default: the broker's port + 2, so stacks moved to other ports stay apart.
             port_from_env("EVENTFLEET_KAFKA_SASL_PORT", broker + 2),
+            port_from_env("EVENTFLEET_KAFKA_SSL_PORT", broker + 3),
         ]
 
     @property
     def secured(self) -> SecuredListener:
-        return SecuredListener(self.home, self.ports()[2], self.log)
+        return SecuredListener(self.home, self.ports()[2], self.log, self.ports()[3])
 
     def env(self) -> dict[str, str]:
         return {
             "EVENTFLEET_KAFKA_BOOTSTRAP": self.address(),
-            "EVENTFLEET_KAFKA_SASL_BOOTSTRAP": f"{HOST}:{self.ports()[2]}",
-            # A directory in the binding Secret format: bootstrap.servers, security.protocol,
-            # sasl.mechanism, username, password, ca.crt (one file per key).
-            "EVENTFLEET_KAFKA_SASL_BINDING": str(self.secured.binding),
+            **self.secured.env(),
         }
 
     def up(self) -> str:
@@ -133,7 +131,7 @@ class Kafka(Component):
         say(f"  kafka: jars ready in {time.monotonic() - started:.0f}s")
 
     def write_config(self) -> Path:
-        broker, controller, sasl = self.ports()
+        broker, controller, *_ = self.ports()
         config = self.home / "server.properties"
         config.write_text(
             "\n".join(
@@ -143,13 +141,17 @@ class Kafka(Component):
                     f"controller.quorum.bootstrap.servers={HOST}:{controller}",
                     (
                         f"listeners=PLAINTEXT://{HOST}:{broker},CONTROLLER://{HOST}:{controller},"
-                        f"SASL_SSL://{HOST}:{sasl}"
+                        f"{self.secured.listeners()}"
                     ),
-                    f"advertised.listeners=PLAINTEXT://{HOST}:{broker},SASL_SSL://{HOST}:{sasl}",
+                    (
+                        f"advertised.listeners=PLAINTEXT://{HOST}:{broker},"
+                        f"{self.secured.listeners()}"
+                    ),
                     "controller.listener.names=CONTROLLER",
                     (
                         "listener.security.protocol.map="
-                        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL"
+                        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,"
+                        f"{self.secured.protocol_map()}"
                     ),
                     *self.secured.server_properties(),
                     "inter.broker.listener.name=PLAINTEXT",
@@ -246,8 +248,9 @@ class Kafka(Component):
 
     def probe(self) -> str | None:
         problem = kafka_api_versions(self.ports()[0])
-        if problem is None and not _listens(self.ports()[2]):
-            return f"the SASL_SSL listener on port {self.ports()[2]} is not open"
+        for name, port in (("SASL_SSL", self.ports()[2]), ("SSL", self.ports()[3])):
+            if problem is None and not _listens(port):
+                return f"the {name} listener on port {port} is not open"
         return problem
 
 

@@ -16,20 +16,12 @@ from typing import Final
 from confluent_kafka import KafkaError
 
 from eventfleet.consumer.observability import Health
+from eventfleet.contract.kafka_errors import refusal_reason
 
 log = logging.getLogger(__name__)
 # While the refusal lasts, the log says it again this often (once per librdkafka retry, up to
 # every second, would drown everything else).
 REMIND_SECONDS: Final = 60.0
-
-
-def refusal_reason(code: int, text: str) -> str | None:
-    """What the probes and the log say for an error of the callback; None: not a refusal."""
-    if code == KafkaError._AUTHENTICATION:
-        return f"Kafka refused the credentials: {text}"
-    if code == KafkaError._SSL:
-        return f"the TLS handshake with Kafka failed: {text}"
-    return None
 
 
 class KafkaRefusal:
@@ -41,7 +33,7 @@ class KafkaRefusal:
         self._said_at = 0.0
 
     def __call__(self, error: KafkaError) -> None:
-        reason = refusal_reason(error.code(), error.str())
+        reason = refusal_reason(error.name(), error.str())
         if reason is None:
             log.warning("Kafka reported an error", extra={"error": error.str()})
             return

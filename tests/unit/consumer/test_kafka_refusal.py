@@ -7,21 +7,10 @@ import logging
 import pytest
 from confluent_kafka import KafkaError
 
-from eventfleet.consumer.kafka_refusal import KafkaRefusal, refusal_reason
+from eventfleet.consumer.kafka_refusal import KafkaRefusal
 from eventfleet.consumer.observability import Health, Metrics
 
 AUTH = "SASL authentication error: Authentication failed due to invalid credentials"
-
-
-def test_only_authentication_and_tls_failures_are_refusals() -> None:
-    assert refusal_reason(KafkaError._AUTHENTICATION, AUTH) == (
-        f"Kafka refused the credentials: {AUTH}"
-    )
-    assert refusal_reason(KafkaError._SSL, "certificate verify failed") == (
-        "the TLS handshake with Kafka failed: certificate verify failed"
-    )
-    assert refusal_reason(KafkaError._ALL_BROKERS_DOWN, "down") is None
-    assert refusal_reason(KafkaError._TRANSPORT, "reset") is None
 
 
 def test_a_refusal_keeps_the_consumer_not_ready_whatever_the_loop_sets_until_accepted(
