@@ -46,7 +46,7 @@ def components() -> list[Component]:
     routes = {
         "postgres": postgres.ports()[0],
         "redis": redis.ports()[0],
-        "kafka": kafka.ports()[3],
+        "kafka": kafka.pod_port,
         "kube-apiserver": apiserver.ports()[0],
     }
     return [

@@ -54,24 +54,26 @@ class Kafka(Component):
             port_from_env("EVENTFLEET_KAFKA_CONTROLLER_PORT", 29093),
             # Default: the broker's port + 2, so stacks moved to other ports stay apart.
             port_from_env("EVENTFLEET_KAFKA_SASL_PORT", broker + 2),
+            port_from_env("EVENTFLEET_KAFKA_SSL_PORT", broker + 3),
             # Pods' listener: bound on loopback, advertised at the pod bridge's address, where
             # the node's forwarder (pod-network) listens. Unused while the node is off.
             port_from_env("EVENTFLEET_KAFKA_POD_PORT", broker + 4),
         ]
 
     @property
+    def pod_port(self) -> int:
+        return self.ports()[4]
+
+    @property
     def secured(self) -> SecuredListener:
-        return SecuredListener(self.home, self.ports()[2], self.log)
+        return SecuredListener(self.home, self.ports()[2], self.log, self.ports()[3])
 
     def env(self) -> dict[str, str]:
         return {
             "EVENTFLEET_KAFKA_BOOTSTRAP": self.address(),
-            "EVENTFLEET_KAFKA_SASL_BOOTSTRAP": f"{HOST}:{self.ports()[2]}",
+            **self.secured.env(),
             # What a pod on the node uses (through the pod network's forwarder).
-            "EVENTFLEET_KAFKA_POD_BOOTSTRAP": f"{node_address()}:{self.ports()[3]}",
-            # A directory in the binding Secret format: bootstrap.servers, security.protocol,
-            # sasl.mechanism, username, password, ca.crt (one file per key).
-            "EVENTFLEET_KAFKA_SASL_BINDING": str(self.secured.binding),
+            "EVENTFLEET_KAFKA_POD_BOOTSTRAP": f"{node_address()}:{self.pod_port}",
         }
 
     def up(self) -> str:
@@ -139,7 +141,7 @@ class Kafka(Component):
         say(f"  kafka: jars ready in {time.monotonic() - started:.0f}s")
 
     def write_config(self) -> Path:
-        broker, controller, sasl, pods = self.ports()
+        broker, controller, _sasl, _ssl, pods = self.ports()
         config = self.home / "server.properties"
         config.write_text(
             "\n".join(
@@ -149,16 +151,17 @@ class Kafka(Component):
                     f"controller.quorum.bootstrap.servers={HOST}:{controller}",
                     (
                         f"listeners=PLAINTEXT://{HOST}:{broker},CONTROLLER://{HOST}:{controller},"
-                        f"SASL_SSL://{HOST}:{sasl},PODS://{HOST}:{pods}"
+                        f"{self.secured.listeners()},PODS://{HOST}:{pods}"
                     ),
                     (
                         f"advertised.listeners=PLAINTEXT://{HOST}:{broker},"
-                        f"SASL_SSL://{HOST}:{sasl},PODS://{node_address()}:{pods}"
+                        f"{self.secured.listeners()},PODS://{node_address()}:{pods}"
                     ),
                     "controller.listener.names=CONTROLLER",
                     (
                         "listener.security.protocol.map="
-                        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,PODS:PLAINTEXT"
+                        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,PODS:PLAINTEXT,"
+                        f"{self.secured.protocol_map()}"
                     ),
                     *self.secured.server_properties(),
                     "inter.broker.listener.name=PLAINTEXT",
@@ -255,10 +258,10 @@ class Kafka(Component):
 
     def probe(self) -> str | None:
         problem = kafka_api_versions(self.ports()[0])
-        if problem is None and not _listens(self.ports()[2]):
-            return f"the SASL_SSL listener on port {self.ports()[2]} is not open"
-        if problem is None and not _listens(self.ports()[3]):
-            return f"the pods' listener on port {self.ports()[3]} is not open"
+        listeners = (("SASL_SSL", 2), ("SSL", 3), ("pods' PLAINTEXT", 4))
+        for name, index in listeners:
+            if problem is None and not _listens(self.ports()[index]):
+                return f"the {name} listener on port {self.ports()[index]} is not open"
         return problem
 
 

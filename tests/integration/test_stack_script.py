@@ -53,6 +53,7 @@ def scratch() -> Iterator[ScratchStack]:
         "EVENTFLEET_KAFKA_PORT": str(free_port()),
         "EVENTFLEET_KAFKA_CONTROLLER_PORT": str(free_port()),
         "EVENTFLEET_KAFKA_SASL_PORT": str(free_port()),
+        "EVENTFLEET_KAFKA_SSL_PORT": str(free_port()),
     }
     made = ScratchStack(home, env)
     yield made

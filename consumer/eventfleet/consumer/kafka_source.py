@@ -25,6 +25,7 @@ import confluent_kafka.admin
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from eventfleet.consumer.batch import NO_OFFSET, Record, fill_wait_seconds, restart_recreated
+from eventfleet.consumer.kafka_refusal import KafkaRefusal
 from eventfleet.consumer.observability import Health, Metrics
 from eventfleet.consumer.settings import ConsumerSettings
 
@@ -108,6 +109,7 @@ class KafkaSource:
         self.metrics = metrics
         self.health = health
         self.stop = stop
+        self.refusal = KafkaRefusal(health)
         self.config: dict[str, Any] = {
             "bootstrap.servers": settings.kafka_bootstrap,
             "group.id": settings.group,
@@ -137,6 +139,7 @@ class KafkaSource:
             "logger": logging.getLogger("eventfleet.consumer.kafka"),
             # Commits are confirmed here (served by poll, in the polling thread).
             "on_commit": self._on_commit,
+            "error_cb": self.refusal,  # refused credentials: not ready (kafka_refusal.py)
             **self.kafka_auth,
             **(kafka_config or {}),
         }
@@ -199,6 +202,8 @@ class KafkaSource:
                 refused[(tp.topic, tp.partition)] = tp.offset
                 reasons.append(f"{tp.topic}/{tp.partition}: {tp.error or error}")
         settle_commit(self.in_flight, self.sent_to_kafka, confirmed, refused)
+        if confirmed:
+            self.refusal.accepted()
         if refused:
             self.metrics.kafka_commit_failures.inc()
             log.warning("Kafka refused an offset commit; retrying", extra={"refused": reasons})
@@ -294,6 +299,7 @@ class KafkaSource:
                 extra={"partitions": [f"{t}/{p}" for t, p in sorted(recreated)]},
             )
         consumer.assign(partitions)
+        self.refusal.accepted()
         self.assigned.update(tps)
         for tp_key in tps:
             self.accepted_gaps.pop(tp_key, None)
@@ -359,6 +365,8 @@ class KafkaSource:
             if topic is None or partition is None or offset is None:
                 continue
             records.append(Record(topic, partition, offset, message.value() or b""))
+        if records:
+            self.refusal.accepted()
         self.metrics.consumed.inc(len(records))
         return records
 

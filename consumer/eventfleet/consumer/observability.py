@@ -2,7 +2,8 @@
 
 `/metrics` is Prometheus text; `/healthz` answers 200 while the loop is alive (it reports a
 heartbeat at least every few seconds, also while it backs off or waits for a lock); `/readyz`
-answers 200 while the consumer can do its work (PostgreSQL reachable), 503 otherwise. Both
+answers 200 while the consumer can do its work (PostgreSQL reachable, Kafka accepting its
+credentials), 503 otherwise. Both
 name a known wait in their body (`ok: waiting for the lock on ..., held by pid ...`). Each
 Consumer has its own registry so that tests can run several in one process.
 """
@@ -147,6 +148,9 @@ class Health:
         self._ready = False
         self._ready_gauge = ready_gauge
         self._waiting: tuple[str, float] | None = None  # (what, since when)
+        # A reason not to be ready that the loop's own steps do not clear (Kafka refusing the
+        # credentials): kept until whoever set it clears it.
+        self._blocked: str | None = None
 
     def beat(self) -> None:
         self._beat = time.monotonic()
@@ -161,15 +165,23 @@ class Health:
 
     @property
     def ready(self) -> bool:
-        return self._ready
+        return self._ready and self._blocked is None
 
     @ready.setter
     def ready(self, ready: bool) -> None:
         self._ready = ready
-        if self._ready_gauge is not None:
-            self._ready_gauge.set(1 if ready else 0)
+        self._update_gauge()
         if ready:
             self._waiting = None  # whatever was waited for came
+
+    def block(self, why: str | None) -> None:
+        """Not ready for `why` whatever the loop sets, until block(None)."""
+        self._blocked = why
+        self._update_gauge()
+
+    def _update_gauge(self) -> None:
+        if self._ready_gauge is not None:
+            self._ready_gauge.set(1 if self.ready else 0)
 
     def wait_for(self, what: str | None) -> None:
         """Say what the loop waits for (None: nothing); a wait that goes on keeps its start."""
@@ -189,7 +201,7 @@ class Health:
         return f"{what} (for {time.monotonic() - since:.0f} s)"
 
     def saying(self, state: str) -> bytes:
-        waiting = self.waiting
+        waiting = self._blocked or self.waiting
         return f"{state}: {waiting}\n".encode() if waiting else f"{state}\n".encode()
 
 

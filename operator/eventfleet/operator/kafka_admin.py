@@ -37,6 +37,7 @@ from confluent_kafka.admin import (
     OffsetSpec,
 )
 
+from eventfleet.contract.kafka_errors import refusal_reason
 from eventfleet.operator.kafka_auth import KafkaConnection
 from eventfleet.operator.scaling import PartitionOffsets
 from eventfleet.operator.spec import TopicSpec
@@ -57,10 +58,6 @@ class TopicMissingError(Exception):
     """The topic does not exist."""
 
 
-# librdkafka reports these through the error callback only; a request just times out.
-_AUTH_ERRORS: Final = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL})
-
-
 class _AuthWatch:
     """The last authentication or TLS failure a client's error callback reported."""
 
@@ -68,7 +65,8 @@ class _AuthWatch:
         self.failure: str | None = None
 
     def __call__(self, error: KafkaError) -> None:
-        if error.code() in _AUTH_ERRORS:
+        # librdkafka reports these through the error callback only; a request just times out.
+        if refusal_reason(error.name(), error.str()) is not None:
             self.failure = error.str()
         elif error.code() != KafkaError._ALL_BROKERS_DOWN:
             self.failure = None

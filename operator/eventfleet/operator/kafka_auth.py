@@ -49,24 +49,32 @@ def connection_from(
     spec: EventConsumerSpec, entries: Mapping[str, bytes | str] | None
 ) -> KafkaConnection | BindingError:
     """The connection of an EventConsumer whose binding Secret holds `entries` (None: it names
-    no Secret). Pure. A Secret naming other brokers than spec.kafka.bootstrapServers is refused:
-    which of the two is meant cannot be told."""
-    bootstrap = spec.kafka.bootstrap_servers
+    no Secret). Pure."""
+    return connection_of(spec.kafka.bootstrap_servers, entries)
+
+
+def connection_of(
+    bootstrap: str, entries: Mapping[str, bytes | str] | None
+) -> KafkaConnection | BindingError:
+    """The connection to `bootstrap` with the binding `entries` (None: PLAINTEXT). Pure."""
     if entries is None:
         return KafkaConnection(bootstrap)
     binding = parse_binding(entries)
     if isinstance(binding, BindingError):
         return binding
+    return connection_with(bootstrap, binding)
+
+
+def connection_with(bootstrap: str, binding: KafkaBinding) -> KafkaConnection | BindingError:
+    """The connection to `bootstrap` with a parsed binding. A binding naming other brokers than
+    `bootstrap` (spec.kafka.bootstrapServers) is refused: which of the two is meant cannot be
+    told."""
     if binding.bootstrap_servers not in (None, bootstrap):
         return BindingError(
             f"bootstrap.servers ({binding.bootstrap_servers}) differs from "
             f"spec.kafka.bootstrapServers ({bootstrap})",
             "bootstrap.servers",
         )
-    return _connection(bootstrap, binding)
-
-
-def _connection(bootstrap: str, binding: KafkaBinding) -> KafkaConnection:
     return KafkaConnection(bootstrap, tuple(sorted(binding.client_config().items())))
 
 

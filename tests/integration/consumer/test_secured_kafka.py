@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from confluent_kafka import Consumer as KafkaConsumer
+from confluent_kafka.admin import AdminClient
 
-from tests.fixtures.secured_kafka import ScramUser
+from tests.fixtures.net import free_port
+from tests.fixtures.secured_kafka import ScramUser, set_password
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import wait_for
 from tests.integration.consumer.helpers import (
@@ -82,9 +87,18 @@ def test_the_consumer_and_its_dlq_producer_run_over_sasl_ssl(  # noqa: PLR0917 -
     assert scram_user.password not in log.read_text()
 
 
-def test_a_wrong_password_is_logged_not_a_crash_and_never_shown(  # noqa: PLR0917 - fixtures
+def _probe(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+            return int(answer.status), answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_a_wrong_password_is_not_ready_logged_not_a_crash_and_never_shown(  # noqa: PLR0917 - fixtures
     stack: Stack,
     scram_user: ScramUser,
+    kafka_admin: AdminClient,
     create_topic: Callable[..., str],
     consumer_group: str,
     postgres_dsn: str,
@@ -92,25 +106,41 @@ def test_a_wrong_password_is_logged_not_a_crash_and_never_shown(  # noqa: PLR091
     tmp_path: Path,
 ) -> None:
     wrong = "not-the-password-4711"
+    topic = create_topic(partitions=1)
+    port = free_port()
     settings = settings_for(
         "logger",
         bootstrap=stack.kafka_sasl_bootstrap,
-        topic=create_topic(partitions=1),
+        topic=topic,
         group=consumer_group,
         dsn=postgres_dsn,
         redis_url=redis_url,
+        http_port=port,
+        http_host="127.0.0.1",
         kafka_auth_path=scram_user.write(tmp_path / "binding", password=wrong),
     )
     log = tmp_path / "consumer.log"
     process = spawn(settings, log=log)
     try:
         wait_for(
-            lambda: "Authentication failed" in log.read_text(errors="replace"),
+            lambda: "Kafka refused the credentials" in log.read_text(errors="replace"),
             timeout=60,
             what="the authentication failure in the log",
         )
+        status, body = _probe(port, "/readyz")
+        assert status == 503
+        assert "Kafka refused the credentials" in body
+        assert "Authentication failed" in body
+        assert _probe(port, "/healthz")[0] == 200  # alive: retrying, not stalled
         time.sleep(3)
         assert process.poll() is None, "the consumer exited instead of waiting for Kafka"
+        # Kafka comes to accept that password: the same process joins, reads and is ready.
+        set_password(kafka_admin, scram_user.username, wrong)
+        producer = replace(scram_user, password=wrong).producer()
+        producer.produce(topic, value=json.dumps(generate_events(1)[0]))
+        assert producer.flush(30) == 0
+        wait_for(lambda: processed_count(postgres_dsn) >= 1, timeout=90, what="the record")
+        wait_for(lambda: _probe(port, "/readyz")[0] == 200, timeout=30, what="ready")
     finally:
         process.terminate()
         code = process.wait(60)

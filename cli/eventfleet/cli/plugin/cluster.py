@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Final
 
 import psycopg2
@@ -14,8 +15,9 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from eventfleet.cli.plugin.view import DlqRate, Pod, Unreadable
+from eventfleet.contract.kafka_binding import BindingError, load_binding
 from eventfleet.operator import kafka_admin
-from eventfleet.operator.kafka_auth import KafkaConnection
+from eventfleet.operator.kafka_auth import KafkaConnection, connection_of, connection_with
 from eventfleet.operator.scaling import PartitionOffsets
 
 GROUP, VERSION, PLURAL = "eventfleet.dev", "v1alpha1", "eventconsumers"
@@ -111,8 +113,8 @@ class Cluster:
             )
         return pods
 
-    def secret_value(self, name: str, key: str) -> str:
-        """One key of a Secret (get, never list: the user needs only `get` on that Secret)."""
+    def secret_entries(self, name: str) -> dict[str, bytes]:
+        """A Secret's data (get, never list: the user needs only `get` on that Secret)."""
         try:
             secret = self.core.read_namespaced_secret(name, self.namespace)
         except ApiException as error:
@@ -121,24 +123,55 @@ class Cluster:
                     f"cannot read Secret {self.namespace}/{name}: {error.status} {error.reason}"
                 ) from None
             raise
-        data = secret.data or {}
+        return {key: base64.b64decode(value) for key, value in (secret.data or {}).items()}
+
+    def secret_value(self, name: str, key: str) -> str:
+        """One key of a Secret."""
+        data = self.secret_entries(name)
         if key not in data:
             raise NotFoundError(f"Secret {self.namespace}/{name} has no key {key!r}")
-        return base64.b64decode(data[key]).decode()
+        return data[key].decode()
+
+    def kafka_connection(
+        self, resource: Mapping[str, Any], binding: Path | None = None
+    ) -> KafkaConnection | Unreadable:
+        """How to reach the EventConsumer's Kafka: with the binding file or directory given
+        (--kafka-auth), else with its kafka.authSecretRef Secret, read with the user's RBAC."""
+        kafka = resource.get("spec", {}).get("kafka", {})
+        bootstrap = kafka.get("bootstrapServers", "")
+        if binding is not None:
+            loaded = load_binding(binding)
+            found = (
+                loaded if isinstance(loaded, BindingError) else connection_with(bootstrap, loaded)
+            )
+            where = str(binding)
+        elif (ref := kafka.get("authSecretRef")) is not None:
+            where = f"Secret {self.namespace}/{ref['name']}"
+            try:
+                found = connection_of(bootstrap, self.secret_entries(ref["name"]))
+            except NotFoundError as error:
+                return Unreadable(f"Kafka: {error} (or give --kafka-auth PATH, a binding)")
+        else:
+            return KafkaConnection(bootstrap)
+        if isinstance(found, BindingError):
+            return Unreadable(f"Kafka: {where}: {found.message}")
+        return found
 
     def postgres_dsn(self, resource: Mapping[str, Any]) -> str:
         ref = resource["spec"]["postgres"]["dsnSecretRef"]
         return self.secret_value(ref["name"], ref["key"])
 
 
-def partitions(resource: Mapping[str, Any]) -> list[PartitionOffsets] | Unreadable:
+def partitions(
+    resource: Mapping[str, Any], connection: KafkaConnection | Unreadable
+) -> list[PartitionOffsets] | Unreadable:
     spec, status = resource.get("spec", {}), resource.get("status", {})
     group = status.get("consumerGroup")
     if not group:
         return Unreadable("the status names no consumer group yet")
+    if isinstance(connection, Unreadable):
+        return connection
     try:
-        # The plugin reads lag over the spec's bootstrap servers without credentials.
-        connection = KafkaConnection(spec["kafka"]["bootstrapServers"])
         return kafka_admin.group_offsets(connection, spec["kafka"]["topic"], group)
     except (kafka_admin.KafkaUnavailableError, kafka_admin.TopicMissingError) as error:
         return Unreadable(f"Kafka: {error}")

@@ -1,7 +1,10 @@
 """`kubectl eventfleet COMMAND`: one EventConsumer at a glance, and the verbs an admin reaches for.
 
     kubectl eventfleet status NAME            conditions, lag per partition, scale decisions,
-                                              dead letters and pods on one screen
+                                              dead letters and pods on one screen; Kafka is
+                                              read with the kafka.authSecretRef Secret (your
+                                              RBAC), or --kafka-auth PATH (a binding file or
+                                              directory, docs/security.md)
     kubectl eventfleet pause NAME             hands off: the operator neither scales nor restores
     kubectl eventfleet resume NAME
     kubectl eventfleet scale NAME N           N replicas by hand (autoscaling off)
@@ -48,7 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, summary: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=summary, description=summary, parents=[scope])
 
-    command("status", "one EventConsumer on one screen").add_argument("name")
+    shown = command("status", "one EventConsumer on one screen")
+    shown.add_argument("name")
+    shown.add_argument(
+        "--kafka-auth",
+        type=Path,
+        help="Kafka credentials for the lag read: a binding file (JSON) or directory "
+        "(default: the EventConsumer's kafka.authSecretRef Secret)",
+    )
     command("pause", "hands off: no scaling, no drift repair").add_argument("name")
     command("resume", "undo pause").add_argument("name")
     scale = command("scale", "replicas by hand, or autoscaling again")
@@ -64,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def status(cluster: Cluster, name: str) -> int:
+def status(cluster: Cluster, name: str, kafka_auth: Path | None = None) -> int:
     resource = cluster.eventconsumer(name)
     state = resource.get("status", {})
     group = state.get("consumerGroup")
@@ -80,7 +90,7 @@ def status(cluster: Cluster, name: str) -> int:
         resource=resource,
         events=cluster.events_of(resource["metadata"]["uid"]),
         pods=cluster.pods(state.get("selector")),
-        partitions=reads.partitions(resource),
+        partitions=reads.partitions(resource, cluster.kafka_connection(resource, kafka_auth)),
         dlq=dlq,
     )
     print(render(seen, datetime.now(UTC)), end="")
@@ -138,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     api, default_namespace = reads.connect(args.context)
     cluster = Cluster(api, args.namespace or default_namespace)
     if args.command == "status":
-        return status(cluster, args.name)
+        return status(cluster, args.name, args.kafka_auth)
     if args.command in ("pause", "resume"):
         cluster.patch_spec(args.name, {"paused": args.command == "pause"})
         what = (
