@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.fixtures.stack",
     "tests.fixtures.kube",
+    "tests.fixtures.node",
     "tests.fixtures.operator",
     "tests.fixtures.secured_kafka",
 ]

@@ -69,6 +69,10 @@ class Containerd(Component):
     def address(self) -> str:
         return f"unix://{self.socket}"
 
+    def env(self) -> dict[str, str]:
+        # For `ctr --address ... --namespace k8s.io` (tests tag images with it).
+        return {"EVENTFLEET_CONTAINERD_SOCKET": str(self.socket)}
+
     def ctr(self, *args: str) -> list[str]:
         return ["ctr", "--address", str(self.socket), "--namespace", "k8s.io", *args]
 
