@@ -173,3 +173,36 @@ def test_dead_letters_expire_after_the_retention(
         wait_for(lambda: len(rows(postgres_dsn, "SELECT id FROM dlq_events")) == 1, timeout=30,
                  what="the expired dead letter deleted")  # fmt: skip
     assert rows(postgres_dsn, "SELECT kafka_offset FROM dlq_events") == [(1,)]
+
+
+@pytest.mark.usefixtures("consumer_redis")
+def test_a_replay_reaches_a_secured_kafka_with_the_binding_alone(  # noqa: PLR0917 - fixtures
+    stack: Stack,
+    create_topic: Callable[..., str],
+    postgres_dsn: str,
+    consumer_settings: Callable[..., ConsumerSettings],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Any,
+) -> None:
+    topic = create_topic(partitions=1)
+    produce(stack.kafka_bootstrap, topic, [json.dumps(BAD_SCORE).encode()])
+    with running(Consumer(consumer_settings("stats", topic, batch_size=50))):
+        wait_for(lambda: processed_count(postgres_dsn) >= 1, timeout=90, what="the record")
+    assert rows(postgres_dsn, "SELECT reason FROM dlq_events") == [("invalid_data",)]
+    before = end_offset(stack.kafka_bootstrap, topic)
+    # No --bootstrap: the binding's own (the SASL_SSL listener), with its SCRAM credentials.
+    code, out = dlq(postgres_dsn, capsys, "replay", "--set", "data.score=7",
+                    "--kafka-auth", str(stack.kafka_sasl_binding))  # fmt: skip
+    assert code == 0, out
+    assert "sent 1" in out
+    assert end_offset(stack.kafka_bootstrap, topic) == before + 1
+    # A binding that cannot be used is refused before anything is sent, naming the key.
+    broken = tmp_path / "binding.json"
+    broken.write_text(
+        json.dumps(
+            {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", "username": "u"}
+        )
+    )
+    capsys.readouterr()
+    assert cli.main(["--dsn", postgres_dsn, "replay", "--kafka-auth", str(broken)]) != 0
+    assert "--kafka-auth: missing key password" in capsys.readouterr().err

@@ -6,7 +6,9 @@
     eventfleet dlq purge (--older-than DAYS | --replayed) [filters]
 
 The database is `--dsn` or $EVENTFLEET_POSTGRES_DSN; a replay's Kafka is `--bootstrap` or
-$EVENTFLEET_KAFKA_BOOTSTRAP, with extra client settings as `--kafka-config NAME=VALUE`.
+$EVENTFLEET_KAFKA_BOOTSTRAP, its credentials `--kafka-auth PATH` or $EVENTFLEET_KAFKA_AUTH (a
+binding Secret's files, or a JSON object of them: docs/security.md; its bootstrap.servers is
+the default), with extra client settings as `--kafka-config NAME=VALUE`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import os
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg2
 
@@ -22,6 +25,7 @@ from eventfleet.consumer.dlq import table
 from eventfleet.consumer.dlq.fixup import Fixup, FixupError, parse_patch, parse_set
 from eventfleet.consumer.dlq.replay import KafkaSender, Summary, replay
 from eventfleet.consumer.dlq.selection import Selection, SelectionError, parse_when
+from eventfleet.contract.kafka_binding import NO_AUTH, BindingError, load_binding
 
 PROG = "eventfleet dlq"
 MAX_PURGE_DAYS = 36_500
@@ -66,7 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="show what would be sent, send nothing"
     )
     again.add_argument("--batch-size", type=int, default=500)
-    again.add_argument("--bootstrap", default=os.environ.get("EVENTFLEET_KAFKA_BOOTSTRAP"))
+    again.add_argument(
+        "--bootstrap", help="default: the binding's, else $EVENTFLEET_KAFKA_BOOTSTRAP"
+    )
+    again.add_argument(
+        "--kafka-auth", type=Path, default=os.environ.get("EVENTFLEET_KAFKA_AUTH") or None,
+        metavar="PATH", help="Kafka credentials: a binding directory or JSON file",
+    )  # fmt: skip
     again.add_argument("--kafka-config", action="append", default=[], metavar="NAME=VALUE")
     purge = sub.add_parser("purge", help="delete old or replayed rows")
     _filters(purge)
@@ -132,9 +142,18 @@ def print_row(found: table.Row, *, as_hex: bool) -> None:
 
 
 def _kafka_config(args: argparse.Namespace) -> dict[str, str]:
-    if not args.bootstrap:
-        raise UsageError("a replay needs --bootstrap or EVENTFLEET_KAFKA_BOOTSTRAP")
-    config = {"bootstrap.servers": args.bootstrap}
+    binding = NO_AUTH if args.kafka_auth is None else load_binding(Path(args.kafka_auth))
+    if isinstance(binding, BindingError):
+        raise UsageError(f"--kafka-auth: {binding.message}")
+    bootstrap = (
+        args.bootstrap or binding.bootstrap_servers or os.environ.get("EVENTFLEET_KAFKA_BOOTSTRAP")
+    )
+    if not bootstrap:
+        raise UsageError(
+            "a replay needs --bootstrap, EVENTFLEET_KAFKA_BOOTSTRAP or a --kafka-auth binding "
+            "with bootstrap.servers"
+        )
+    config = {"bootstrap.servers": bootstrap, **binding.client_config()}
     for pair in args.kafka_config:
         name, equals, value = pair.partition("=")
         if not equals or not name.strip():
