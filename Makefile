@@ -11,7 +11,7 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 .PHONY: system-deps
-system-deps:  ## Debian packages: postgresql, redis-server, java, maven; promtool (skipped when present)
+system-deps:  ## Debian packages: postgresql, redis-server, java, maven, containerd, runc, buildah, mmdebstrap; promtool (skipped when present)
 	@$(STEP) "system packages" hack/install-system-deps
 
 # The virtualenv is rebuilt when pyproject.toml changes.
@@ -24,6 +24,22 @@ venv: $(VENV)/.installed  ## the Python virtualenv with eventfleet (editable) an
 .PHONY: stack
 stack: system-deps  ## start (or reuse) the local stack: PostgreSQL, Redis, Kafka
 	@$(STEP) "local stack up" hack/stack up
+
+.PHONY: node
+node: stack  ## the real node (kubelet, containerd, the Deployment controllers) and the eventfleet image loaded into it
+	@$(STEP) "node up" hack/stack up node
+	@$(STEP) "eventfleet image" hack/stack image
+
+# The image builds beside the first, long compile of Kubernetes (mostly downloads: Debian and
+# Python packages); `node` then waits for it and loads it. Its log: .stack/image-early.log.
+.PHONY: image-early
+image-early: system-deps
+	@mkdir -p .stack && (nohup hack/stack image > .stack/image-early.log 2>&1 &)
+	@echo "▶ eventfleet image: building in the background (log .stack/image-early.log)"
+
+.PHONY: image
+image: system-deps  ## build the eventfleet image from the Dockerfile (only when the source changed); load it into a running node
+	@$(STEP) "eventfleet image" hack/stack image
 
 .PHONY: down
 down:  ## stop the local stack
@@ -40,15 +56,15 @@ unit: venv  ## unit tests only (no services)
 	@$(STEP) "unit tests" $(PY) -m pytest tests/unit -q
 
 .PHONY: test
-test: system-deps venv stack lint  ## set up everything and run the whole suite
+test: system-deps venv image-early stack node lint  ## set up everything and run the whole suite (the e2e on real pods)
 	@source <(hack/stack env) && $(STEP) "tests" $(PY) -m pytest -q
 
 .PHONY: demo
-demo: system-deps venv stack  ## set up and run the whole pipeline, with readable output
+demo: system-deps venv image-early stack node  ## set up and run the whole pipeline on the real node, with readable output
 	@source <(hack/stack env) && $(STEP) "demo" $(PY) hack/demo.py
 
 .PHONY: demo-stop
-demo-stop:  ## stop the demo's operator, gateway, pod runner and consumers (the stack keeps running)
+demo-stop:  ## delete what the demo deployed (its namespaces and their pods; the stack keeps running)
 	@$(PY) hack/demo.py stop
 
 .PHONY: loadtest

@@ -179,8 +179,9 @@ def cmd_env(*, as_json: bool) -> int:
 def cmd_image() -> int:
     from .images import image_command
 
-    with stack_lock():
-        return image_command()
+    # Not the stack's lock: a build may run beside `up` (make test starts one while Kubernetes
+    # compiles); images.py serialises builds with a lock of its own.
+    return image_command()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

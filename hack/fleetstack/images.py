@@ -13,9 +13,12 @@ every clone; `load` puts one into the node's containerd.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from .common import CACHE_DIR, REPO, STACK_DIR, StackError, find_tool, say, spinner
@@ -223,12 +226,22 @@ def ensure_pause_image(containerd: Containerd) -> None:
     load(containerd, PAUSE_IMAGE, log)
 
 
+@contextlib.contextmanager
+def build_lock() -> Iterator[None]:
+    """One build at a time (a background build started early, and the one that needs it)."""
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    with (IMAGES / ".build.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def image_command() -> int:
     """`hack/stack image`: build the eventfleet image if the tree changed; load it into the
     node's containerd when the node runs. Prints the tag last."""
     log = STACK_DIR / "image.log"
     started = time.monotonic()
-    tag = build_image(log)
+    with build_lock():
+        tag = build_image(log)
     containerd = Containerd()
     if containerd.running() is not None:
         load(containerd, tag, log)

@@ -66,3 +66,74 @@ def test_error_rendering_names_component_log_and_fix(tmp_path: Path) -> None:
 def test_unknown_component_is_refused() -> None:
     with pytest.raises(common.StackError, match="unknown component\\(s\\) kafak"):
         cli.select(["kafak"])
+
+
+NODE = ["pod-network", "containerd", "kubelet", "kube-scheduler", "node-controllers"]
+
+
+def test_the_node_starts_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EVENTFLEET_NODE", raising=False)
+    names = [c.name for c in cli.select([])]
+    assert names[:3] == ["postgres", "redis", "kafka"]
+    assert not set(NODE) & set(names)
+    monkeypatch.setenv("EVENTFLEET_NODE", "1")
+    assert [c.name for c in cli.select([])][-5:] == NODE
+    monkeypatch.delenv("EVENTFLEET_NODE")
+    # `node` names all of its components, in start order; `all` includes them.
+    assert [c.name for c in cli.select(["node"])] == NODE
+    assert [c.name for c in cli.select(["kubelet", "postgres"])] == ["postgres", "kubelet"]
+    assert set(NODE) <= {c.name for c in cli.select(["all"])}
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "problem"),
+    [
+        ("EVENTFLEET_NODE_SUBNET", "8.8.8.0/24", "must be a private /28 or larger"),
+        ("EVENTFLEET_NODE_SUBNET", "10.88.0.0/30", "must be a private /28 or larger"),
+        ("EVENTFLEET_NODE_SUBNET", "banana", "EVENTFLEET_NODE_SUBNET='banana'"),
+        ("EVENTFLEET_NODE_BRIDGE", "a-name-far-too-long", "is not a device name"),
+    ],
+)
+def test_bad_node_network_settings_are_refused(
+    variable: str, raw: str, problem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    network = hack_module("fleetstack.node_network")
+    monkeypatch.setenv(variable, raw)
+    with pytest.raises(common.StackError) as caught:
+        network.bridge_name() if variable.endswith("BRIDGE") else network.node_address()
+    assert problem in str(caught.value)
+
+
+def test_the_gateway_of_the_pod_subnet_is_the_first_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    network = hack_module("fleetstack.node_network")
+    monkeypatch.setenv("EVENTFLEET_NODE_SUBNET", "10.77.5.0/24")
+    assert network.node_address() == "10.77.5.1"
+
+
+def test_forward_routes_are_parsed_and_bad_ones_refused() -> None:
+    forward = hack_module("fleetstack.forward")
+    assert forward.parse_route("10.88.0.1:25432=127.0.0.1:25432") == (
+        ("10.88.0.1", 25432),
+        ("127.0.0.1", 25432),
+    )
+    for bad in ("10.88.0.1:x=127.0.0.1:1", "10.88.0.1=127.0.0.1:1", "nonsense"):
+        with pytest.raises(SystemExit):
+            forward.parse_route(bad)
+
+
+def test_the_image_tag_follows_the_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    images = hack_module("fleetstack.images")
+    (tmp_path / "Dockerfile").write_text("FROM ${BASE}\n")
+    (tmp_path / "cli").mkdir()
+    (tmp_path / "cli" / "a.py").write_text("one")
+    (tmp_path / "cli" / "__pycache__").mkdir()
+    (tmp_path / "cli" / "__pycache__" / "a.pyc").write_text("cache")
+    monkeypatch.setattr(images, "REPO", tmp_path)
+    first = images.image_tag()
+    assert first.startswith("localhost/eventfleet:")
+    (tmp_path / "cli" / "__pycache__" / "a.pyc").write_text("other cache")
+    assert images.image_tag() == first  # byte-code caches are not sources
+    (tmp_path / "cli" / "a.py").write_text("two")
+    assert images.image_tag() != first
