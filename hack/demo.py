@@ -1,9 +1,10 @@
-"""`make demo`: the whole pipeline, operator-driven, on the local stack.
+"""`make demo`: the whole pipeline, operator-driven, on the local stack's real node.
 
-HTTP load -> gateway -> Kafka -> three EventConsumers (logger, stats, leaderboard) reconciled by the
-operator into a topic, schemas and Deployments (run as local processes by hack/podrunner.py),
-autoscaled on lag -> PostgreSQL and Redis. It prints what a person wants to see, then leaves
-everything running to explore; `make demo-stop` stops the demo's processes.
+eventfleet is deployed from `manifests/` (the operator and the gateway as pods of the image built
+from the Dockerfile). HTTP load -> the gateway pod -> Kafka -> three EventConsumers (logger,
+stats, leaderboard) reconciled by the operator into a topic, schemas and Deployments whose pods
+the kubelet runs, autoscaled on lag -> PostgreSQL and Redis. It prints what a person wants to
+see, then leaves everything running to explore; `make demo-stop` deletes what it deployed.
 
 Each run starts clean: namespace `gamemetrics`, database `gamemetrics`, topic `player.events.raw`
 and Redis dbs 0 and 1 are reset first.
@@ -34,6 +35,7 @@ import psycopg2
 import redis
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
+from fleetstack import deploy
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg2 import sql
 
@@ -44,11 +46,12 @@ CHART = Path(os.environ.get("EVENTFLEET_STACK_DIR", REPO / ".stack")) / "demo" /
 NAMESPACE = "gamemetrics"
 DATABASE = "gamemetrics"
 TOPIC = "player.events.raw"
-GATEWAY_PORT = int(os.environ.get("EVENTFLEET_DEMO_GATEWAY_PORT", "18080"))
-METRICS_PORT = int(os.environ.get("EVENTFLEET_DEMO_OPERATOR_METRICS_PORT", "18081"))
+SYSTEM = deploy.SYSTEM_NAMESPACE
+OPERATOR_METRICS_PORT = 8081  # manifests/operator/deployment.yaml
+GATEWAY_PORT = 8080  # manifests/gateway/settings.yaml
+CONSUMER_PORT = 8080  # the consumer's /metrics (operator/.../builders.py HTTP_PORT)
 EVENTS = int(os.environ.get("EVENTFLEET_DEMO_EVENTS", "60000"))
 MALFORMED = 24
-BIN = Path(sys.executable).parent
 
 
 def title(text: str) -> None:
@@ -82,6 +85,7 @@ def wait(what: str, predicate: Callable[[], bool], timeout: float) -> None:
 
 
 def stop_demo_processes() -> None:
+    """Local processes an older demo started (it ran the operator and gateway on the host)."""
     for pidfile in DEMO_DIR.glob("*.pid"):
         try:
             pid = int(pidfile.read_text())
@@ -98,42 +102,12 @@ def stop_demo_processes() -> None:
         pidfile.unlink(missing_ok=True)
 
 
-def start(name: str, argv: list[str], env: dict[str, str], ready_url: str | None) -> None:
-    DEMO_DIR.mkdir(parents=True, exist_ok=True)
-    log = (DEMO_DIR / f"{name}.log").open("ab")
-    process = subprocess.Popen(
-        argv,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    (DEMO_DIR / f"{name}.pid").write_text(str(process.pid))
-    if ready_url is None:
-        say(f"{name:10} started (pid {process.pid}, log .stack/demo/{name}.log)")
-        return
-
-    def answers() -> bool:
-        if process.poll() is not None:
-            raise SystemExit(f"{name} exited at start: see .stack/demo/{name}.log")
-        try:
-            with urllib.request.urlopen(ready_url, timeout=1) as reply:  # noqa: S310 - loopback
-                return bool(reply.status == 200)
-        except OSError:
-            return False
-
-    wait(f"{name} to answer {ready_url}", answers, 60)
-    say(f"{name:10} ready   (pid {process.pid}, log .stack/demo/{name}.log)")
-
-
 # ------------------------------------------------------------------------------- steps
 
 
 def reset(env: dict[str, str]) -> str:
     """A clean slate; returns the demo database's DSN."""
-    if kubectl("get", "namespace", NAMESPACE, "--ignore-not-found", "-o", "name"):
-        kubectl("delete", "namespace", NAMESPACE, "--wait=true", "--timeout=90s")
+    delete_deployed()
     admin = AdminClient({"bootstrap.servers": env["EVENTFLEET_KAFKA_BOOTSTRAP"]})
     if TOPIC in admin.list_topics(timeout=10).topics:
         admin.delete_topics([TOPIC])[TOPIC].result(30)
@@ -150,6 +124,82 @@ def reset(env: dict[str, str]) -> str:
         redis_for(env, db).flushdb()
     parts = urlsplit(env["EVENTFLEET_POSTGRES_DSN"])
     return urlunsplit(parts._replace(path=f"/{DATABASE}"))
+
+
+def delete_deployed() -> None:
+    """The demo's namespace and eventfleet's own (the operator and gateway pods), waited for."""
+    for namespace in (NAMESPACE, SYSTEM):
+        if kubectl("get", "namespace", namespace, "--ignore-not-found", "-o", "name"):
+            kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s")
+
+
+def from_pod(url: str, node_address: str) -> str:
+    """A loopback URL of the stack as a pod reaches it: the bridge's address, the same port."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(host, node_address, 1)))
+
+
+def leader_pod(holder: str, pods: dict[str, str]) -> str | None:
+    """The address of the operator pod that holds the Lease: its identity starts with the pod's
+    name (leadership.identity). `pods` maps pod names to addresses."""
+    for name, address in pods.items():
+        if holder.startswith(f"{name}-") and address:
+            return address
+    return None
+
+
+def pod_addresses(namespace: str, selector: str) -> dict[str, str]:
+    found = json.loads(kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json"))
+    return {
+        pod["metadata"]["name"]: pod.get("status", {}).get("podIP", "")
+        for pod in found["items"]
+        if not pod["metadata"].get("deletionTimestamp")
+    }
+
+
+def operator_metrics_url() -> str | None:
+    lease = json.loads(
+        kubectl("get", "lease", "eventfleet-operator", "-n", SYSTEM, "-o", "json", check=False)
+        or "{}"
+    )
+    holder = lease.get("spec", {}).get("holderIdentity") or ""
+    address = leader_pod(
+        holder, pod_addresses(SYSTEM, "app.kubernetes.io/name=eventfleet-operator")
+    )
+    return f"http://{address}:{OPERATOR_METRICS_PORT}/metrics" if address else None
+
+
+def deploy_eventfleet(env: dict[str, str]) -> None:
+    """`kubectl apply -k` of manifests/ with the node's overlay (hack/fleetstack/deploy.py)."""
+    image = (
+        subprocess.run(
+            [str(REPO / "hack" / "stack"), "image"], capture_output=True, text=True, check=True
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    work = DEMO_DIR / "deploy"
+    work.mkdir(parents=True, exist_ok=True)
+    server = re.search(r"server: https://[^:]+:(\d+)", Path(env["KUBECONFIG"]).read_text())
+    (work / "kustomization.yaml").write_text(
+        deploy.overlay(
+            image=image,
+            node_address=env["EVENTFLEET_NODE_ADDRESS"],
+            apiserver_port=int(server[1]) if server else 0,
+            kafka_bootstrap=env["EVENTFLEET_KAFKA_POD_BOOTSTRAP"],
+            gateway_topic=TOPIC,
+            workdir=work,
+            # Only the demo's namespace: a test run on the same stack is never disturbed.
+            watch=["--namespace", NAMESPACE],
+        )
+    )
+    kubectl("apply", "--server-side", "--force-conflicts", "-k", str(work))
+    say(f"kubectl apply -k manifests/ (image {image}, overlay {display(work)})")
+
+
+def display(path: Path) -> str:
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def redis_for(env: dict[str, str], db: int) -> redis.Redis:
@@ -261,6 +311,7 @@ def main() -> int:
     title("1/6  A clean slate on the local stack")
     stop_demo_processes()
     dsn = reset(env)
+    node_address = env["EVENTFLEET_NODE_ADDRESS"]  # where pods find the stack
     kubectl(
         "apply",
         "--server-side",
@@ -277,7 +328,7 @@ def main() -> int:
         "gamemetrics-db",
         "-n",
         NAMESPACE,
-        f"--from-literal=dsn={dsn}",
+        f"--from-literal=dsn={from_pod(dsn, node_address)}",
     )
     kubectl(
         "create",
@@ -286,76 +337,37 @@ def main() -> int:
         "gamemetrics-redis",
         "-n",
         NAMESPACE,
-        f"--from-literal=url={env['EVENTFLEET_REDIS_URL']}",
+        f"--from-literal=url={from_pod(env['EVENTFLEET_REDIS_URL'], node_address)}",
     )
     say(f"CRD installed; namespace {NAMESPACE} with Secrets gamemetrics-db and gamemetrics-redis")
     say(f"database {DATABASE}, topic {TOPIC} and Redis dbs 0-1 reset")
 
-    title("2/6  The operator and the pod runner (playing kubelet)")
-    start(
-        "operator",
-        [
-            str(BIN / "eventfleet"),
-            "operator",
-            "--namespace",
-            NAMESPACE,
-            "--metrics-port",
-            str(METRICS_PORT),
-            "--liveness-port",
-            "0",
-        ],
-        env,
-        f"http://127.0.0.1:{METRICS_PORT}/metrics",
-    )
-    start(
-        "podrunner",
-        [
-            sys.executable,
-            str(REPO / "hack" / "podrunner.py"),
-            "--namespace",
-            NAMESPACE,
-            "--log-dir",
-            str(DEMO_DIR / "pods"),
-        ],
-        env,
-        None,
-    )
+    title("2/6  eventfleet deployed from manifests/ on the node: operator and gateway pods")
+    deploy_eventfleet(env)
+    wait("the operator's pods", lambda: available(SYSTEM, "eventfleet-operator"), 180)
+    wait("the operator to hold its Lease", lambda: operator_metrics_url() is not None, 60)
+    print(kubectl("get", "pods", "-n", SYSTEM, "-o", "wide"), end="", flush=True)
+
     title("3/6  The three EventConsumers of the original design, then the gateway")
+    pod_bootstrap = env["EVENTFLEET_KAFKA_POD_BOOTSTRAP"]
     for name in ("logger", "stats", "leaderboard"):
-        kubectl("apply", "-f", "-", stdin=json.dumps(sample(name, bootstrap)))
+        kubectl("apply", "-f", "-", stdin=json.dumps(sample(name, pod_bootstrap)))
     applied = time.monotonic()
-    wait("all three EventConsumers to be Ready", all_ready, 120)
+    wait("all three EventConsumers to be Ready", all_ready, 180)
     say(f"all Ready {time.monotonic() - applied:.1f}s after kubectl apply")
     print(table(), flush=True)
+    print(kubectl("get", "pods", "-n", NAMESPACE, "-o", "wide"), end="", flush=True)
     # The gateway is ready once the topic the logger EventConsumer manages exists.
-    gateway = f"http://127.0.0.1:{GATEWAY_PORT}"
-    start(
-        "gateway",
-        [
-            str(BIN / "eventfleet"),
-            "gateway",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(GATEWAY_PORT),
-            "--kafka-bootstrap",
-            bootstrap,
-            "--topic",
-            TOPIC,
-            "--rate-limit-per-second",
-            "0",
-        ],
-        env,
-        f"{gateway}/readyz",
-    )
+    wait("the gateway pod to be ready", lambda: available(SYSTEM, "eventfleet-gateway"), 120)
+    gateways = pod_addresses(SYSTEM, "app.kubernetes.io/name=eventfleet-gateway")
+    gateway = f"http://{next(a for a in gateways.values() if a)}:{GATEWAY_PORT}"
+    say(f"gateway pod ready at {gateway}")
 
     title(
         f"4/6  A burst: {EVENTS:,} events through the gateway (+{MALFORMED} malformed into Kafka)"
     )
     groups = {item["metadata"]["name"]: item["status"]["consumerGroup"] for item in consumers()}
-    sampler = demo_scrape.Sampler(
-        f"http://127.0.0.1:{METRICS_PORT}/metrics", NAMESPACE, bootstrap, TOPIC, groups
-    )
+    sampler = demo_scrape.Sampler(operator_metrics_url() or "", NAMESPACE, bootstrap, TOPIC, groups)
     sampler.start()
     accepted = send_load(gateway)
     send_malformed(bootstrap)
@@ -366,12 +378,23 @@ def main() -> int:
 
     title("6/6  What happened")
     print(table(), flush=True)
+    print(kubectl("get", "pods", "-n", NAMESPACE, "-o", "wide"), end="", flush=True)
     report_results(env, dsn, accepted)
     print(f"\ndemo took {time.monotonic() - started:.0f}s", flush=True)
     where_to_look(gateway)
     say(f"the burst as dashboard panels (lag, replicas, events/s per mode): {chart}")
     explore(gateway)
     return 0
+
+
+def available(namespace: str, deployment: str) -> bool:
+    found = json.loads(
+        kubectl("get", "deployment", deployment, "-n", namespace, "-o", "json", check=False) or "{}"
+    )
+    status, spec = found.get("status", {}), found.get("spec", {})
+    return bool(status.get("availableReplicas")) and status.get("updatedReplicas") == spec.get(
+        "replicas"
+    )
 
 
 def catch_up() -> None:
@@ -464,22 +487,6 @@ def report_results(env: dict[str, str], dsn: str, accepted: int) -> None:
         print(f"      {line}")
 
 
-PODRUNNER_STARTED = re.compile(r"(\S+): replica (\d+) started \(pid \d+, port (\d+)\)")
-PODRUNNER_STOPPED = re.compile(r"(\S+): replica (\d+) stopped")
-
-
-def replica_ports(podrunner_log: str) -> dict[tuple[str, int], int]:
-    """The HTTP port of each replica the pod runner's last run has running, from its log."""
-    last_run = podrunner_log.rsplit("running Deployments matching", 1)[-1]
-    ports: dict[tuple[str, int], int] = {}
-    for line in last_run.splitlines():
-        if started := PODRUNNER_STARTED.search(line):
-            ports[(started[1], int(started[2]))] = int(started[3])
-        elif stopped := PODRUNNER_STOPPED.search(line):
-            ports.pop((stopped[1], int(stopped[2])), None)
-    return ports
-
-
 def answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as reply:  # noqa: S310 - loopback
@@ -490,8 +497,10 @@ def answers(url: str) -> bool:
 
 def fleet_from_metrics() -> list[str]:
     """Per EventConsumer, what the operator's /metrics says now (what a dashboard shows)."""
-    url = f"http://127.0.0.1:{METRICS_PORT}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as reply:
+    url = operator_metrics_url()
+    if url is None:
+        return ["(no operator holds the Lease right now)"]
+    with urllib.request.urlopen(url, timeout=5) as reply:  # noqa: S310 - the pod subnet
         text = reply.read().decode()
     wanted = {
         "eventfleet_consumer_group_lag": "lag",
@@ -513,16 +522,15 @@ def fleet_from_metrics() -> list[str]:
 
 def where_to_look(gateway: str) -> None:
     title("Where to look")
-    operator = f"http://127.0.0.1:{METRICS_PORT}/metrics"
-    say("metrics (Prometheus text):")
-    print(f"      operator   {operator}")
+    say("metrics (Prometheus text), at the pods' own addresses:")
+    print(f"      operator   {operator_metrics_url()}  (the Lease holder)")
     print(f"      gateway    {gateway}/metrics")
-    log = DEMO_DIR / "podrunner.log"
-    ports = replica_ports(log.read_text(errors="replace")) if log.exists() else {}
-    for (deployment, index), port in sorted(ports.items()):
-        url = f"http://127.0.0.1:{port}/metrics"
-        if answers(url):
-            print(f"      consumer   {url:34} {deployment} replica {index}")
+    for pod, address in sorted(
+        pod_addresses(NAMESPACE, "app.kubernetes.io/part-of=eventfleet").items()
+    ):
+        url = f"http://{address}:{CONSUMER_PORT}/metrics"
+        if address and answers(url):
+            print(f"      consumer   {url:34} {pod}")
     say("the operator's view of the fleet now, from its /metrics:")
     for line in fleet_from_metrics():
         print(f"      {line}")
@@ -536,19 +544,24 @@ def explore(gateway: str) -> None:
     title("Explore")
     print(f"""  source <(hack/stack env); export PATH="$PWD/.venv/bin:$PATH"   (kubectl eventfleet)
   kubectl get ec -n {NAMESPACE}                 kubectl describe ec stats -n {NAMESPACE}
-  kubectl get deploy,events -n {NAMESPACE}
+  kubectl get pods,deploy,events -n {NAMESPACE}   kubectl logs -n {NAMESPACE} deploy/stats-consumer
+  kubectl get pods -n {SYSTEM}       kubectl logs -n {SYSTEM} deploy/eventfleet-operator
   psql "${{EVENTFLEET_POSTGRES_DSN%/*}}/{DATABASE}"   (events, player_statistics, leaderboards, ...)
   redis-cli -u "$EVENTFLEET_REDIS_URL" -n 1 zrevrange leaderboard:<game>:total_score:all_time 0 9
   curl -s {gateway}/metrics | head          {gateway}/docs (API docs)
-  curl -s http://127.0.0.1:{METRICS_PORT}/metrics | grep eventfleet_   (operator)
+  curl -s {operator_metrics_url()} | grep eventfleet_   (operator)
   hack/loadtest 10000 4 --batch 100 --url {gateway}   (more load)
 
-Stop: make demo-stop (operator, gateway, pod runner and consumers); hack/stack down (services)""")
+Stop: make demo-stop (deletes the demo's namespaces, so every pod); hack/stack down (the rest)""")
 
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["stop"]:
         stop_demo_processes()
-        print("demo processes stopped (the stack keeps running: hack/stack down stops it)")
+        delete_deployed()
+        print(
+            f"namespaces {NAMESPACE} and {SYSTEM} deleted (the stack keeps running: "
+            "hack/stack down stops it)"
+        )
         sys.exit(0)
     sys.exit(main())

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -207,7 +208,7 @@ def load(containerd: Containerd, name: str, log: Path) -> None:
     """Put a built image into the node's containerd (its k8s.io namespace), once."""
     if in_containerd(containerd, name):
         return
-    archive = STACK_DIR / "image-export.tar"
+    archive = STACK_DIR / f"image-export-{os.getpid()}.tar"
     archive.unlink(missing_ok=True)
     try:
         run_step(
@@ -240,14 +241,14 @@ def image_command() -> int:
     node's containerd when the node runs. Prints the tag last."""
     log = STACK_DIR / "image.log"
     started = time.monotonic()
-    with build_lock():
+    with build_lock():  # held while loading too: two loads of one image would collide
         tag = build_image(log)
-    containerd = Containerd()
-    if containerd.running() is not None:
-        load(containerd, tag, log)
-        where = "built and loaded into the node"
-    else:
-        where = "built (the node is not running: `hack/stack up node` loads it)"
+        containerd = Containerd()
+        if containerd.running() is not None:
+            load(containerd, tag, log)
+            where = "built and loaded into the node"
+        else:
+            where = "built (the node is not running: `hack/stack up node` loads it)"
     say(f"✓ image {tag} {where} in {time.monotonic() - started:.1f}s")
     print(tag)
     return 0

@@ -1,4 +1,4 @@
-"""Pure parts of hack/demo.py: where the demo finds each consumer replica's /metrics."""
+"""Pure parts of hack/demo.py: which operator pod is the leader, a stack URL as a pod sees it."""
 
 from __future__ import annotations
 
@@ -6,25 +6,28 @@ from tests.fixtures.scripts import hack_module
 
 demo = hack_module("demo")
 
-LOG = """\
-2026-12-03 10:00:00 INFO running Deployments matching managed-by=eventfleet-operator
-2026-12-03 10:00:01 INFO gamemetrics/logger-consumer: replica 0 started (pid 11, port 40001)
-2026-12-03 10:00:01 INFO gamemetrics/stats-consumer: replica 0 started (pid 12, port 40002)
-2026-12-03 10:00:09 INFO gamemetrics/stats-consumer: replica 1 started (pid 13, port 40003)
-2026-12-03 10:01:30 INFO gamemetrics/stats-consumer: replica 1 stopped (exit 0)
-2026-12-03 10:01:31 INFO gamemetrics/logger-consumer: replica 0 stopped (exit -9)
-2026-12-03 10:01:32 INFO gamemetrics/logger-consumer: replica 0 started (pid 14, port 40004)
-"""
+PODS = {
+    "eventfleet-operator-6d9f-abcde": "10.88.0.7",
+    "eventfleet-operator-6d9f-abc": "10.88.0.8",
+    "eventfleet-operator-6d9f-xyz12": "",
+}
 
 
-def test_the_running_replicas_and_their_latest_ports() -> None:
-    assert demo.replica_ports(LOG) == {
-        ("gamemetrics/logger-consumer", 0): 40004,  # restarted on a new port
-        ("gamemetrics/stats-consumer", 0): 40002,
-    }
+def test_the_leader_is_the_pod_whose_name_starts_its_lease_identity() -> None:
+    assert demo.leader_pod("eventfleet-operator-6d9f-abcde-1-0a1b2c", PODS) == "10.88.0.7"
+    # A pod whose name is a prefix of another's is not mistaken for it.
+    assert demo.leader_pod("eventfleet-operator-6d9f-abc-1-0a1b2c", PODS) == "10.88.0.8"
 
 
-def test_only_the_last_run_of_the_pod_runner_counts() -> None:
-    earlier = "x INFO gamemetrics/old-consumer: replica 0 started (pid 1, port 39999)\n"
-    assert ("gamemetrics/old-consumer", 0) not in demo.replica_ports(earlier + LOG)
-    assert demo.replica_ports("") == {}
+def test_no_leader_without_a_holder_or_an_address() -> None:
+    assert demo.leader_pod("", PODS) is None
+    assert demo.leader_pod("eventfleet-operator-6d9f-xyz12-1-ffffff", PODS) is None
+    assert demo.leader_pod("someone-else-1-000000", PODS) is None
+
+
+def test_a_loopback_url_is_reached_at_the_bridge_address_on_the_same_port() -> None:
+    dsn = "postgresql://eventfleet:eventfleet@127.0.0.1:25432/gamemetrics"
+    assert demo.from_pod(dsn, "10.88.0.1") == (
+        "postgresql://eventfleet:eventfleet@10.88.0.1:25432/gamemetrics"
+    )
+    assert demo.from_pod("redis://127.0.0.1:26379/0", "10.88.0.1") == "redis://10.88.0.1:26379/0"
