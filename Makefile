@@ -65,7 +65,7 @@ demo: system-deps venv image-early stack node  ## set up and run the whole pipel
 
 .PHONY: demo-stop
 demo-stop:  ## delete what the demo deployed (its namespaces and their pods; the stack keeps running)
-	@$(PY) hack/demo.py stop
+	@source <(hack/stack env) && $(PY) hack/demo.py stop
 
 .PHONY: loadtest
 loadtest: venv  ## send realistic events to a running gateway: make loadtest TOTAL=100000 CONCURRENCY=50
