@@ -208,7 +208,15 @@ def deployment_event(
         outcome = Outcome()
         if type == "DELETED" or not parsed.paused:
             try:
-                steps.reconcile_deployment(owner, parsed, replicas=replicas, outcome=outcome)
+                # A status change (pods becoming ready) or the watch event of an apply of
+                # ours leaves the spec as applied: nothing to restore, no request.
+                steps.reconcile_deployment(
+                    owner,
+                    parsed,
+                    replicas=replicas,
+                    outcome=outcome,
+                    seen=None if type == "DELETED" else dict(body),
+                )
             except ApiException as error:
                 metrics.ERRORS.labels("deployment").inc()
                 raise kopf.TemporaryError(

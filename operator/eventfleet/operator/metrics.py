@@ -77,6 +77,10 @@ API_READS: Final = Counter(
     "what the watches delivered).",
     ["resource"],
 )
+POLLS: Final = Counter(
+    "eventfleet_operator_polls_total",
+    "Lag polls of the autoscaling loop (one per EventConsumer and pollIntervalSeconds).",
+)
 RECONCILE_SECONDS: Final = Histogram(
     "eventfleet_operator_reconcile_seconds",
     "Wall time of one reconcile (topic, schema, Deployment, status).",

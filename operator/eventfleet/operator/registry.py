@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from eventfleet.operator import kube
+from eventfleet.operator.scaling import Recommendation
 from eventfleet.operator.spec import EventConsumerSpec, parse_spec
 from eventfleet.operator.topics import TopicClaim
 
@@ -38,10 +39,18 @@ class Known:
     status: Mapping[str, Any] = field(default_factory=dict)  # as the watch last delivered it
     last_poll: datetime | None = None
     decided: int | None = None  # the replicas the loop last set or confirmed
+    # The decision's history as the last poll left it (None: not polled since the operator
+    # started, so it is read from status once): kept here, not read back from status each poll.
+    history: tuple[Recommendation, ...] | None = None
+    status_written: datetime | None = None  # when a poll last wrote its findings to status
+    offsets_written: tuple[tuple[int, int, int | None], ...] | None = None  # ...and its offsets
 
 
 _known: dict[Key, Known] = {}
 _deployments: dict[Key, dict[str, Any]] = {}  # owned ones, as last delivered
+# Per owned Deployment: the fingerprint of the body this process last applied, and the
+# generation the API server gave the result.
+_applied: dict[Key, tuple[str, int]] = {}
 _known_lock = threading.Lock()
 
 
@@ -108,8 +117,28 @@ def record_deployment(key: Key, deployment: dict[str, Any] | None) -> None:
     with _known_lock:
         if deployment is None:
             _deployments.pop(key, None)
+            _applied.pop(key, None)
         else:
             _deployments[key] = deployment
+
+
+def record_applied(key: Key, fingerprint: str, applied: Mapping[str, Any]) -> None:
+    """A Deployment was applied: its body's fingerprint and the generation it got."""
+    generation = applied.get("metadata", {}).get("generation")
+    with _known_lock:
+        if isinstance(generation, int):
+            _applied[key] = (fingerprint, generation)
+        else:
+            _applied.pop(key, None)
+
+
+def already_applied(key: Key, fingerprint: str, deployment: Mapping[str, Any]) -> bool:
+    """Whether applying the body of this fingerprint would change nothing: it is the body last
+    applied, and the Deployment's spec has not changed since (same generation; a hand edit of
+    the spec raises it)."""
+    generation = deployment.get("metadata", {}).get("generation")
+    with _known_lock:
+        return _applied.get(key) == (fingerprint, generation)
 
 
 # ---------------------------------------------------------------------------------------------
