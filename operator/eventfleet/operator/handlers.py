@@ -47,6 +47,8 @@ from eventfleet.operator.outcome import RETRY_SECONDS, Outcome, reporter
 from eventfleet.operator.spec import GROUP, PLURAL, VERSION, invalid_spec_message, parse_spec
 
 ANNOTATION_PREFIX: Final = GROUP
+EXECUTOR_THREADS: Final = 16  # kopf's threads for the handlers (reconciles, Deployment events)
+CONSISTENCY_TIMEOUT_SECONDS: Final = 60.0  # kopf: 5 s
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,7 +123,13 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Events are posted deliberately by the handlers, not for every log line.
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = "eventfleet-operator"
-    settings.execution.max_workers = 16
+    settings.execution.max_workers = EXECUTOR_THREADS
+    # After a handler, kopf waits this long for the watch to deliver its own annotation patch.
+    # Past it, kopf takes an older body (the status written inside the handler) for current,
+    # finds no last-handled configuration in it, and runs the creation handlers again. With
+    # hundreds of EventConsumers applied at once, the next event waits for an executor thread
+    # for longer than kopf's 5 s: most were created twice.
+    settings.persistence.consistency_timeout = CONSISTENCY_TIMEOUT_SECONDS
     autoscaler.start()
 
 

@@ -66,10 +66,17 @@ def load_credentials() -> client.Configuration:
     return configuration
 
 
+# Threads that call the API at once: kopf's executor (handlers.EXECUTOR_THREADS) and the
+# autoscaling loop's workers, with room to spare. The client's default pool of 10 connections
+# made the rest open a new connection (and TLS handshake) for each request, and drop it.
+CONNECTION_POOL_SIZE: Final = 32
+
+
 @functools.cache
 def _api() -> client.ApiClient:
-    load_credentials()
-    return client.ApiClient()
+    configuration = load_credentials()
+    configuration.connection_pool_maxsize = CONNECTION_POOL_SIZE
+    return client.ApiClient(configuration)
 
 
 def core() -> client.CoreV1Api:
