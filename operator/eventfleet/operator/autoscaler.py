@@ -28,7 +28,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from kubernetes.client.exceptions import ApiException
-from pydantic import ValidationError
 
 from eventfleet.operator import config, kafka_admin, kafka_auth, kube, metrics, registry
 from eventfleet.operator.builders import Owner, deployment_name
@@ -45,7 +44,7 @@ from eventfleet.operator.scaling import (
     history_from_status,
     measure_lag,
 )
-from eventfleet.operator.spec import EventConsumerSpec, parse_spec
+from eventfleet.operator.spec import EventConsumerSpec
 from eventfleet.operator.status import (
     autoscaler_condition,
     changed_beyond_the_time,
@@ -130,9 +129,8 @@ def _autoscale_safely(key: registry.Key, entry: registry.Known) -> None:
 
 def autoscale(namespace: str, name: str, entry: registry.Known) -> None:
     """One pass for one EventConsumer: lag and decision when a poll is due, drift and status."""
-    try:
-        parsed = parse_spec(entry.spec)
-    except ValidationError:
+    parsed = entry.parsed_spec()
+    if parsed is None:
         return  # reported by reconcile
     owner = Owner(name, namespace, entry.uid)
     deployment = registry.seen_deployment(namespace, deployment_name(name))
@@ -211,6 +209,7 @@ def _poll(
             )
         conditions.extend(topic_outcome.conditions)
     reading, offsets = _read_lag(spec, namespace, name)
+    metrics.LAST_POLL.labels(namespace, name).set(now.timestamp())
     if entry.history is None:
         # The first poll since the operator started: the history the last one left in status.
         state = kube.get_consumer(namespace, name) or {}
