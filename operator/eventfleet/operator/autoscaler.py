@@ -211,9 +211,9 @@ def _poll(
     reading, offsets = _read_lag(spec, namespace, name)
     metrics.LAST_POLL.labels(namespace, name).set(now.timestamp())
     if entry.history is None:
-        # The first poll since the operator started: the history the last one left in status.
-        state = kube.get_consumer(namespace, name) or {}
-        entry.history = history_from_status((state.get("status") or {}).get("recommendations"))
+        # The first poll since the operator started: the history the last one left in status,
+        # as the watch delivered it (only the loop writes recommendations, and it has not yet).
+        entry.history = history_from_status(entry.status.get("recommendations"))
     decision = _decision(spec, current, reading, entry.history, now)
     entry.history = decision.history
     target = decision.replicas

@@ -44,7 +44,14 @@ from eventfleet.operator import (
 from eventfleet.operator import reconcile as steps  # `reconcile` is the handler's name here
 from eventfleet.operator.builders import MANAGED_BY, Owner, owning_consumer_name
 from eventfleet.operator.outcome import RETRY_SECONDS, Outcome, reporter
-from eventfleet.operator.spec import GROUP, PLURAL, VERSION, invalid_spec_message, parse_spec
+from eventfleet.operator.spec import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    EventConsumerSpec,
+    invalid_spec_message,
+    parse_spec,
+)
 
 ANNOTATION_PREFIX: Final = GROUP
 EXECUTOR_THREADS: Final = 16  # kopf's threads for the handlers (reconciles, Deployment events)
@@ -205,7 +212,9 @@ def deployment_event(
     # The same lock as a pass of the loop: the watch event of the loop's own apply waits until
     # that pass has written its decision, instead of applying the decision before it.
     with registry.object_locks.hold((namespace, owner_name)):
-        found = steps.owning_consumer(namespace, owner_name)
+        found = _owner_as_watched(namespace, owner_name) or steps.owning_consumer(
+            namespace, owner_name
+        )
         if found is None:
             return
         owner, parsed, owner_status = found
@@ -231,8 +240,21 @@ def deployment_event(
                     f"restoring the Deployment: {error.reason}", delay=RETRY_SECONDS
                 ) from error
         steps.write_deployment_status(
-            owner, parsed, outcome.deployment or dict(body), outcome.conditions
+            owner, parsed, outcome.deployment or dict(body), outcome.conditions, seen=owner_status
         )
+
+
+def _owner_as_watched(
+    namespace: str, name: str
+) -> tuple[Owner, EventConsumerSpec, Mapping[str, Any]] | None:
+    """The owning EventConsumer as its watch delivered it, without a GET (a Deployment event
+    read it afresh each time: most of an EventConsumer's requests on its way to Ready). None
+    when the watch has not delivered it, or its spec is invalid; the caller then reads it."""
+    entry = registry.known((namespace, name))
+    parsed = None if entry is None else entry.parsed_spec()
+    if entry is None or parsed is None:
+        return None
+    return Owner(name, namespace, entry.uid), parsed, entry.status
 
 
 # ---------------------------------------------------------------------------------------------

@@ -258,9 +258,12 @@ def write_deployment_status(
     spec: EventConsumerSpec,
     deployment: Mapping[str, Any],
     conditions: Sequence[Condition],
+    *,
+    seen: Mapping[str, Any] | None = None,
 ) -> None:
     """The Deployment's replica counts in the status, with `conditions` (or, when the Deployment
-    was not applied, the condition it reports); no write when nothing changed."""
+    was not applied, the condition it reports); no write when nothing changed, and no read
+    either when nothing changed in `seen` (the status as the watch delivered it)."""
     updates = list(conditions) or [deployment_condition(deployment)]
     kube.update_consumer_status(
         owner.namespace,
@@ -275,6 +278,7 @@ def write_deployment_status(
                 extra=replica_counts(deployment),
             ),
         ),
+        seen=seen,
     )
 
 

@@ -166,6 +166,13 @@ def consumers() -> list[tuple[Key, Known]]:
         return list(_known.items())
 
 
+def known(key: Key) -> Known | None:
+    """The watched EventConsumer, as the watch last delivered it (None: not delivered, gone or
+    going)."""
+    with _known_lock:
+        return _known.get(key)
+
+
 def decided_replicas(key: Key) -> int | None:
     """The replicas the autoscaling loop last set or confirmed for the object (None before its
     first pass): the one source every writer of the Deployment applies."""
