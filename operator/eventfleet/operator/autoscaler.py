@@ -135,7 +135,7 @@ def autoscale(namespace: str, name: str, entry: registry.Known) -> None:
     owner = Owner(name, namespace, entry.uid)
     deployment = registry.seen_deployment(namespace, deployment_name(name))
     if deployment is None:
-        return  # reconcile creates it (and retries until it can)
+        return  # not delivered by the watch yet; reconcile creates it (and retries until it can)
     current = int(deployment.get("spec", {}).get("replicas") or 0)
     now = datetime.now(UTC)
     conditions: list[Condition] = []

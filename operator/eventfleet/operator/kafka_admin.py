@@ -268,7 +268,7 @@ def _offsets(
 # that each poll makes (and later closes) a reader of its own: about 3 ms of CPU and 80 ms of
 # wall time against 0.1 ms for a kept one. 500 kept readers took 280 MB.
 READER_IDLE_SECONDS: Final = 600.0
-MAX_READERS: Final = 64
+MAX_READERS: Final = 32
 COORDINATOR_RETRY_SECONDS: Final = 0.2
 _COORDINATOR_BUSY: Final = frozenset(
     {
