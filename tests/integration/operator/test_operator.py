@@ -133,8 +133,7 @@ def apiserver_requests(api: client.ApiClient, resources: set[str]) -> dict[str, 
     and resource."""
     url = f"{api.configuration.host}/metrics"
     answer = api.call_api("GET", url, header_params=api.default_headers)
-    answer.read()
-    text = answer.data.decode()
+    text = answer.read().decode()
     counts: dict[str, int] = {}
     for line in text.splitlines():
         if not line.startswith("apiserver_request_total{"):
