@@ -186,15 +186,27 @@ def _reconciles(before: Samples, after: Samples) -> tuple[float, float]:
     return delta("eventfleet_operator_reconciles_total"), mean
 
 
+def last_polls(run: Run) -> dict[tuple[str, str], float]:
+    """When the operator last polled each EventConsumer's lag (its own metric; status.lag's
+    measuredAt moves only when the measurement changed, or every few minutes at idle)."""
+    found = {}
+    for (name, labels), value in scrape(run.metrics_url).items():
+        if name == "eventfleet_operator_last_poll_timestamp_seconds":
+            named = dict(labels)
+            found[(named["namespace"], named["name"])] = value
+    return found
+
+
 def settle(run: Run, since: float, timeout: float) -> None:
     """Wait until every EventConsumer was polled after `since` (when all were Ready): the first
     polls of many, which come together with the reconciles, are over, and what follows is the
     loop's rhythm. The objects are listed once a second: a list of hundreds is no small request."""
 
     def polled() -> bool:
+        polls = last_polls(run)
         for item in run.listed():
-            measured = ((item.get("status") or {}).get("lag") or {}).get("measuredAt")
-            if measured is None or _instant(measured) < since:
+            key = (item["metadata"]["namespace"], item["metadata"]["name"])
+            if polls.get(key, 0.0) < since:
                 return False
         return True
 
@@ -209,14 +221,12 @@ def scale_decision(run: Run, namespace: str, name: str, topic: str, figures: Fig
     """A backlog produced just after one of the EventConsumer's polls, and the time until its
     status shows the scale-up (status.lastScale), against when that poll was due."""
 
-    def measured_at() -> str | None:
-        lag = (run.get(namespace, name).get("status") or {}).get("lag") or {}
-        found: str | None = lag.get("measuredAt")
-        return found
+    def polled_at() -> float | None:
+        return last_polls(run).get((namespace, name))
 
-    first = measured_at()
-    wait(lambda: measured_at() not in (None, first), 3 * run.poll_seconds + 30, "a fresh poll")
-    last_poll = _instant(measured_at() or "")
+    first = polled_at()
+    wait(lambda: polled_at() not in (None, first), 3 * run.poll_seconds + 30, "a fresh poll")
+    last_poll = polled_at() or 0.0
     producer = Producer({"bootstrap.servers": run.bootstrap, "linger.ms": 10})
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for index in range(BACKLOG):

@@ -6,9 +6,10 @@ until it returns, while every other object goes on being visited each tick.
 
 Once per pollIntervalSeconds it reads the consumer group's lag and asks scaling.decide for the
 replica count; in between, it keeps the Deployment's replicas at what was decided and the status
-in step with the Deployment, working from what the watches delivered (registry.py). Between polls
-it reads from the API only on its first pass, when the Deployment's replicas moved, when the
-watch has not delivered the Deployment yet, or when the status has something to change.
+in step with the Deployment, working from what the watches delivered and what it remembers
+(registry.py): the decision's history, the Deployment body it applied last, when it last wrote a
+measurement. A poll that changed nothing but the time makes no API request; the status gets its
+measurement on change, when offsets moved, and every STATUS_HEARTBEAT (docs/operator.md).
 
 Why a loop and not a kopf timer: kopf puts a finalizer on every object that has a timer, and a
 finalizer without an operator leaves namespaces stuck terminating.
@@ -21,13 +22,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from kubernetes.client.exceptions import ApiException
-from pydantic import ValidationError
 
 from eventfleet.operator import config, kafka_admin, kafka_auth, kube, metrics, registry
 from eventfleet.operator.builders import Owner, deployment_name
@@ -36,6 +36,7 @@ from eventfleet.operator.outcome import Outcome, reporter
 from eventfleet.operator.reconcile import initial_replicas, reconcile_deployment, reconcile_topic
 from eventfleet.operator.scaling import (
     LagReading,
+    Recommendation,
     ScalingDecision,
     ScalingPolicy,
     ceiling,
@@ -43,9 +44,10 @@ from eventfleet.operator.scaling import (
     history_from_status,
     measure_lag,
 )
-from eventfleet.operator.spec import EventConsumerSpec, parse_spec
+from eventfleet.operator.spec import EventConsumerSpec
 from eventfleet.operator.status import (
     autoscaler_condition,
+    changed_beyond_the_time,
     deployment_condition,
     lag_field,
     last_scale_field,
@@ -58,6 +60,11 @@ from eventfleet.operator.status import (
 log = logging.getLogger(__name__)
 
 TICK_SECONDS: Final = 2.0  # how often the loop looks at each EventConsumer
+# A poll that found what the last one found writes nothing, except this long after the last
+# write: lag.measuredAt is at most this old at idle (see docs/operator.md).
+STATUS_HEARTBEAT: Final = timedelta(minutes=10)
+
+Offsets = tuple[tuple[int, int, int | None], ...]  # per partition: (partition, end, committed)
 
 _stop = threading.Event()
 _loop_thread: threading.Thread | None = None
@@ -122,57 +129,64 @@ def _autoscale_safely(key: registry.Key, entry: registry.Known) -> None:
 
 def autoscale(namespace: str, name: str, entry: registry.Known) -> None:
     """One pass for one EventConsumer: lag and decision when a poll is due, drift and status."""
-    try:
-        parsed = parse_spec(entry.spec)
-    except ValidationError:
+    parsed = entry.parsed_spec()
+    if parsed is None:
         return  # reported by reconcile
     owner = Owner(name, namespace, entry.uid)
     deployment = registry.seen_deployment(namespace, deployment_name(name))
     if deployment is None:
-        return  # reconcile creates it (and retries until it can)
+        return  # not delivered by the watch yet; reconcile creates it (and retries until it can)
     current = int(deployment.get("spec", {}).get("replicas") or 0)
     now = datetime.now(UTC)
     conditions: list[Condition] = []
     extra: dict[str, Any] = {}  # status fields besides the conditions
     target: int | None = None
+    offsets: Offsets | None = None
     if _poll_due(entry, parsed, now):
-        target, conditions, extra = _poll(owner, parsed, current, now)
+        target, conditions, extra, offsets = _poll(owner, entry, parsed, current, now)
     polled = target is not None
     if target is None:  # between polls: keep what was decided (or what kubectl scale set)
         target = _target_between_polls(entry, parsed, current, namespace, name)
     entry.decided = target
     if not parsed.paused and (polled or target != current):
-        # Server-side apply: sets the replica count, and (once per poll, as a safety net for
-        # the Deployment watch) restores hand edits of owned fields. Paused is hands off: only
-        # a spec change (e.g. `kubectl scale ec`) reaches the Deployment, through reconcile.
+        # Server-side apply of the replica count, and (once per poll, as a safety net for the
+        # Deployment watch) of the rest: a Secret rotated, an edit the watch handler did not
+        # restore. Only when the Deployment differs from the one wanted (`seen`). Paused is
+        # hands off: only a spec change (e.g. `kubectl scale ec`) reaches it, through reconcile.
         outcome = Outcome()
-        reconcile_deployment(
-            owner,
-            parsed,
-            replicas=target,
-            outcome=outcome,
-        )
+        reconcile_deployment(owner, parsed, replicas=target, outcome=outcome, seen=deployment)
         deployment = outcome.deployment or deployment
         conditions.extend(outcome.conditions)
     else:
         conditions.append(deployment_condition(deployment))
     extra.update(replica_counts(deployment))
-    kube.update_consumer_status(
-        namespace,
-        name,
-        lambda status: only_if_changed(
+    # A poll whose offsets moved, or the first one, or one a heartbeat after the last written,
+    # writes what it measured; any other writes only when something besides the time changed.
+    report_measurement = polled and (
+        offsets != entry.offsets_written
+        or entry.status_written is None
+        or now - entry.status_written >= STATUS_HEARTBEAT
+    )
+
+    def compute(status: dict[str, Any]) -> dict[str, Any] | None:
+        update = only_if_changed(
             status,
             status_patch(status, conditions, generation=None, paused=parsed.paused, extra=extra),
-        ),
-        seen=entry.status,
-    )
+        )
+        if update is None or not polled or report_measurement:
+            return update
+        return update if changed_beyond_the_time(status, update) else None
+
+    wrote = kube.update_consumer_status(namespace, name, compute, seen=entry.status)
+    if polled and wrote:
+        entry.status_written, entry.offsets_written = now, offsets
 
 
 def _poll(
-    owner: Owner, spec: EventConsumerSpec, current: int, now: datetime
-) -> tuple[int, list[Condition], dict[str, Any]]:
+    owner: Owner, entry: registry.Known, spec: EventConsumerSpec, current: int, now: datetime
+) -> tuple[int, list[Condition], dict[str, Any], Offsets | None]:
     """The poll of a pass: topic drift, lag, the decision, its metrics and Event. Returns the
-    replicas decided, and the conditions and other status fields to report."""
+    replicas decided, the conditions and other status fields to report, and the offsets read."""
     namespace, name = owner.namespace, owner.name
     conditions: list[Condition] = []
     extra: dict[str, Any] = {}
@@ -194,10 +208,14 @@ def _poll(
                 connection=connection,
             )
         conditions.extend(topic_outcome.conditions)
-    reading = _read_lag(spec, namespace, name)
-    # Read, not as seen: the decision's history must hold the last pass's recommendation.
-    state = kube.get_consumer(namespace, name) or {}
-    decision = _decision(spec, current, reading, state.get("status") or {}, now)
+    reading, offsets = _read_lag(spec, namespace, name)
+    metrics.LAST_POLL.labels(namespace, name).set(now.timestamp())
+    if entry.history is None:
+        # The first poll since the operator started: the history the last one left in status,
+        # as the watch delivered it (only the loop writes recommendations, and it has not yet).
+        entry.history = history_from_status(entry.status.get("recommendations"))
+    decision = _decision(spec, current, reading, entry.history, now)
+    entry.history = decision.history
     target = decision.replicas
     extra["desiredReplicas"] = target
     extra["recommendations"] = recommendations_field(decision.history)
@@ -220,7 +238,7 @@ def _poll(
     elif reading is not None:
         policy = ScalingPolicy.from_spec(spec.replicas, spec.autoscaling)
         metrics.MAX_REPLICAS.labels(namespace, name).set(ceiling(policy, reading))
-    return target, conditions, extra
+    return target, conditions, extra, offsets
 
 
 def _target_between_polls(
@@ -241,10 +259,14 @@ def _poll_due(entry: registry.Known, spec: EventConsumerSpec, now: datetime) -> 
     if entry.last_poll is not None and now - entry.last_poll < interval:
         return False
     entry.last_poll = now
+    metrics.POLLS.inc()
     return True
 
 
-def _read_lag(spec: EventConsumerSpec, namespace: str, name: str) -> LagReading | None:
+def _read_lag(
+    spec: EventConsumerSpec, namespace: str, name: str
+) -> tuple[LagReading | None, Offsets | None]:
+    """The lag, and the offsets it was measured from (partition, end, committed)."""
     group = spec.consumer_group(namespace, name)
     try:
         connection = kafka_auth.read_connection(namespace, spec)
@@ -256,25 +278,25 @@ def _read_lag(spec: EventConsumerSpec, namespace: str, name: str) -> LagReading 
     ) as error:
         metrics.LAG_READ_FAILURES.inc()
         log.warning("%s/%s: lag unavailable: %s", namespace, name, error)
-        return None
-    return measure_lag(offsets)
+        return None, None
+    moved = tuple((o.partition, o.high, o.committed) for o in offsets)
+    return measure_lag(offsets), moved
 
 
 def _decision(
     spec: EventConsumerSpec,
     current: int,
     reading: LagReading | None,
-    status: Mapping[str, Any],
+    history: Sequence[Recommendation],
     now: datetime,
 ) -> ScalingDecision:
     """The scaling decision of a poll (pure): the spec's fixed count when autoscaling is hands
-    off, else scaling.decide from the lag and the history stored in status."""
+    off, else scaling.decide from the lag and the previous decision's history."""
     if not spec.autoscaled:
         target = spec.replicas.count if spec.replicas.count is not None else current
         why = "paused" if spec.paused else "autoscaling disabled"
         return ScalingDecision(
             target, target, f"{why}: {target} replicas", healthy=reading is not None, history=()
         )
-    history = history_from_status(status.get("recommendations"))
     policy = ScalingPolicy.from_spec(spec.replicas, spec.autoscaling)
     return decide(policy, current, reading, history, now)

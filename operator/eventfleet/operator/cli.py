@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Final
 
 import kopf
 from prometheus_client import start_http_server
@@ -86,8 +89,25 @@ def _port(raw: str) -> int:
     return int(raw)
 
 
+M_ARENA_MAX: Final = -8  # glibc's mallopt parameter (malloc.h)
+
+
+def _fewer_malloc_arenas() -> None:
+    """At most two glibc malloc arenas. By default glibc gives threads that allocate at once up
+    to 8 arenas per core, and the operator has dozens of threads (kopf's executor, the loop's
+    workers, four in each consumer-group reader): at 500 EventConsumers the arenas' free space
+    held about 18 MB. The threads mostly wait for the network, so contention costs nothing
+    measurable. Left as it is where mallopt is not glibc's."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.mallopt(M_ARENA_MAX, 2)
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
+    _fewer_malloc_arenas()  # before any thread starts
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

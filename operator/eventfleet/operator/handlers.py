@@ -44,9 +44,18 @@ from eventfleet.operator import (
 from eventfleet.operator import reconcile as steps  # `reconcile` is the handler's name here
 from eventfleet.operator.builders import MANAGED_BY, Owner, owning_consumer_name
 from eventfleet.operator.outcome import RETRY_SECONDS, Outcome, reporter
-from eventfleet.operator.spec import GROUP, PLURAL, VERSION, invalid_spec_message, parse_spec
+from eventfleet.operator.spec import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    EventConsumerSpec,
+    invalid_spec_message,
+    parse_spec,
+)
 
 ANNOTATION_PREFIX: Final = GROUP
+EXECUTOR_THREADS: Final = 16  # kopf's threads for the handlers (reconciles, Deployment events)
+CONSISTENCY_TIMEOUT_SECONDS: Final = 60.0  # kopf: 5 s
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,7 +130,13 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Events are posted deliberately by the handlers, not for every log line.
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = "eventfleet-operator"
-    settings.execution.max_workers = 16
+    settings.execution.max_workers = EXECUTOR_THREADS
+    # After a handler, kopf waits this long for the watch to deliver its own annotation patch.
+    # Past it, kopf takes an older body (the status written inside the handler) for current,
+    # finds no last-handled configuration in it, and runs the creation handlers again. With
+    # hundreds of EventConsumers applied at once, the next event waits for an executor thread
+    # for longer than kopf's 5 s: most were created twice.
+    settings.persistence.consistency_timeout = CONSISTENCY_TIMEOUT_SECONDS
     autoscaler.start()
 
 
@@ -197,7 +212,9 @@ def deployment_event(
     # The same lock as a pass of the loop: the watch event of the loop's own apply waits until
     # that pass has written its decision, instead of applying the decision before it.
     with registry.object_locks.hold((namespace, owner_name)):
-        found = steps.owning_consumer(namespace, owner_name)
+        found = _owner_as_watched(namespace, owner_name) or steps.owning_consumer(
+            namespace, owner_name
+        )
         if found is None:
             return
         owner, parsed, owner_status = found
@@ -208,15 +225,36 @@ def deployment_event(
         outcome = Outcome()
         if type == "DELETED" or not parsed.paused:
             try:
-                steps.reconcile_deployment(owner, parsed, replicas=replicas, outcome=outcome)
+                # A status change (pods becoming ready) or the watch event of an apply of
+                # ours leaves the spec as applied: nothing to restore, no request.
+                steps.reconcile_deployment(
+                    owner,
+                    parsed,
+                    replicas=replicas,
+                    outcome=outcome,
+                    seen=None if type == "DELETED" else dict(body),
+                )
             except ApiException as error:
                 metrics.ERRORS.labels("deployment").inc()
                 raise kopf.TemporaryError(
                     f"restoring the Deployment: {error.reason}", delay=RETRY_SECONDS
                 ) from error
         steps.write_deployment_status(
-            owner, parsed, outcome.deployment or dict(body), outcome.conditions
+            owner, parsed, outcome.deployment or dict(body), outcome.conditions, seen=owner_status
         )
+
+
+def _owner_as_watched(
+    namespace: str, name: str
+) -> tuple[Owner, EventConsumerSpec, Mapping[str, Any]] | None:
+    """The owning EventConsumer as its watch delivered it, without a GET (a Deployment event
+    read it afresh each time: most of an EventConsumer's requests on its way to Ready). None
+    when the watch has not delivered it, or its spec is invalid; the caller then reads it."""
+    entry = registry.known((namespace, name))
+    parsed = None if entry is None else entry.parsed_spec()
+    if entry is None or parsed is None:
+        return None
+    return Owner(name, namespace, entry.uid), parsed, entry.status
 
 
 # ---------------------------------------------------------------------------------------------

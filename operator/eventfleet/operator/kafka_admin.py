@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -259,8 +260,13 @@ def _offsets(
     }
 
 
-# One reader per (bootstrap, group), closed after a while unused (the EventConsumer is gone).
+# One reader per (connection, group), closed after a while unused (the EventConsumer is gone).
+# Each is a librdkafka consumer: about 0.56 MB, 4 threads and 8 file descriptors. At most
+# MAX_READERS are kept; past that the least recently used is closed, so with more groups than
+# that each poll makes (and later closes) a reader of its own: about 3.4 ms of CPU and 25 ms of
+# wall time against 0.1 and 1 ms for a kept one. 500 kept readers took 280 MB.
 READER_IDLE_SECONDS: Final = 600.0
+MAX_READERS: Final = 32
 COORDINATOR_RETRY_SECONDS: Final = 0.2
 _COORDINATOR_BUSY: Final = frozenset(
     {
@@ -285,50 +291,72 @@ class _GroupReader:
         )
         self.lock = threading.Lock()  # one committed() at a time per client
         self.used = time.monotonic()
+        self.closed = False
+
+    def close(self) -> None:
+        with self.lock:  # a reader still at work for its poll is closed once it is done
+            self.closed = True
+            self.consumer.close()
 
 
-_readers: dict[tuple[KafkaConnection, str], _GroupReader] = {}
+_readers: OrderedDict[tuple[KafkaConnection, str], _GroupReader] = OrderedDict()  # LRU first
 
 
 def _committed(
     connection: KafkaConnection, group: str, partitions: list[TopicPartition]
 ) -> dict[int, int]:
     """The group's committed offset per partition (partitions without one are left out)."""
-    reader = _reader(connection, group)
     deadline = time.monotonic() + TIMEOUT_SECONDS
-    with reader.lock:
-        reader.used = time.monotonic()
-        while True:
-            try:
-                found = reader.consumer.committed(
-                    partitions, timeout=max(deadline - time.monotonic(), 0.1)
-                )
-                break
-            except KafkaException as error:
-                # The coordinator is loading or moving: ask again until the deadline.
-                if error.args[0].code() in _COORDINATOR_BUSY and time.monotonic() < deadline:
-                    time.sleep(COORDINATOR_RETRY_SECONDS)
-                    continue
-                _auth_check(connection, f"reading the offsets of group {group}")
-                raise KafkaUnavailableError(
-                    f"reading the offsets of group {group}: {error.args[0]}"
-                ) from error
-    return {tp.partition: tp.offset for tp in found if tp.error is None and tp.offset >= 0}
+    while True:
+        reader = _reader(connection, group)
+        with reader.lock:
+            if reader.closed:  # retired between _reader and here: the next one is new
+                continue
+            reader.used = time.monotonic()
+            found = _ask(reader, connection, group, partitions, deadline)
+            return {tp.partition: tp.offset for tp in found if tp.error is None and tp.offset >= 0}
+
+
+def _ask(
+    reader: _GroupReader,
+    connection: KafkaConnection,
+    group: str,
+    partitions: list[TopicPartition],
+    deadline: float,
+) -> list[TopicPartition]:
+    while True:
+        try:
+            found: list[TopicPartition] = reader.consumer.committed(
+                partitions, timeout=max(deadline - time.monotonic(), 0.1)
+            )
+        except KafkaException as error:
+            # The coordinator is loading or moving: ask again until the deadline.
+            if error.args[0].code() in _COORDINATOR_BUSY and time.monotonic() < deadline:
+                time.sleep(COORDINATOR_RETRY_SECONDS)
+                continue
+            _auth_check(connection, f"reading the offsets of group {group}")
+            raise KafkaUnavailableError(
+                f"reading the offsets of group {group}: {error.args[0]}"
+            ) from error
+        return found
 
 
 def _reader(connection: KafkaConnection, group: str) -> _GroupReader:
     now = time.monotonic()
-    idle: list[_GroupReader] = []
+    retired: list[_GroupReader] = []
     with _clients_lock:
         reader = _readers.get((connection, group))
         if reader is None:
             reader = _readers[(connection, group)] = _GroupReader(connection, group)
+        reader.used = now  # taken: neither idle nor least recently used
+        _readers.move_to_end((connection, group))
         for key, other in list(_readers.items()):
-            if other is not reader and now - other.used > READER_IDLE_SECONDS:
-                idle.append(_readers.pop(key))
-    for other in idle:
-        with other.lock:
-            other.consumer.close()
+            if other is not reader and (
+                len(_readers) > MAX_READERS or now - other.used > READER_IDLE_SECONDS
+            ):
+                retired.append(_readers.pop(key))
+    for other in retired:
+        other.close()
     return reader
 
 
@@ -338,5 +366,4 @@ def close_readers() -> None:
         readers = list(_readers.values())
         _readers.clear()
     for reader in readers:
-        with reader.lock:
-            reader.consumer.close()
+        reader.close()

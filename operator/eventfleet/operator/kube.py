@@ -66,10 +66,17 @@ def load_credentials() -> client.Configuration:
     return configuration
 
 
+# Threads that call the API at once: kopf's executor (handlers.EXECUTOR_THREADS) and the
+# autoscaling loop's workers, with room to spare. The client's default pool of 10 connections
+# made the rest open a new connection (and TLS handshake) for each request, and drop it.
+CONNECTION_POOL_SIZE: Final = 32
+
+
 @functools.cache
 def _api() -> client.ApiClient:
-    load_credentials()
-    return client.ApiClient()
+    configuration = load_credentials()
+    configuration.connection_pool_maxsize = CONNECTION_POOL_SIZE
+    return client.ApiClient(configuration)
 
 
 def core() -> client.CoreV1Api:
@@ -203,21 +210,21 @@ def update_consumer_status(
     compute: Callable[[dict[str, Any]], dict[str, Any] | None],
     *,
     seen: Mapping[str, Any] | None = None,
-) -> None:
+) -> bool:
     """Read the EventConsumer, let `compute` turn its current status into a status patch (or
     None for nothing to do), and write it; all under the object's lock. With `seen` (the
     status as the watch last delivered it), nothing is read when `compute` finds nothing to
     change in that: most passes of the autoscaling loop. A `seen` behind a write that the watch
-    has not delivered yet only delays this update to the next pass."""
+    has not delivered yet only delays this update to the next pass. True when it wrote."""
     with consumer_lock(namespace, name):
         if seen is not None and not compute(dict(seen)):
-            return
+            return False
         current = get_consumer(namespace, name)
         if current is None or current.get("metadata", {}).get("deletionTimestamp"):
-            return
+            return False
         update = compute(current.get("status") or {})
         if not update:
-            return
+            return False
         try:
             custom().patch_namespaced_custom_object_status(
                 GROUP, VERSION, namespace, PLURAL, name, {"status": update}
@@ -225,6 +232,8 @@ def update_consumer_status(
         except ApiException as error:
             if error.status != 404:
                 raise
+            return False
+        return True
 
 
 # Repeats of one report on one object raise the count of its Event, as the kubelet and the

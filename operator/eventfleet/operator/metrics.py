@@ -40,6 +40,12 @@ CONSUMER_LAG: Final = Gauge(
     "Consumer-group lag last measured, per EventConsumer.",
     ["namespace", "name"],
 )
+LAST_POLL: Final = Gauge(
+    "eventfleet_operator_last_poll_timestamp_seconds",
+    "When the lag of the EventConsumer was last polled (Unix time). status.lag.measuredAt is "
+    "written only when the measurement changed, or every few minutes at idle.",
+    ["namespace", "name"],
+)
 PASSES_SKIPPED: Final = Counter(
     "eventfleet_operator_autoscaling_passes_skipped_total",
     "Ticks of the autoscaling loop that skipped an EventConsumer because its previous pass was "
@@ -77,6 +83,10 @@ API_READS: Final = Counter(
     "what the watches delivered).",
     ["resource"],
 )
+POLLS: Final = Counter(
+    "eventfleet_operator_polls_total",
+    "Lag polls of the autoscaling loop (one per EventConsumer and pollIntervalSeconds).",
+)
 RECONCILE_SECONDS: Final = Histogram(
     "eventfleet_operator_reconcile_seconds",
     "Wall time of one reconcile (topic, schema, Deployment, status).",
@@ -84,7 +94,13 @@ RECONCILE_SECONDS: Final = Histogram(
 )
 
 
-_PER_CONSUMER: Final = (CONSUMER_LAG, DESIRED_REPLICAS, MAX_REPLICAS, READY_REPLICAS)
+_PER_CONSUMER: Final = (
+    CONSUMER_LAG,
+    LAST_POLL,
+    DESIRED_REPLICAS,
+    MAX_REPLICAS,
+    READY_REPLICAS,
+)
 
 
 def condition_values(status: Mapping[str, Any]) -> dict[str, float]:

@@ -5,10 +5,9 @@ autoscaling loop walks, where the topic claims for conflict detection come from,
 loop reads between polls instead of a GET per object every tick (with a hundred EventConsumers,
 that was 150 reads a second of the API server while nothing happened).
 
-`object_locks` keeps a reconcile, a pass of the autoscaling loop and the topic deletion of one
-EventConsumer from interleaving. Deployment events do not take it: they restore the Deployment
-and write status without it. Status writes are kept apart by a different lock, the one
-kube.update_consumer_status holds around its fresh read and patch.
+`object_locks` keeps a reconcile, a pass of the autoscaling loop, a Deployment event and the
+topic deletion of one EventConsumer from interleaving. Status writes are kept apart by a
+different lock, the one kube.update_consumer_status holds around its fresh read and patch.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from eventfleet.operator import kube
+from eventfleet.operator.scaling import Recommendation
 from eventfleet.operator.spec import EventConsumerSpec, parse_spec
 from eventfleet.operator.topics import TopicClaim
 
@@ -38,10 +38,33 @@ class Known:
     status: Mapping[str, Any] = field(default_factory=dict)  # as the watch last delivered it
     last_poll: datetime | None = None
     decided: int | None = None  # the replicas the loop last set or confirmed
+    # The decision's history as the last poll left it (None: not polled since the operator
+    # started, so it is read from status once): kept here, not read back from status each poll.
+    history: tuple[Recommendation, ...] | None = None
+    status_written: datetime | None = None  # when a poll last wrote its findings to status
+    offsets_written: tuple[tuple[int, int, int | None], ...] | None = None  # ...and its offsets
+    # The spec parsed, and the spec it was parsed from: each poll looks at every watched spec
+    # (topic claims), which parsed afresh cost 500 parses a poll at 500 EventConsumers.
+    parsed: EventConsumerSpec | None = None
+    parsed_from: Mapping[str, Any] | None = None
+
+    def parsed_spec(self) -> EventConsumerSpec | None:
+        """The spec parsed (None when it is invalid, which reconcile reports)."""
+        spec = self.spec
+        if self.parsed_from is not spec:
+            try:
+                self.parsed = parse_spec(spec)
+            except ValidationError:
+                self.parsed = None
+            self.parsed_from = spec
+        return self.parsed
 
 
 _known: dict[Key, Known] = {}
 _deployments: dict[Key, dict[str, Any]] = {}  # owned ones, as last delivered
+# Per owned Deployment: the fingerprint of the body this process last applied, and the
+# generation the API server gave the result.
+_applied: dict[Key, tuple[str, int]] = {}
 _known_lock = threading.Lock()
 
 
@@ -108,8 +131,28 @@ def record_deployment(key: Key, deployment: dict[str, Any] | None) -> None:
     with _known_lock:
         if deployment is None:
             _deployments.pop(key, None)
+            _applied.pop(key, None)
         else:
             _deployments[key] = deployment
+
+
+def record_applied(key: Key, fingerprint: str, applied: Mapping[str, Any]) -> None:
+    """A Deployment was applied: its body's fingerprint and the generation it got."""
+    generation = applied.get("metadata", {}).get("generation")
+    with _known_lock:
+        if isinstance(generation, int):
+            _applied[key] = (fingerprint, generation)
+        else:
+            _applied.pop(key, None)
+
+
+def already_applied(key: Key, fingerprint: str, deployment: Mapping[str, Any]) -> bool:
+    """Whether applying the body of this fingerprint would change nothing: it is the body last
+    applied, and the Deployment's spec has not changed since (same generation; a hand edit of
+    the spec raises it)."""
+    generation = deployment.get("metadata", {}).get("generation")
+    with _known_lock:
+        return _applied.get(key) == (fingerprint, generation)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,6 +163,13 @@ def consumers() -> list[tuple[Key, Known]]:
     """Every watched EventConsumer, as of now."""
     with _known_lock:
         return list(_known.items())
+
+
+def known(key: Key) -> Known | None:
+    """The watched EventConsumer, as the watch last delivered it (None: not delivered, gone or
+    going)."""
+    with _known_lock:
+        return _known.get(key)
 
 
 def decided_replicas(key: Key) -> int | None:
@@ -137,11 +187,12 @@ def still_current(key: Key, entry: Known) -> bool:
 
 
 def seen_deployment(namespace: str, name: str) -> dict[str, Any] | None:
-    """The owned Deployment as the watch last delivered it; read from the API when the watch
-    has not delivered it (yet)."""
+    """The owned Deployment as the watch last delivered it; None until it has. Not read from the
+    API instead: while hundreds of EventConsumers wait for their first reconcile, a read of each
+    missing Deployment every tick was a GET (answered 404) per EventConsumer every 2 s. The
+    watch delivers a new Deployment within a tick, and reconcile creates a missing one."""
     with _known_lock:
-        found = _deployments.get((namespace, name))
-    return found if found is not None else kube.read_deployment(namespace, name)
+        return _deployments.get((namespace, name))
 
 
 def topic_readers(spec: EventConsumerSpec) -> list[str]:
@@ -150,9 +201,8 @@ def topic_readers(spec: EventConsumerSpec) -> list[str]:
     address would look like two clusters, and keeping a topic by mistake is the safe error."""
     readers = []
     for (namespace, name), entry in consumers():
-        try:
-            other = parse_spec(entry.spec)
-        except ValidationError:
+        other = entry.parsed_spec()
+        if other is None:
             continue
         if other.kafka.topic == spec.kafka.topic:
             readers.append(f"{namespace}/{name}")
@@ -164,9 +214,8 @@ def topic_claims(spec: EventConsumerSpec) -> list[TopicClaim]:
     has no kopf index at hand)."""
     claims = []
     for (namespace, name), entry in consumers():
-        try:
-            other = parse_spec(entry.spec)
-        except ValidationError:
+        other = entry.parsed_spec()
+        if other is None:
             continue
         if other.topic is not None and other.kafka.topic == spec.kafka.topic:
             claims.append(

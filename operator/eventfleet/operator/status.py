@@ -73,6 +73,24 @@ def only_if_changed(status: Mapping[str, Any], update: dict[str, Any]) -> dict[s
     return None if same else update
 
 
+def changed_beyond_the_time(status: Mapping[str, Any], update: Mapping[str, Any]) -> bool:
+    """Whether `update` changes more than the times of a measurement: lag.measuredAt and the
+    recommendations' times are left out, as are the conditions' transition times. A poll that
+    found the same lag and decided the same as the last one has nothing else to report."""
+
+    def timeless(fields: Mapping[str, Any]) -> dict[str, Any]:
+        found = dict(fields)
+        if isinstance(found.get("lag"), Mapping):
+            found["lag"] = {k: v for k, v in found["lag"].items() if k != "measuredAt"}
+        if isinstance(found.get("recommendations"), list):
+            found["recommendations"] = [
+                r.get("replicas") if isinstance(r, Mapping) else r for r in found["recommendations"]
+            ]
+        return found
+
+    return only_if_changed(timeless(status), timeless(update)) is not None
+
+
 # ---------------------------------------------------------------------------------------------
 # The owned Deployment
 

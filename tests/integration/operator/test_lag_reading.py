@@ -12,9 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.fixtures.private_kafka import PrivateKafka, private_kafka
-from tests.fixtures.stack import REPO
+from tests.fixtures.stack import REPO, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -67,3 +68,30 @@ def test_lag_of_unseen_groups_on_a_fresh_cluster_is_read_not_a_crash(
     committer.commit(offsets=[TopicPartition("lag", 1, 0)], asynchronous=False)
     committer.close()
     assert read_lag(fresh_broker.bootstrap, "seen") == [[[0, 0, 0, None], [1, 0, 0, 0]]]
+
+
+def test_group_readers_are_bounded_and_each_group_reads_its_own_offsets(
+    stack: Stack, kafka_admin: AdminClient, topic_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One librdkafka consumer per consumer group cost 0.56 MB, 4 threads and 8 files each (280
+    MB at 500 EventConsumers): past kafka_admin.MAX_READERS the least recently used goes, and
+    a group read again after that gets a reader of its own again, with its own offsets."""
+    from eventfleet.operator import kafka_admin as admin  # noqa: PLC0415 - the module under test
+    from eventfleet.operator.kafka_auth import KafkaConnection  # noqa: PLC0415
+
+    kafka_admin.create_topics([NewTopic(topic_name, 2, 1)])[topic_name].result(30)
+    groups = [f"{topic_name}.readers.{n}" for n in range(6)]
+    for index, group in enumerate(groups):  # group n committed offset n on partition 0
+        committer = Consumer({"bootstrap.servers": stack.kafka_bootstrap, "group.id": group})
+        committer.commit(offsets=[TopicPartition(topic_name, 0, index)], asynchronous=False)
+        committer.close()
+    monkeypatch.setattr(admin, "MAX_READERS", 3)
+    connection = KafkaConnection(stack.kafka_bootstrap)
+    try:
+        for _round in range(2):
+            for index, group in enumerate(groups):
+                read = admin.group_offsets(connection, topic_name, group)
+                assert [(p.partition, p.committed) for p in read] == [(0, index), (1, None)]
+                assert len(admin._readers) <= 3  # the bound under test
+    finally:
+        admin.close_readers()

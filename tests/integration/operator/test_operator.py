@@ -93,6 +93,20 @@ def api_reads(operator: Process) -> dict[str, float]:
     return {resource: float(count) for resource, count in found}
 
 
+def others_gone(cluster: Cluster) -> bool:
+    """The other tests' namespaces finished deleting: this test's objects are the only ones
+    the operator under test watches (the test-* namespaces; a demo's are not among them)."""
+    listed: dict[str, Any] = cluster.custom.list_cluster_custom_object(  # type: ignore[assignment]
+        GROUP, VERSION, PLURAL
+    )
+    deployments = cluster.apps.list_deployment_for_all_namespaces(
+        label_selector="app.kubernetes.io/managed-by=eventfleet-operator"
+    ).items
+    namespaces = [item["metadata"]["namespace"] for item in listed["items"]]
+    namespaces += [d.metadata.namespace for d in deployments if d.metadata is not None]
+    return all(n == cluster.namespace or not fnmatch(n, NAMESPACES) for n in namespaces)
+
+
 def test_an_idle_event_consumer_is_watched_not_read_every_tick(
     cluster: Cluster, stack: Stack, topic_name: str, operator: Process
 ) -> None:
@@ -100,20 +114,7 @@ def test_an_idle_event_consumer_is_watched_not_read_every_tick(
     Deployment at all, and of the EventConsumer only around a poll (for a fresh status), not
     three reads of each object every two-second tick."""
 
-    def others_gone() -> bool:
-        """The other tests' namespaces finished deleting: this test's objects are the only ones
-        the operator under test watches (the test-* namespaces; a demo's are not among them)."""
-        listed: dict[str, Any] = cluster.custom.list_cluster_custom_object(  # type: ignore[assignment]
-            GROUP, VERSION, PLURAL
-        )
-        deployments = cluster.apps.list_deployment_for_all_namespaces(
-            label_selector="app.kubernetes.io/managed-by=eventfleet-operator"
-        ).items
-        namespaces = [item["metadata"]["namespace"] for item in listed["items"]]
-        namespaces += [d.metadata.namespace for d in deployments if d.metadata is not None]
-        return all(n == cluster.namespace or not fnmatch(n, NAMESPACES) for n in namespaces)
-
-    wait_for(others_gone, timeout=90, what="the other tests' EventConsumers to be deleted")
+    wait_for(lambda: others_gone(cluster), timeout=90, what="the other tests' objects to go")
     spec = {"autoscaling": {"pollIntervalSeconds": 30}}
     cluster.create(body(cluster.namespace, "logger", stack, topic_name, **spec))
     cluster.wait_condition("logger", "Ready", "True", timeout=60)
@@ -125,6 +126,56 @@ def test_an_idle_event_consumer_is_watched_not_read_every_tick(
     assert after.get("deployments", 0) - before.get("deployments", 0) == 0
     # Two reads at a poll (the decision's status, the status update); every tick: 15.
     assert after.get("eventconsumers", 0) - before.get("eventconsumers", 0) <= 2
+
+
+def apiserver_requests(api: client.ApiClient, resources: set[str]) -> dict[str, int]:
+    """Requests the API server answered so far for these resources (every client's), by verb
+    and resource."""
+    url = f"{api.configuration.host}/metrics"
+    answer = api.call_api("GET", url, header_params=api.default_headers)
+    text = answer.read().decode()
+    counts: dict[str, int] = {}
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
+        # Watches stay open; the pod runner LISTs Deployments each second.
+        if labels.get("resource") not in resources or labels.get("verb") in {"WATCH", "LIST"}:
+            continue
+        kind = f"{labels['verb']} {labels['resource']}/{labels.get('subresource', '')}"
+        counts[kind] = counts.get(kind, 0) + int(float(line.rsplit(" ", 1)[1]))
+    return counts
+
+
+def polls(operator: Process) -> float:
+    """The lag polls the operator made so far (its own metric)."""
+    assert operator.metrics_url is not None
+    with urllib.request.urlopen(operator.metrics_url, timeout=10) as answer:  # noqa: S310 - loopback
+        text = answer.read().decode()
+    found = re.search(r"^eventfleet_operator_polls_total ([\d.e+]+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_an_idle_poll_that_changes_nothing_but_the_time_makes_no_api_request(
+    cluster: Cluster, stack: Stack, topic_name: str, operator: Process, kube_api: client.ApiClient
+) -> None:
+    """At idle, a poll reads Kafka and decides, and then has nothing to tell the API server: the
+    decision's history is kept in memory, the status is not rewritten for a new measuredAt
+    alone, and the Deployment is applied only when it differs from the one wanted. With 500
+    EventConsumers that was four requests a poll, over 80 a second."""
+    wait_for(lambda: others_gone(cluster), timeout=90, what="the other tests' EventConsumers to go")
+    spec = {"autoscaling": {"pollIntervalSeconds": 5}}
+    cluster.create(body(cluster.namespace, "logger", stack, topic_name, **spec))
+    cluster.wait_condition("logger", "Ready", "True", timeout=60)
+    cluster.wait_condition("logger", "AutoscalerHealthy", "True", timeout=30)
+    time.sleep(12)  # the first polls write what they found; then there is nothing new
+    watched = {"eventconsumers", "deployments"}
+    before, polled_before = apiserver_requests(kube_api, watched), polls(operator)
+    time.sleep(16)  # three polls of this EventConsumer; the test itself makes no request
+    after, polled_after = apiserver_requests(kube_api, watched), polls(operator)
+    assert polled_after - polled_before >= 2  # the polls did happen
+    made = {kind: after[kind] - before.get(kind, 0) for kind in after}
+    assert {kind: n for kind, n in made.items() if n} == {}
 
 
 def test_spec_edit_updates_the_deployment_and_partitions_grow(
