@@ -133,13 +133,6 @@ def delete_deployed() -> None:
             kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s")
 
 
-def from_pod(url: str, node_address: str) -> str:
-    """A loopback URL of the stack as a pod reaches it: the bridge's address, the same port."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(host, node_address, 1)))
-
-
 def leader_pod(holder: str, pods: dict[str, str]) -> str | None:
     """The address of the operator pod that holds the Lease: its identity starts with the pod's
     name (leadership.identity). `pods` maps pod names to addresses."""
@@ -328,7 +321,7 @@ def main() -> int:
         "gamemetrics-db",
         "-n",
         NAMESPACE,
-        f"--from-literal=dsn={from_pod(dsn, node_address)}",
+        f"--from-literal=dsn={deploy.from_pod(dsn, node_address)}",
     )
     kubectl(
         "create",
@@ -337,7 +330,7 @@ def main() -> int:
         "gamemetrics-redis",
         "-n",
         NAMESPACE,
-        f"--from-literal=url={from_pod(env['EVENTFLEET_REDIS_URL'], node_address)}",
+        f"--from-literal=url={deploy.from_pod(env['EVENTFLEET_REDIS_URL'], node_address)}",
     )
     say(f"CRD installed; namespace {NAMESPACE} with Secrets gamemetrics-db and gamemetrics-redis")
     say(f"database {DATABASE}, topic {TOPIC} and Redis dbs 0-1 reset")

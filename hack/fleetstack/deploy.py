@@ -10,10 +10,19 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .common import REPO
 
 SYSTEM_NAMESPACE = "eventfleet-system"
+
+
+def from_pod(url: str, node_address: str) -> str:
+    """A loopback URL or DSN of the stack as a pod reaches it: the bridge's address, the same
+    port (the pod network's forwarder listens there)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(host, node_address, 1)))
 
 
 def overlay(

@@ -1,4 +1,4 @@
-"""Pure parts of hack/demo.py: which operator pod is the leader, a stack URL as a pod sees it."""
+"""Pure parts of hack/demo.py: which operator pod is the leader."""
 
 from __future__ import annotations
 
@@ -23,11 +23,3 @@ def test_no_leader_without_a_holder_or_an_address() -> None:
     assert demo.leader_pod("", PODS) is None
     assert demo.leader_pod("eventfleet-operator-6d9f-xyz12-1-ffffff", PODS) is None
     assert demo.leader_pod("someone-else-1-000000", PODS) is None
-
-
-def test_a_loopback_url_is_reached_at_the_bridge_address_on_the_same_port() -> None:
-    dsn = "postgresql://eventfleet:eventfleet@127.0.0.1:25432/gamemetrics"
-    assert demo.from_pod(dsn, "10.88.0.1") == (
-        "postgresql://eventfleet:eventfleet@10.88.0.1:25432/gamemetrics"
-    )
-    assert demo.from_pod("redis://127.0.0.1:26379/0", "10.88.0.1") == "redis://10.88.0.1:26379/0"

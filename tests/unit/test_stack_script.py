@@ -137,3 +137,12 @@ def test_the_image_tag_follows_the_sources(tmp_path: Path, monkeypatch: pytest.M
     assert images.image_tag() == first  # byte-code caches are not sources
     (tmp_path / "cli" / "a.py").write_text("two")
     assert images.image_tag() != first
+
+
+def test_a_loopback_url_is_reached_from_a_pod_at_the_bridge_address_on_the_same_port() -> None:
+    deploy = hack_module("fleetstack.deploy")
+    dsn = "postgresql://eventfleet:eventfleet@127.0.0.1:25432/gamemetrics"
+    assert deploy.from_pod(dsn, "10.88.0.1") == (
+        "postgresql://eventfleet:eventfleet@10.88.0.1:25432/gamemetrics"
+    )
+    assert deploy.from_pod("redis://127.0.0.1:26379/0", "10.88.0.1") == "redis://10.88.0.1:26379/0"
