@@ -85,6 +85,18 @@ def pipeline_redis(stack: Stack) -> Iterator[tuple[redis.Redis, redis.Redis]]:
 
 
 @pytest.fixture
+def namespace(kube_api: client.ApiClient) -> Iterator[str]:
+    """A namespace of its own, outside `test-*`: the other tests' operator (a process, session
+    long) watches `test-*`, and only the operator pod deployed here may act on this one."""
+    name = f"e2e-{uuid.uuid4().hex[:10]}"
+    core = client.CoreV1Api(kube_api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    with contextlib.suppress(ApiException):
+        core.delete_namespace(name)
+
+
+@pytest.fixture
 def topic(kafka_admin: AdminClient) -> Iterator[str]:
     name = f"e2e.{uuid.uuid4().hex[:10]}"
     yield name
@@ -287,7 +299,7 @@ def test_the_whole_pipeline_is_exact_and_scales_on_real_pods(  # noqa: PLR0915, 
     ]
     names = [m["metadata"]["name"] for m in manifests]
     with (
-        eventfleet_deployed(node, kube_api, kubectl, tmp_path, topic),
+        eventfleet_deployed(node, kube_api, kubectl, tmp_path, topic, namespace),
         watching_terminations(core, namespace) as terminations,
     ):
         for manifest in manifests:
