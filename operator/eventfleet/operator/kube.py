@@ -243,7 +243,13 @@ def update_consumer_status(
 SeriesKey = tuple[str, str, str, str, str]  # namespace, uid, type, reason, message
 _SERIES_KEPT: Final = 4096
 _series: OrderedDict[SeriesKey, tuple[str, int]] = OrderedDict()  # -> (Event name, count)
-_series_guard = threading.Lock()
+_series_guard = threading.Lock()  # the map only, never held across a request
+# One lock per stripe of series keys, held across the request: a repeat of one report waits for
+# its first post (so it raises that Event's count instead of making a second one), while reports
+# on other objects are posted side by side. One lock for all had queued the 1,000 Events of 500
+# EventConsumers applied at once behind each other, at 40-100 ms a request.
+_SERIES_STRIPES: Final = 64
+_series_posting = tuple(threading.Lock() for _ in range(_SERIES_STRIPES))
 
 
 def post_event(
@@ -254,19 +260,22 @@ def post_event(
     message = message[:1024]
     key: SeriesKey = (namespace, uid, kind, reason, message)
     try:
-        with _series_guard:
-            known = _series.get(key)
+        with _series_posting[hash(key) % _SERIES_STRIPES]:
+            with _series_guard:
+                known = _series.get(key)
             if known is not None and _count_again(namespace, *known):
-                _series[key] = (known[0], known[1] + 1)
-                _series.move_to_end(key)
+                with _series_guard:
+                    _series[key] = (known[0], known[1] + 1)
+                    _series.move_to_end(key)
                 return
             created = core().create_namespaced_event(
                 namespace,
                 _new_event(namespace, name, uid, kind=kind, reason=reason, message=message),
             )
-            _series[key] = (str(created.metadata.name), 1)
-            while len(_series) > _SERIES_KEPT:
-                _series.popitem(last=False)
+            with _series_guard:
+                _series[key] = (str(created.metadata.name), 1)
+                while len(_series) > _SERIES_KEPT:
+                    _series.popitem(last=False)
     except ApiException as error:  # an event is best effort: never fail a reconcile for it
         log.warning("could not post event %s on %s/%s: %s", reason, namespace, name, error.reason)
 
