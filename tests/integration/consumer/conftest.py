@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from eventfleet.consumer.settings import ConsumerSettings
+from tests.fixtures.consumer_bench import ConsumerBench
 from tests.fixtures.stack import Stack
 from tests.integration.consumer.helpers import CONSUMER_REDIS_DB, settings_for
 
@@ -55,3 +56,18 @@ def consumer_settings(
         )
 
     return make
+
+
+@pytest.fixture
+def bench(  # noqa: PLR0917 - the fixtures it gathers
+    stack: Stack,
+    create_topic: Callable[..., str],
+    consumer_group: str,
+    postgres_dsn: str,
+    consumer_redis: redis.Redis,
+    consumer_settings: Callable[..., ConsumerSettings],
+) -> ConsumerBench:
+    """The test's topics, group, database and Redis db, and consumers configured for them."""
+    return ConsumerBench(
+        stack, consumer_group, postgres_dsn, consumer_redis, create_topic, consumer_settings
+    )

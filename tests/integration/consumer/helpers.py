@@ -9,6 +9,8 @@ import random
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,6 +81,23 @@ def generate_events(
             event["event_id"] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         events.append(event)
     return events
+
+
+def event_now(
+    kind: str, player: str, *, game: str = "g", number: int | None = None, **data: Any
+) -> dict[str, Any]:
+    """One hand-made event of `kind` by `player`, stamped now; `number` gives it the event_id
+    00000000-0000-4000-8000-<number>, so that a test knows (and may send again) its id."""
+    made: dict[str, Any] = {
+        "event_type": kind,
+        "player_id": player,
+        "game_id": game,
+        "timestamp": datetime.now(UTC).isoformat(),
+        "data": data,
+    }
+    if number is not None:
+        made["event_id"] = f"00000000-0000-4000-8000-{number:012d}"
+    return made
 
 
 def produce(bootstrap: str, topic: str, values: list[bytes], keys: list[str] | None = None) -> None:
@@ -200,3 +219,17 @@ def rows(dsn: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
         found = cursor.fetchall()
     connection.close()
     return found
+
+
+def http_answer(port: int, path: str) -> tuple[int, str]:
+    """The status and body a consumer's HTTP server on 127.0.0.1:`port` answers for `path`
+    (/healthz, /readyz, /metrics), error statuses included."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+            return int(answer.status), answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def http_status(port: int, path: str) -> int:
+    return http_answer(port, path)[0]

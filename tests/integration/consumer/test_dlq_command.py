@@ -6,29 +6,20 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psycopg2
 import pytest
-import redis
 from confluent_kafka import Consumer as KafkaConsumer
 from confluent_kafka import TopicPartition
 
 from eventfleet.consumer.dlq import cli, table
 from eventfleet.consumer.runtime import Consumer
-from eventfleet.consumer.settings import ConsumerSettings
-from tests.fixtures.stack import Stack
+from tests.fixtures.consumer_bench import ConsumerBench, in_both_stores
 from tests.fixtures.waiting import wait_for
-from tests.integration.consumer.expected import expected_stats, redis_stats, stored_stats
-from tests.integration.consumer.helpers import (
-    generate_events,
-    processed_count,
-    produce,
-    produce_events,
-    rows,
-    running,
-)
+from tests.integration.consumer.expected import expected_stats, stored_stats
+from tests.integration.consumer.helpers import generate_events, running
 
 pytestmark = pytest.mark.integration
 
@@ -60,27 +51,23 @@ def with_fix(event: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return copy | changes
 
 
-def test_dead_letters_are_listed_shown_replayed_once_and_purged(  # noqa: PLR0917, PLR0915 - fixtures; one story
-    stack: Stack,
-    create_topic: Callable[..., str],
-    postgres_dsn: str,
-    consumer_redis: redis.Redis,
-    consumer_settings: Callable[..., ConsumerSettings],
+def test_dead_letters_are_listed_shown_replayed_once_and_purged(  # noqa: PLR0915 - one story
+    bench: ConsumerBench,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    topic = create_topic(partitions=1)
+    postgres_dsn, stack = bench.dsn, bench.stack
     good = generate_events(200, seed=31)
-    produce_events(stack.kafka_bootstrap, topic, good)
-    produce(stack.kafka_bootstrap, topic, [json.dumps(e).encode() for e in (BAD_SCORE, NO_PLAYER)])
-    produce(stack.kafka_bootstrap, topic, [NOT_JSON])
-    consumer = Consumer(consumer_settings("stats", topic, batch_size=50))
+    topic = bench.topic_with(good, partitions=1)
+    bench.produce_raw(topic, [json.dumps(e).encode() for e in (BAD_SCORE, NO_PLAYER)])
+    bench.produce_raw(topic, [NOT_JSON])
+    consumer = bench.consumer("stats", topic, batch_size=50)
     with running(consumer):
-        wait_for(lambda: processed_count(postgres_dsn) >= 203, timeout=90, what="the records")
-        reasons = [r for (r,) in rows(postgres_dsn, "SELECT reason FROM dlq_events ORDER BY id")]
+        bench.wait_processed(203, timeout=90, what="the records")
+        reasons = [r for (r,) in bench.rows("SELECT reason FROM dlq_events ORDER BY id")]
         assert reasons == ["invalid_data", "missing_field", "invalid_json"]
         bad_score, no_player, not_json = (
-            i for (i,) in rows(postgres_dsn, "SELECT id FROM dlq_events ORDER BY kafka_offset")
+            i for (i,) in bench.rows("SELECT id FROM dlq_events ORDER BY kafka_offset")
         )
 
         code, out = dlq(postgres_dsn, capsys, "list", "--group", consumer.settings.group)
@@ -140,55 +127,44 @@ def test_dead_letters_are_listed_shown_replayed_once_and_purged(  # noqa: PLR091
             with_fix(BAD_SCORE, data={"score": 7, "won": True}),
             with_fix(NO_PLAYER, player_id="p9"),
         ]
-        wait_for(lambda: processed_count(postgres_dsn) >= 206, timeout=60, what="the replays")
+        bench.wait_processed(206, timeout=60, what="the replays")
         wait_for(lambda: stored_stats(postgres_dsn) == expected_stats(good + fixed), timeout=30,
                  what="the replayed events counted once")  # fmt: skip
-        assert redis_stats(consumer_redis) == expected_stats(good + fixed)
+        assert bench.stats() == in_both_stores(expected_stats(good + fixed))
 
-    replayed = rows(
-        postgres_dsn,
+    replayed = bench.rows(
         "SELECT id, replayed_to FROM dlq_events WHERE replayed_at IS NOT NULL ORDER BY id",
     )
     assert replayed == [(bad_score, topic), (no_player, topic)]
     assert dlq(postgres_dsn, capsys, "purge")[0] == 2  # never everything by accident
     assert dlq(postgres_dsn, capsys, "purge", "--replayed")[1] == "purged 2 dead letters\n"
-    assert [i for (i,) in rows(postgres_dsn, "SELECT id FROM dlq_events")] == [not_json]
+    assert [i for (i,) in bench.rows("SELECT id FROM dlq_events")] == [not_json]
 
 
-def test_dead_letters_expire_after_the_retention(
-    stack: Stack,
-    create_topic: Callable[..., str],
-    postgres_dsn: str,
-    consumer_settings: Callable[..., ConsumerSettings],
-) -> None:
-    topic = create_topic(partitions=1)
-    produce(stack.kafka_bootstrap, topic, [NOT_JSON, NOT_JSON + b"x"])
-    settings = consumer_settings("logger", topic, dlq_retention_days=30)
+def test_dead_letters_expire_after_the_retention(bench: ConsumerBench) -> None:
+    topic = bench.topic(partitions=1)
+    bench.produce_raw(topic, [NOT_JSON, NOT_JSON + b"x"])
+    settings = bench.settings("logger", topic, dlq_retention_days=30)
     with running(Consumer(settings)):
-        wait_for(lambda: processed_count(postgres_dsn) >= 2, timeout=60, what="the records")
-    with psycopg2.connect(postgres_dsn) as connection, connection.cursor() as cursor:
+        bench.wait_processed(2, timeout=60, what="the records")
+    with psycopg2.connect(bench.dsn) as connection, connection.cursor() as cursor:
         cursor.execute("UPDATE dlq_events SET failed_at = now() - interval '31 days' "
                        "WHERE kafka_offset = 0")  # fmt: skip
     with running(Consumer(settings)):  # maintenance runs first thing
-        wait_for(lambda: len(rows(postgres_dsn, "SELECT id FROM dlq_events")) == 1, timeout=30,
+        wait_for(lambda: len(bench.rows("SELECT id FROM dlq_events")) == 1, timeout=30,
                  what="the expired dead letter deleted")  # fmt: skip
-    assert rows(postgres_dsn, "SELECT kafka_offset FROM dlq_events") == [(1,)]
+    assert bench.rows("SELECT kafka_offset FROM dlq_events") == [(1,)]
 
 
-@pytest.mark.usefixtures("consumer_redis")
-def test_a_replay_reaches_a_secured_kafka_with_the_binding_alone(  # noqa: PLR0917 - fixtures
-    stack: Stack,
-    create_topic: Callable[..., str],
-    postgres_dsn: str,
-    consumer_settings: Callable[..., ConsumerSettings],
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Any,
+def test_a_replay_reaches_a_secured_kafka_with_the_binding_alone(
+    bench: ConsumerBench, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    topic = create_topic(partitions=1)
-    produce(stack.kafka_bootstrap, topic, [json.dumps(BAD_SCORE).encode()])
-    with running(Consumer(consumer_settings("stats", topic, batch_size=50))):
-        wait_for(lambda: processed_count(postgres_dsn) >= 1, timeout=90, what="the record")
-    assert rows(postgres_dsn, "SELECT reason FROM dlq_events") == [("invalid_data",)]
+    postgres_dsn, stack = bench.dsn, bench.stack
+    topic = bench.topic(partitions=1)
+    bench.produce_raw(topic, [json.dumps(BAD_SCORE).encode()])
+    with running(bench.consumer("stats", topic, batch_size=50)):
+        bench.wait_processed(1, timeout=90, what="the record")
+    assert bench.rows("SELECT reason FROM dlq_events") == [("invalid_data",)]
     before = end_offset(stack.kafka_bootstrap, topic)
     # No --bootstrap: the binding's own (the SASL_SSL listener), with its SCRAM credentials.
     code, out = dlq(postgres_dsn, capsys, "replay", "--set", "data.score=7",

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator
 
 import psycopg2
 import pytest
 from psycopg2 import sql
 
-from eventfleet.consumer.runtime import Consumer
-from eventfleet.consumer.settings import ConsumerSettings
-from tests.fixtures.stack import Stack
-from tests.integration.consumer.helpers import produce_events, run_until_done
+from tests.fixtures.consumer_bench import ConsumerBench
+from tests.integration.consumer.helpers import event_now, run_until_done
 
 pytestmark = pytest.mark.integration
 EVENTS = 30
@@ -33,33 +30,15 @@ def schema(postgres_dsn: str) -> Iterator[str]:
     connection.close()
 
 
-def test_a_sink_in_its_own_schema_is_written_there(
-    stack: Stack,
-    create_topic: Callable[..., str],
-    postgres_dsn: str,
-    consumer_settings: Callable[..., ConsumerSettings],
-    schema: str,
-) -> None:
-    topic = create_topic(partitions=1)
-    produce_events(
-        stack.kafka_bootstrap,
-        topic,
-        [
-            {
-                "event_type": "player_login",
-                "player_id": f"p{n}",
-                "game_id": "g",
-                "timestamp": datetime.now(UTC).isoformat(),
-                "data": {"platform": "pc"},
-            }
-            for n in range(EVENTS)
-        ],
+def test_a_sink_in_its_own_schema_is_written_there(bench: ConsumerBench, schema: str) -> None:
+    topic = bench.topic_with(
+        [event_now("player_login", f"p{n}", platform="pc") for n in range(EVENTS)], partitions=1
     )
-    separator = "&" if "?" in postgres_dsn else "?"
+    separator = "&" if "?" in bench.dsn else "?"
     option = urllib.parse.quote(f"-csearch_path={schema}")
-    dsn = f"{postgres_dsn}{separator}options={option}"
-    run_until_done(Consumer(consumer_settings("logger", topic, dsn=dsn)), EVENTS)
-    with psycopg2.connect(postgres_dsn) as connection, connection.cursor() as cursor:
+    dsn = f"{bench.dsn}{separator}options={option}"
+    run_until_done(bench.consumer("logger", topic, dsn=dsn), EVENTS)
+    with psycopg2.connect(bench.dsn) as connection, connection.cursor() as cursor:
         cursor.execute(sql.SQL("SELECT count(*) FROM {}.events").format(sql.Identifier(schema)))
         assert cursor.fetchone() == (EVENTS,)
         cursor.execute("SELECT to_regclass('public.events') IS NULL")

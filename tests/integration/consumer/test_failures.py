@@ -8,9 +8,7 @@ import json
 import signal
 import subprocess
 import sys
-import urllib.error
 import urllib.request
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,22 +16,19 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
-import redis
 from confluent_kafka import Consumer as KafkaConsumer
 
 from eventfleet.consumer.runtime import Consumer
-from eventfleet.consumer.settings import ConsumerSettings
+from tests.fixtures.consumer_bench import ConsumerBench, in_both_stores
 from tests.fixtures.net import TcpProxy, free_port
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import wait_for
 from tests.integration.consumer.expected import expected_stats, redis_stats, stored_stats
 from tests.integration.consumer.helpers import (
     counter,
+    event_now,
     generate_events,
-    processed_count,
-    produce,
-    produce_events,
-    rows,
+    http_status,
     run_until_done,
     running,
     spawn,
@@ -43,16 +38,8 @@ pytestmark = pytest.mark.integration
 
 
 def good(n: int, **overrides: Any) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "event_id": f"00000000-0000-4000-8000-{n:012d}",
-        "event_type": "match_completed",
-        "player_id": f"p{n % 7}",
-        "game_id": "g",
-        "timestamp": datetime.now(UTC).isoformat(),
-        "data": {"score": n, "won": n % 2 == 0},
-    }
-    event.update(overrides)
-    return event
+    """A valid match_completed of player p<n % 7>, its event_id numbered `n`."""
+    return event_now("match_completed", f"p{n % 7}", number=n, score=n, won=n % 2 == 0) | overrides
 
 
 def encoded(value: object) -> bytes:
@@ -120,14 +107,10 @@ def malformed_corpus() -> list[tuple[bytes, str]]:
 
 
 def test_malformed_records_all_land_in_the_dlq_beside_every_good_event(
-    stack: Stack,
-    create_topic: Callable[..., str],
-    consumer_group: str,
-    postgres_dsn: str,
-    consumer_settings: Callable[..., ConsumerSettings],
+    bench: ConsumerBench,
 ) -> None:
-    topic = create_topic(partitions=2)
-    dlq_topic = create_topic(partitions=1, prefix="dlq")
+    topic = bench.topic(partitions=2)
+    dlq_topic = bench.topic(partitions=1, prefix="dlq")
     corpus = malformed_corpus()
     assert len(corpus) >= 30
     goods = [encoded(good(n)) for n in range(1, 301)]
@@ -138,26 +121,25 @@ def test_malformed_records_all_land_in_the_dlq_beside_every_good_event(
         if n % 8 == 0 and n // 8 < len(corpus):
             values.append(corpus[n // 8][0])
     assert len(values) == len(goods) + len(corpus)
-    produce(stack.kafka_bootstrap, topic, values)
-    settings = consumer_settings("logger", topic, dlq_topic=dlq_topic, batch_size=64)
-    consumer = Consumer(settings)
+    bench.produce_raw(topic, values)
+    consumer = bench.consumer("logger", topic, dlq_topic=dlq_topic, batch_size=64)
     run_until_done(consumer, len(values))
 
-    stored = rows(postgres_dsn, "SELECT raw, reason, message, topic FROM dlq_events")
+    stored = bench.rows("SELECT raw, reason, message, topic FROM dlq_events")
     assert sorted((bytes(raw), reason) for raw, reason, _, _ in stored) == sorted(corpus)
     assert all(message for _, _, message, _ in stored)
     assert {t for *_, t in stored} == {topic}
     nul = [m for _, reason, m, _ in stored if reason == "database_error"]
     assert nul
     assert "Unicode" in nul[0] or "\\u0000" in nul[0]
-    assert rows(postgres_dsn, "SELECT count(*) FROM events") == [(len(goods),)]
+    assert bench.rows("SELECT count(*) FROM events") == [(len(goods),)]
     assert counter(consumer.metrics.processed) == len(goods)
 
     # The optional DLQ topic got the same records, with the reason in a header.
     reader = KafkaConsumer(
         {
-            "bootstrap.servers": stack.kafka_bootstrap,
-            "group.id": consumer_group + "-reader",
+            "bootstrap.servers": bench.stack.kafka_bootstrap,
+            "group.id": bench.group + "-reader",
             "auto.offset.reset": "earliest",
         }
     )
@@ -178,21 +160,17 @@ def test_malformed_records_all_land_in_the_dlq_beside_every_good_event(
 
 @pytest.mark.parametrize("mode", ["stats", "leaderboard"])
 def test_a_row_the_database_refuses_is_isolated_and_the_rest_counted_once(
-    stack: Stack,
-    create_topic: Callable[..., str],
-    postgres_dsn: str,
-    mode: str,
-    consumer_settings: Callable[..., ConsumerSettings],
+    bench: ConsumerBench, mode: str
 ) -> None:
     """A player whose total is at the top of bigint: the next score overflows, PostgreSQL
     refuses the batch's upsert, and bisection finds that one event. The slices written before
     and after it share the transaction's staging table: each must be counted exactly once."""
-    topic = create_topic(partitions=1)
-    settings = consumer_settings(mode, topic, batch_size=1000)
-    produce(stack.kafka_bootstrap, topic, [encoded(good(1, player_id="hot"))])
+    topic = bench.topic(partitions=1)
+    settings = bench.settings(mode, topic, batch_size=1000)
+    bench.produce_raw(topic, [encoded(good(1, player_id="hot"))])
     run_until_done(Consumer(settings), 1)
     table = "player_statistics" if mode == "stats" else "leaderboards"
-    with contextlib.closing(psycopg2.connect(postgres_dsn)) as connection, connection:
+    with contextlib.closing(psycopg2.connect(bench.dsn)) as connection, connection:
         connection.cursor().execute(
             f"UPDATE {table} SET total_score = 9223372036854775000 WHERE player_id = 'hot'"  # noqa: S608 - a constant
         )
@@ -200,20 +178,19 @@ def test_a_row_the_database_refuses_is_isolated_and_the_rest_counted_once(
     poison = good(5000, player_id="hot", data={"score": 10_000, "won": False})
     values = [encoded(e) for e in events[:150]] + [encoded(poison)]
     values += [encoded(e) for e in events[150:]]
-    produce(stack.kafka_bootstrap, topic, values)
+    bench.produce_raw(topic, values)
     consumer = Consumer(settings)
     run_until_done(consumer, 1 + len(values))
 
-    refused = rows(postgres_dsn, "SELECT reason, message FROM dlq_events")
+    refused = bench.rows("SELECT reason, message FROM dlq_events")
     assert [reason for reason, _ in refused] == ["database_error"]
     assert "out of range" in refused[0][1]
     if mode == "stats":
-        others = {k: v for k, v in stored_stats(postgres_dsn).items() if k[1] != "hot"}
+        others = {k: v for k, v in stored_stats(bench.dsn).items() if k[1] != "hot"}
         assert others == expected_stats(events)
     else:
         totals = dict(
-            rows(
-                postgres_dsn,
+            bench.rows(
                 "SELECT player_id, total_score FROM leaderboards "
                 "WHERE period = 'all_time' AND player_id <> 'hot'",
             )
@@ -226,157 +203,108 @@ def test_a_row_the_database_refuses_is_isolated_and_the_rest_counted_once(
     assert counter(consumer.metrics.processed) == len(events)
 
 
-def test_kill_9_mid_batch_then_restart_loses_and_doubles_nothing(  # noqa: PLR0917 - fixtures
-    stack: Stack,
-    create_topic: Callable[..., str],
-    postgres_dsn: str,
-    consumer_redis: redis.Redis,
-    tmp_path: Path,
-    consumer_settings: Callable[..., ConsumerSettings],
+def test_kill_9_mid_batch_then_restart_loses_and_doubles_nothing(
+    bench: ConsumerBench, tmp_path: Path
 ) -> None:
-    topic = create_topic(partitions=3)
     events = generate_events(20_000, seed=11, players=200)
-    produce_events(stack.kafka_bootstrap, topic, events)
-    settings = consumer_settings("stats", topic, batch_size=50)
+    topic = bench.topic_with(events, partitions=3)
+    settings = bench.settings("stats", topic, batch_size=50)
     log = tmp_path / "consumer.log"
     first = spawn(settings, log=log)
     try:
-        wait_for(
-            lambda: processed_count(postgres_dsn) >= 3000,
-            timeout=60,
-            what="progress before the kill",
-        )
+        bench.wait_processed(3000, timeout=60, what="progress before the kill")
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-        assert processed_count(postgres_dsn) < len(events)
+        assert bench.processed() < len(events)
     finally:
         if first.poll() is None:
             first.kill()
     second = spawn(settings, log=log)
     try:
-        wait_for(
-            lambda: processed_count(postgres_dsn) >= len(events),
-            timeout=120,
-            what="the restarted consumer to finish",
-        )
+        bench.wait_processed(len(events), timeout=120, what="the restarted consumer to finish")
         second.send_signal(signal.SIGTERM)
         assert second.wait(30) == 0, log.read_text()[-3000:]
     finally:
         if second.poll() is None:
             second.kill()
-    expected = expected_stats(events)
-    assert stored_stats(postgres_dsn) == expected
-    assert redis_stats(consumer_redis) == expected
+    assert bench.stats() == in_both_stores(expected_stats(events))
     assert '"message": "stopping: batch finished' in log.read_text()
 
 
-def probe(port: int, path: str) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
-            return int(answer.status)
-    except urllib.error.HTTPError as error:
-        return error.code
-
-
 def test_postgres_unreachable_mid_run_backs_off_not_ready_then_catches_up_exactly(
-    stack: Stack,
-    create_topic: Callable[..., str],
-    postgres_dsn: str,
-    consumer_redis: redis.Redis,
-    consumer_settings: Callable[..., ConsumerSettings],
+    bench: ConsumerBench,
 ) -> None:
-    parts = urlsplit(postgres_dsn)
+    parts = urlsplit(bench.dsn)
     proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432)).start()
     netloc = parts.netloc.rsplit(":", 1)[0] + f":{proxy.port}"
     via_proxy = urlunsplit(parts._replace(netloc=netloc))
-    topic = create_topic(partitions=3)
     first = generate_events(3000, seed=21)
     second = generate_events(3000, seed=22)
-    produce_events(stack.kafka_bootstrap, topic, first)
+    topic = bench.topic_with(first, partitions=3)
     port = free_port()
-    settings = consumer_settings(
+    consumer = bench.consumer(
         "stats", topic, dsn=via_proxy, batch_size=100, http_port=port, http_host="127.0.0.1"
     )
-    consumer = Consumer(settings)
     try:
         with running(consumer):
-            wait_for(
-                lambda: processed_count(postgres_dsn) >= 1000,
-                timeout=60,
-                what="progress before the outage",
-            )
-            assert probe(port, "/readyz") == 200
+            bench.wait_processed(1000, timeout=60, what="progress before the outage")
+            assert http_status(port, "/readyz") == 200
             proxy.cut()
-            produce_events(stack.kafka_bootstrap, topic, second)
+            bench.produce(topic, second)
             wait_for(lambda: counter(consumer.metrics.db_errors) >= 3, timeout=60, what="retries")
-            assert probe(port, "/readyz") == 503
-            assert probe(port, "/healthz") == 200  # alive: backing off, not crash-looping
-            stuck = processed_count(postgres_dsn)
+            assert http_status(port, "/readyz") == 503
+            assert http_status(port, "/healthz") == 200  # alive: backing off, not crash-looping
+            stuck = bench.processed()
             assert stuck < len(first) + len(second)
             proxy.restore()
-            wait_for(
-                lambda: processed_count(postgres_dsn) >= len(first) + len(second),
-                timeout=90,
-                what="catching up after the outage",
+            bench.wait_processed(
+                len(first) + len(second), timeout=90, what="catching up after the outage"
             )
-            wait_for(lambda: probe(port, "/readyz") == 200, timeout=10, what="ready again")
+            wait_for(lambda: http_status(port, "/readyz") == 200, timeout=10, what="ready again")
             metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
             assert b"eventfleet_consumer_processed_total" in metrics
             assert b"eventfleet_consumer_lag{" in metrics
     finally:
         proxy.stop()
-    expected = expected_stats(first + second)
-    assert stored_stats(postgres_dsn) == expected
-    assert redis_stats(consumer_redis) == expected
+    assert bench.stats() == in_both_stores(expected_stats(first + second))
 
 
 def test_redis_unreachable_mid_run_postgres_goes_on_and_redis_is_rebuilt(
-    stack: Stack,
-    create_topic: Callable[..., str],
-    postgres_dsn: str,
-    consumer_redis: redis.Redis,
-    consumer_settings: Callable[..., ConsumerSettings],
+    bench: ConsumerBench,
 ) -> None:
-    parts = urlsplit(stack.redis_url)
+    parts = urlsplit(bench.stack.redis_url)
     proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 6379)).start()
     via_proxy = urlunsplit(parts._replace(netloc=f"{parts.hostname}:{proxy.port}"))
-    topic = create_topic(partitions=3)
+    topic = bench.topic(partitions=3)
     first = generate_events(2000, seed=31)
     during = generate_events(2000, seed=32)
     after = generate_events(300, seed=33, players=3)  # touches only a few players
-    settings = consumer_settings("stats", topic, redis_url=via_proxy, batch_size=100)
-    consumer = Consumer(settings)
+    consumer = bench.consumer("stats", topic, redis_url=via_proxy, batch_size=100)
     try:
         with running(consumer):
-            produce_events(stack.kafka_bootstrap, topic, first)
-            wait_for(
-                lambda: processed_count(postgres_dsn) >= len(first),
-                timeout=60,
-                what="the first events",
-            )
+            bench.produce(topic, first)
+            bench.wait_processed(len(first), timeout=60, what="the first events")
             proxy.cut()
-            produce_events(stack.kafka_bootstrap, topic, during)
+            bench.produce(topic, during)
             # PostgreSQL work goes on while Redis is away.
-            wait_for(
-                lambda: processed_count(postgres_dsn) >= len(first) + len(during),
-                timeout=60,
-                what="the events sent while Redis is down",
+            bench.wait_processed(
+                len(first) + len(during), timeout=60, what="the events sent while Redis is down"
             )
             assert counter(consumer.metrics.redis_errors) >= 1
             proxy.restore()
-            produce_events(stack.kafka_bootstrap, topic, after)
+            bench.produce(topic, after)
             expected = expected_stats(first + during + after)
 
             def converged() -> bool:
                 try:
-                    return redis_stats(consumer_redis) == expected
+                    return redis_stats(bench.redis) == expected
                 except KeyError:  # read in the middle of a rebuild
                     return False
 
             wait_for(converged, timeout=60, what="Redis to be rebuilt from PostgreSQL")
     finally:
         proxy.stop()
-    assert stored_stats(postgres_dsn) == expected
+    assert stored_stats(bench.dsn) == expected
 
 
 @pytest.mark.parametrize(

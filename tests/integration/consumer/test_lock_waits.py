@@ -6,11 +6,8 @@ the lock goes."""
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime
 
 import psycopg2
 import psycopg2.extensions
@@ -18,36 +15,31 @@ import pytest
 
 from eventfleet.consumer import migrate
 from eventfleet.consumer.runtime import Consumer
-from eventfleet.consumer.settings import ConsumerSettings
+from tests.fixtures.consumer_bench import ConsumerBench
 from tests.fixtures.net import free_port
-from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import wait_for
-from tests.integration.consumer.helpers import processed_count, produce_events, running
+from tests.integration.consumer.helpers import event_now, http_answer, http_status, running
 
 pytestmark = pytest.mark.integration
 EVENTS = 40
 
 
-def events() -> list[dict[str, object]]:
-    return [
-        {
-            "event_id": f"00000000-0000-4000-8000-{n:012d}",
-            "event_type": "player_login",
-            "player_id": f"p{n % 5}",
-            "game_id": "g",
-            "timestamp": datetime.now(UTC).isoformat(),
-            "data": {"platform": "pc"},
-        }
-        for n in range(EVENTS)
-    ]
-
-
-def answer(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
-            return int(reply.status), reply.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
+def consumer_of_logins(bench: ConsumerBench, topic: str) -> tuple[Consumer, int]:
+    """EVENTS logins on `topic` and a logger consumer of them whose lock waits time out after
+    0.5 s, its HTTP server on a port of its own (returned beside it)."""
+    bench.produce(
+        topic,
+        [event_now("player_login", f"p{n % 5}", number=n, platform="pc") for n in range(EVENTS)],
+    )
+    port = free_port()
+    consumer = bench.consumer(
+        "logger",
+        topic,
+        http_port=port,
+        http_host="127.0.0.1",
+        postgres_lock_timeout_seconds=0.5,
+    )
+    return consumer, port
 
 
 @contextmanager
@@ -75,27 +67,32 @@ def lock_waits(consumer: Consumer, lock: str) -> float:
     return 0.0
 
 
-def stays_live(consumer: Consumer, port: int, seconds: float, words: tuple[str, ...]) -> None:
-    """For `seconds`: the heartbeat stays fresh and /healthz answers 200 naming the wait."""
-    deadline = time.monotonic() + seconds
+def waits_live_and_not_ready(consumer: Consumer, port: int, lock: str, *words: str) -> None:
+    """The consumer meets `lock` (waits that time out and retry); then for 5 s its heartbeat
+    stays fresh and /healthz answers 200 saying what it is waiting for (`words`); /readyz
+    answers 503."""
+    wait_for(
+        lambda: lock_waits(consumer, lock) >= 2,
+        timeout=30,
+        what=f"{lock} lock waits that time out and retry",
+    )
+    deadline = time.monotonic() + 5.0
     while time.monotonic() < deadline:
         assert consumer.health.seconds_since_beat < 3.0, "the loop stopped beating while it waits"
-        status, body = answer(port, "/healthz")
+        status, body = http_answer(port, "/healthz")
         assert status == 200, body
-        for word in words:
+        for word in ("waiting for", *words):
             assert word in body, body
         time.sleep(0.5)
+    assert http_status(port, "/readyz") == 503
 
 
 def test_offset_rows_locked_by_another_session_keep_the_consumer_live_until_released(
-    stack: Stack,
-    create_topic: Callable[..., str],
-    postgres_dsn: str,
-    consumer_settings: Callable[..., ConsumerSettings],
+    bench: ConsumerBench,
 ) -> None:
-    topic = create_topic(partitions=1)
-    migrate.apply(postgres_dsn, "logger")
-    connection = psycopg2.connect(postgres_dsn)
+    topic = bench.topic(partitions=1)
+    migrate.apply(bench.dsn, "logger")
+    connection = psycopg2.connect(bench.dsn)
     with connection, connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO sink_offsets (sink, topic, kafka_partition, next_offset) "
@@ -103,66 +100,28 @@ def test_offset_rows_locked_by_another_session_keep_the_consumer_live_until_rele
             (topic,),
         )
     connection.close()
-    produce_events(stack.kafka_bootstrap, topic, events())
-    port = free_port()
-    settings = consumer_settings(
-        "logger",
-        topic,
-        http_port=port,
-        http_host="127.0.0.1",
-        postgres_lock_timeout_seconds=0.5,
-    )
-    consumer = Consumer(settings)
+    consumer, port = consumer_of_logins(bench, topic)
     # An old owner cut off mid-batch: it locked the offset row and never finished.
     lock = "SELECT * FROM sink_offsets WHERE topic = %s FOR UPDATE"
     with running(consumer):
-        with holding(postgres_dsn, lock, topic) as holder:
-            wait_for(
-                lambda: lock_waits(consumer, "offset_rows") >= 2,
-                timeout=30,
-                what="lock waits that time out and retry",
-            )
-            stays_live(consumer, port, 5.0, ("waiting for", "offset rows", f"pid {holder}"))
-            assert answer(port, "/readyz")[0] == 503
-            assert processed_count(postgres_dsn) == 0
-        wait_for(lambda: processed_count(postgres_dsn) >= EVENTS, timeout=60, what="the batch")
-        wait_for(lambda: answer(port, "/healthz") == (200, "ok\n"), timeout=10, what="ok")
+        with holding(bench.dsn, lock, topic) as holder:
+            waits_live_and_not_ready(consumer, port, "offset_rows", "offset rows", f"pid {holder}")
+            assert bench.processed() == 0
+        bench.wait_processed(EVENTS, timeout=60, what="the batch")
+        wait_for(lambda: http_answer(port, "/healthz") == (200, "ok\n"), timeout=10, what="ok")
 
 
 def test_the_migration_lock_held_elsewhere_keeps_the_consumer_live_until_released(
-    stack: Stack,
-    create_topic: Callable[..., str],
-    postgres_dsn: str,
-    consumer_settings: Callable[..., ConsumerSettings],
+    bench: ConsumerBench,
 ) -> None:
-    topic = create_topic(partitions=1)
-    produce_events(stack.kafka_bootstrap, topic, events())
-    port = free_port()
-    settings = consumer_settings(
-        "logger",
-        topic,
-        http_port=port,
-        http_host="127.0.0.1",
-        postgres_lock_timeout_seconds=0.5,
-    )
-    consumer = Consumer(settings)
+    consumer, port = consumer_of_logins(bench, bench.topic(partitions=1))
     advisory = "SELECT pg_advisory_lock(%s)"
     with ExitStack() as lock:
         # Held before the consumer starts: its migrations must meet the lock, however fast
         # it gets to them.
-        holder = lock.enter_context(holding(postgres_dsn, advisory, migrate.ADVISORY_LOCK_KEY))
+        holder = lock.enter_context(holding(bench.dsn, advisory, migrate.ADVISORY_LOCK_KEY))
         with running(consumer):
-            wait_for(
-                lambda: lock_waits(consumer, "migration") >= 2,
-                timeout=30,
-                what="migration lock waits that time out and retry",
-            )
-            stays_live(consumer, port, 5.0, ("waiting for", "migration lock", f"pid {holder}"))
-            assert answer(port, "/readyz")[0] == 503
+            waits_live_and_not_ready(consumer, port, "migration", "migration lock", f"pid {holder}")
             lock.close()  # released: the consumer proceeds
-            wait_for(
-                lambda: processed_count(postgres_dsn) >= EVENTS,
-                timeout=60,
-                what="migrations, then the events",
-            )
-            wait_for(lambda: answer(port, "/healthz") == (200, "ok\n"), timeout=10, what="ok")
+            bench.wait_processed(EVENTS, timeout=60, what="migrations, then the events")
+            wait_for(lambda: http_answer(port, "/healthz") == (200, "ok\n"), timeout=10, what="ok")

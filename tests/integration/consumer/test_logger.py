@@ -3,48 +3,29 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from confluent_kafka import Consumer as KafkaConsumer
 from confluent_kafka import TopicPartition
 
-from eventfleet.consumer.runtime import Consumer
-from eventfleet.consumer.settings import ConsumerSettings
 from eventfleet.contract.events import derived_event_id
-from tests.fixtures.stack import Stack
+from tests.fixtures.consumer_bench import ConsumerBench
 from tests.fixtures.waiting import wait_for
-from tests.integration.consumer.helpers import (
-    counter,
-    generate_events,
-    processed_count,
-    produce_events,
-    rows,
-    run_until_done,
-    running,
-)
+from tests.integration.consumer.helpers import counter, generate_events, run_until_done, running
 
 pytestmark = pytest.mark.integration
 
 
-def test_logger_stores_every_event_once_and_a_replay_changes_nothing(  # noqa: PLR0917 - fixtures
-    stack: Stack,
-    create_topic: Callable[..., str],
-    consumer_group: str,
-    postgres_dsn: str,
-    monkeypatch: pytest.MonkeyPatch,
-    consumer_settings: Callable[..., ConsumerSettings],
+def test_logger_stores_every_event_once_and_a_replay_changes_nothing(
+    bench: ConsumerBench, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    topic = create_topic(partitions=3)
     events = generate_events(3000)
     events += events[1:200:7]  # the producer sent some twice: same event_id, stored once
-    produce_events(stack.kafka_bootstrap, topic, events)
-    settings = consumer_settings("logger", topic)
-    run_until_done(Consumer(settings), len(events))
+    topic = bench.topic_with(events, partitions=3)
+    run_until_done(bench.consumer("logger", topic), len(events))
 
-    stored = rows(
-        postgres_dsn,
+    stored = bench.rows(
         "SELECT event_id, kafka_topic, kafka_partition, kafka_offset, "
         "event_type, player_id, game_id, data FROM events",
     )
@@ -61,34 +42,29 @@ def test_logger_stores_every_event_once_and_a_replay_changes_nothing(  # noqa: P
                 event["game_id"],
             )
             assert row[7] == event["data"]
-    ((topic_id,),) = rows(postgres_dsn, "SELECT DISTINCT topic_id FROM sink_offsets")
+    ((topic_id,),) = bench.rows("SELECT DISTINCT topic_id FROM sink_offsets")
     for row in stored:
         if row[0] not in {str(i) for i in ids_with_id}:
             assert row[0] == str(derived_event_id(row[1], row[2], row[3], topic_id))
-    before = rows(postgres_dsn, "SELECT count(*), sum(kafka_offset) FROM events")
+    before = bench.rows("SELECT count(*), sum(kafka_offset) FROM events")
 
     # Replay: Kafka's committed offsets go back to 0 and the consumer does not seek to the
     # stored ones, so the records come again; the transaction's offset check skips them (and
     # the consumer seeks forward to the stored offsets).
-    offsets_before = rows(postgres_dsn, "SELECT * FROM sink_offsets ORDER BY 3")
-    rewind = KafkaConsumer({"bootstrap.servers": stack.kafka_bootstrap, "group.id": consumer_group})
-    rewind.commit(offsets=[TopicPartition(topic, p, 0) for p in range(3)], asynchronous=False)
-    rewind.close()
-    again = Consumer(settings)
+    offsets_before = bench.rows("SELECT * FROM sink_offsets ORDER BY 3")
+    bench.rewind_kafka_offsets(topic, 3)
+    again = bench.consumer("logger", topic)
     monkeypatch.setattr(again.store, "stored_offsets", lambda _tps: {})
     with running(again):
         wait_for(lambda: counter(again.metrics.replayed) >= 3, timeout=60, what="the replay")
     assert counter(again.metrics.processed) == 0
-    assert rows(postgres_dsn, "SELECT count(*), sum(kafka_offset) FROM events") == before
-    assert rows(postgres_dsn, "SELECT * FROM sink_offsets ORDER BY 3") == offsets_before
-    assert rows(postgres_dsn, "SELECT count(*) FROM dlq_events") == [(0,)]
+    assert bench.rows("SELECT count(*), sum(kafka_offset) FROM events") == before
+    assert bench.rows("SELECT * FROM sink_offsets ORDER BY 3") == offsets_before
+    assert bench.rows("SELECT count(*) FROM dlq_events") == [(0,)]
 
 
 def test_event_time_is_the_instant_the_producer_wrote_in_every_timestamp_form(
-    stack: Stack,
-    create_topic: Callable[..., str],
-    postgres_dsn: str,
-    consumer_settings: Callable[..., ConsumerSettings],
+    bench: ConsumerBench,
 ) -> None:
     """The COPY passes the producer's own timestamp text when the parser vouched for it:
     PostgreSQL must read the same instant the event model did, whatever the offset and
@@ -107,7 +83,6 @@ def test_event_time_is_the_instant_the_producer_wrote_in_every_timestamp_form(
         ),
         "zero offset": base.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
     }
-    topic = create_topic(partitions=1)
     events = [
         {
             "event_id": str(uuid.UUID(int=n + 1)),
@@ -119,30 +94,24 @@ def test_event_time_is_the_instant_the_producer_wrote_in_every_timestamp_form(
         }
         for n, text in enumerate(forms.values())
     ]
-    produce_events(stack.kafka_bootstrap, topic, events)
-    settings = consumer_settings("logger", topic)
-    run_until_done(Consumer(settings), len(events))
-    stored = dict(rows(postgres_dsn, "SELECT event_id::text, event_time FROM events"))
+    topic = bench.topic_with(events, partitions=1)
+    run_until_done(bench.consumer("logger", topic), len(events))
+    stored = dict(bench.rows("SELECT event_id::text, event_time FROM events"))
     for event in events:
         assert stored[event["event_id"]] == datetime.fromisoformat(str(event["timestamp"])), event
 
 
-def test_kafka_is_sent_the_stored_offsets_once_the_consumer_is_idle(
-    stack: Stack,
-    create_topic: Callable[..., str],
-    consumer_group: str,
-    postgres_dsn: str,
-    consumer_settings: Callable[..., ConsumerSettings],
-) -> None:
+def test_kafka_is_sent_the_stored_offsets_once_the_consumer_is_idle(bench: ConsumerBench) -> None:
     """Kafka's copy of the offsets is sent at most every KAFKA_COMMIT_INTERVAL_SECONDS, not
     after every batch: what the last batches stored must still reach Kafka while the consumer
     waits for more (lag read from Kafka goes back to 0)."""
-    topic = create_topic(partitions=3)
     events = generate_events(1500, seed=11)
-    produce_events(stack.kafka_bootstrap, topic, events)
+    topic = bench.topic_with(events, partitions=3)
     # Small, quick batches: many more batches than commit intervals.
-    consumer = Consumer(consumer_settings("logger", topic, batch_size=50, batch_timeout_ms=10))
-    reader = KafkaConsumer({"bootstrap.servers": stack.kafka_bootstrap, "group.id": consumer_group})
+    consumer = bench.consumer("logger", topic, batch_size=50, batch_timeout_ms=10)
+    reader = KafkaConsumer(
+        {"bootstrap.servers": bench.stack.kafka_bootstrap, "group.id": bench.group}
+    )
     partitions = [TopicPartition(topic, p) for p in range(3)]
 
     def in_kafka() -> dict[int, int]:
@@ -150,16 +119,11 @@ def test_kafka_is_sent_the_stored_offsets_once_the_consumer_is_idle(
 
     try:
         with running(consumer):
-            wait_for(
-                lambda: processed_count(postgres_dsn) >= len(events),
-                timeout=60,
-                what="every record processed",
-            )
-            assert rows(postgres_dsn, "SELECT count(*) FROM events") == [(len(events),)]
+            bench.wait_processed(len(events), timeout=60, what="every record processed")
+            assert bench.rows("SELECT count(*) FROM events") == [(len(events),)]
             stored = dict(
-                rows(
-                    postgres_dsn,
-                    "SELECT kafka_partition, next_offset FROM sink_offsets WHERE sink = 'logger'",
+                bench.rows(
+                    "SELECT kafka_partition, next_offset FROM sink_offsets WHERE sink = 'logger'"
                 )
             )
             assert sum(stored.values()) == len(events)

@@ -4,7 +4,7 @@ PostgreSQL and Redis, the mode's own SQL and the mirror's own script."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,19 +19,10 @@ from eventfleet.consumer.mirror.ops import HashChange, HashSet, RedisOp
 from eventfleet.consumer.mirror.resp import change_commands
 from eventfleet.consumer.mirror.sync import RedisMirror
 from eventfleet.consumer.modes.stats import REDIS_FIELDS, StatsMode
-from eventfleet.consumer.runtime import Consumer
-from eventfleet.consumer.settings import ConsumerSettings
 from eventfleet.contract.events import DEFAULT_LIMITS
-from tests.fixtures.stack import Stack
-from tests.fixtures.waiting import wait_for
-from tests.integration.consumer.expected import expected_stats, redis_stats, stored_stats
-from tests.integration.consumer.helpers import (
-    counter,
-    generate_events,
-    processed_count,
-    produce_events,
-    running,
-)
+from tests.fixtures.consumer_bench import ConsumerBench, in_both_stores
+from tests.integration.consumer.expected import expected_stats
+from tests.integration.consumer.helpers import counter, generate_events, running
 
 pytestmark = pytest.mark.integration
 
@@ -163,14 +154,12 @@ def event(kind: str, minutes: int, **data: Any) -> dict[str, Any]:
     }
 
 
-def test_stats_sends_only_the_values_an_event_changed(
-    postgres_dsn: str, consumer_settings: Callable[..., ConsumerSettings]
-) -> None:
-    migrate.apply(postgres_dsn, "stats")
-    mode = StatsMode(consumer_settings("stats", "unused"))
+def test_stats_sends_only_the_values_an_event_changed(bench: ConsumerBench) -> None:
+    migrate.apply(bench.dsn, "stats")
+    mode = StatsMode(bench.settings("stats", "unused"))
 
     def sent(*events: dict[str, Any]) -> list[str]:
-        [op] = write_events(postgres_dsn, mode, list(events))
+        [op] = write_events(bench.dsn, mode, list(events))
         names = [name for name, _ in pairs_of(op.packed)]
         assert op.pairs == len(names)
         assert names[0] == "version"
@@ -201,35 +190,18 @@ def test_stats_sends_only_the_values_an_event_changed(
     ]
 
 
-def test_an_evicted_stats_hash_is_rewritten_on_the_players_next_event(
-    stack: Stack,
-    create_topic: Callable[..., str],
-    postgres_dsn: str,
-    consumer_redis: redis.Redis,
-    consumer_settings: Callable[..., ConsumerSettings],
-) -> None:
-    topic = create_topic(partitions=2)
+def test_an_evicted_stats_hash_is_rewritten_on_the_players_next_event(bench: ConsumerBench) -> None:
     first = generate_events(600, seed=21, players=10)
-    produce_events(stack.kafka_bootstrap, topic, first)
-    consumer = Consumer(consumer_settings("stats", topic, batch_size=100))
+    topic = bench.topic_with(first, partitions=2)
+    consumer = bench.consumer("stats", topic, batch_size=100)
     with running(consumer):
-        wait_for(
-            lambda: processed_count(postgres_dsn) >= len(first),
-            timeout=90,
-            what="the first events",
-        )
-        evicted = sorted(consumer_redis.scan_iter(match="player_stats:*"))[:3]
-        consumer_redis.delete(*evicted)
+        bench.wait_processed(len(first), timeout=90, what="the first events")
+        evicted = sorted(bench.redis.scan_iter(match="player_stats:*"))[:3]
+        bench.redis.delete(*evicted)
         second = generate_events(300, seed=22, players=10)
-        produce_events(stack.kafka_bootstrap, topic, second)
-        wait_for(
-            lambda: processed_count(postgres_dsn) >= len(first) + len(second),
-            timeout=90,
-            what="the second events",
-        )
-    everything = expected_stats(first + second)
-    assert stored_stats(postgres_dsn) == everything
-    assert redis_stats(consumer_redis) == everything
+        bench.produce(topic, second)
+        bench.wait_processed(len(first) + len(second), timeout=90, what="the second events")
+    assert bench.stats() == in_both_stores(expected_stats(first + second))
     assert counter(consumer.metrics.redis_rewrites) >= len(evicted)
     assert counter(consumer.metrics.redis_resyncs) == 1  # the first start only
-    assert not consumer_redis.exists(consumer.redis.stale_set if consumer.redis else "")
+    assert not bench.redis.exists(consumer.redis.stale_set if consumer.redis else "")

@@ -8,24 +8,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 
 import pytest
 import redis
 
 from eventfleet.consumer.mirror.ops import HashSet, RedisOp, ZScore
 from eventfleet.consumer.mirror.sync import RedisMirror
-from eventfleet.consumer.runtime import Consumer
-from eventfleet.consumer.settings import ConsumerSettings
-from tests.fixtures.stack import Stack
+from tests.fixtures.consumer_bench import ConsumerBench
 from tests.integration.consumer.expected import stored_boards
-from tests.integration.consumer.helpers import (
-    counter,
-    generate_events,
-    processed_count,
-    produce_events,
-    run_until_done,
-)
+from tests.integration.consumer.helpers import counter, event_now, generate_events, run_until_done
 
 pytestmark = pytest.mark.integration
 BOARD = "leaderboard:g:total_score:all_time"
@@ -142,55 +133,33 @@ def top(dsn: str, game: str, name: str, n: int) -> list[tuple[str, int]]:
 
 
 def match(player: str, n: int) -> dict[str, object]:
-    return {
-        "event_id": f"00000000-0000-4000-8000-{n:012d}",
-        "event_type": "match_completed",
-        "player_id": player,
-        "game_id": "game1",
-        "timestamp": datetime.now(UTC).isoformat(),
-        "data": {"score": 7, "won": True},
-    }
+    return event_now("match_completed", player, game="game1", number=n, score=7, won=True)
 
 
-def test_an_evicted_board_is_rebuilt_alone_from_postgres(
-    stack: Stack,
-    create_topic: Callable[..., str],
-    postgres_dsn: str,
-    consumer_redis: redis.Redis,
-    consumer_settings: Callable[..., ConsumerSettings],
-) -> None:
-    topic = create_topic(partitions=1)
+def test_an_evicted_board_is_rebuilt_alone_from_postgres(bench: ConsumerBench) -> None:
     events = generate_events(600, seed=11, players=30, games=1)
-    produce_events(stack.kafka_bootstrap, topic, events)
-    settings = consumer_settings("leaderboard", topic)
-    run_until_done(Consumer(settings), len(events))
+    topic = bench.topic_with(events, partitions=1)
+    run_until_done(bench.consumer("leaderboard", topic), len(events))
     key = "leaderboard:game1:total_score:all_time"
-    assert len(board(consumer_redis, key)) == 30
-    consumer_redis.delete(key)  # evicted (volatile-* takes daily and weekly boards first)
-    produce_events(stack.kafka_bootstrap, topic, [match("p1", 10_001)])
-    again = Consumer(settings)
+    assert len(board(bench.redis, key)) == 30
+    bench.redis.delete(key)  # evicted (volatile-* takes daily and weekly boards first)
+    bench.produce(topic, [match("p1", 10_001)])
+    again = bench.consumer("leaderboard", topic)
     run_until_done(again, len(events) + 1)
-    assert processed_count(postgres_dsn) == len(events) + 1
-    assert board(consumer_redis, key) == top(postgres_dsn, "game1", "total_score", 1000)
+    assert bench.processed() == len(events) + 1
+    assert board(bench.redis, key) == top(bench.dsn, "game1", "total_score", 1000)
     assert counter(again.metrics.redis_resyncs) == 0  # that board alone, no full rebuild
     assert counter(again.metrics.redis_rewrites) >= 1
 
 
-def test_a_raised_top_n_repairs_each_board_it_writes_to(
-    stack: Stack,
-    create_topic: Callable[..., str],
-    postgres_dsn: str,
-    consumer_redis: redis.Redis,
-    consumer_settings: Callable[..., ConsumerSettings],
-) -> None:
-    topic = create_topic(partitions=1)
+def test_a_raised_top_n_repairs_each_board_it_writes_to(bench: ConsumerBench) -> None:
     events = generate_events(600, seed=12, players=30, games=1)
-    produce_events(stack.kafka_bootstrap, topic, events)
-    run_until_done(Consumer(consumer_settings("leaderboard", topic, top_n=3)), len(events))
+    topic = bench.topic_with(events, partitions=1)
+    run_until_done(bench.consumer("leaderboard", topic, top_n=3), len(events))
     key = "leaderboard:game1:total_score:all_time"
-    assert board(consumer_redis, key) == top(postgres_dsn, "game1", "total_score", 3)
-    produce_events(stack.kafka_bootstrap, topic, [match("p1", 10_002)])
-    raised = Consumer(consumer_settings("leaderboard", topic, top_n=10))
+    assert board(bench.redis, key) == top(bench.dsn, "game1", "total_score", 3)
+    bench.produce(topic, [match("p1", 10_002)])
+    raised = bench.consumer("leaderboard", topic, top_n=10)
     run_until_done(raised, len(events) + 1)
-    assert board(consumer_redis, key) == top(postgres_dsn, "game1", "total_score", 10)
+    assert board(bench.redis, key) == top(bench.dsn, "game1", "total_score", 10)
     assert counter(raised.metrics.redis_resyncs) == 0

@@ -5,26 +5,19 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from confluent_kafka import Consumer as KafkaConsumer
 from confluent_kafka.admin import AdminClient
 
+from eventfleet.consumer.settings import ConsumerSettings
+from tests.fixtures.consumer_bench import ConsumerBench
 from tests.fixtures.net import free_port
 from tests.fixtures.secured_kafka import ScramUser, set_password
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import wait_for
-from tests.integration.consumer.helpers import (
-    generate_events,
-    processed_count,
-    rows,
-    settings_for,
-    spawn,
-)
+from tests.integration.consumer.helpers import generate_events, http_answer, http_status, spawn
 
 
 def _dlq_records(stack: Stack, topic: str, expected: int) -> list[bytes]:
@@ -46,16 +39,24 @@ def _dlq_records(stack: Stack, topic: str, expected: int) -> list[bytes]:
     return found
 
 
-def test_the_consumer_and_its_dlq_producer_run_over_sasl_ssl(  # noqa: PLR0917 - fixtures
-    stack: Stack,
-    scram_user: ScramUser,
-    create_topic: Callable[..., str],
-    consumer_group: str,
-    postgres_dsn: str,
-    redis_url: str,
-    tmp_path: Path,
+def over_sasl_ssl(
+    bench: ConsumerBench, topic: str, binding: Path, **extra: object
+) -> ConsumerSettings:
+    """A logger consumer's settings for the SASL_SSL listener, its credentials the `binding`
+    directory (as the mounted Secret gives them); `extra` as for `bench.settings`."""
+    return bench.settings(
+        "logger",
+        topic,
+        bootstrap=bench.stack.kafka_sasl_bootstrap,
+        kafka_auth_path=binding,
+        **extra,
+    )
+
+
+def test_the_consumer_and_its_dlq_producer_run_over_sasl_ssl(
+    bench: ConsumerBench, scram_user: ScramUser, tmp_path: Path
 ) -> None:
-    topic, dlq = create_topic(partitions=3), create_topic(partitions=1, prefix="dlq")
+    topic, dlq = bench.topic(partitions=3), bench.topic(partitions=1, prefix="dlq")
     events = generate_events(300)
     producer = scram_user.producer()
     for event in events:
@@ -64,61 +65,28 @@ def test_the_consumer_and_its_dlq_producer_run_over_sasl_ssl(  # noqa: PLR0917 -
         producer.produce(topic, value=bad)
     assert producer.flush(30) == 0
 
-    settings = settings_for(
-        "logger",
-        bootstrap=stack.kafka_sasl_bootstrap,
-        topic=topic,
-        group=consumer_group,
-        dsn=postgres_dsn,
-        redis_url=redis_url,
-        dlq_topic=dlq,
-        kafka_auth_path=scram_user.write(tmp_path / "binding"),
-    )
+    settings = over_sasl_ssl(bench, topic, scram_user.write(tmp_path / "binding"), dlq_topic=dlq)
     log = tmp_path / "consumer.log"
     process = spawn(settings, log=log)
     try:
-        wait_for(lambda: processed_count(postgres_dsn) >= 303, timeout=90, what="303 records")
-        assert sorted(_dlq_records(stack, dlq, 3)) == [b"[1,2]", b"not json", b"{}"]
+        bench.wait_processed(303, timeout=90, what="303 records")
+        assert sorted(_dlq_records(bench.stack, dlq, 3)) == [b"[1,2]", b"not json", b"{}"]
     finally:
         process.terminate()
         assert process.wait(30) == 0, log.read_text()
-    assert rows(postgres_dsn, "SELECT count(*) FROM events")[0][0] == len(events)
-    assert rows(postgres_dsn, "SELECT count(*) FROM dlq_events")[0][0] == 3
+    assert bench.rows("SELECT count(*) FROM events")[0][0] == len(events)
+    assert bench.rows("SELECT count(*) FROM dlq_events")[0][0] == 3
     assert scram_user.password not in log.read_text()
 
 
-def _probe(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
-            return int(answer.status), answer.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
-def test_a_wrong_password_is_not_ready_logged_not_a_crash_and_never_shown(  # noqa: PLR0917 - fixtures
-    stack: Stack,
-    scram_user: ScramUser,
-    kafka_admin: AdminClient,
-    create_topic: Callable[..., str],
-    consumer_group: str,
-    postgres_dsn: str,
-    redis_url: str,
-    tmp_path: Path,
+def test_a_wrong_password_is_not_ready_logged_not_a_crash_and_never_shown(
+    bench: ConsumerBench, scram_user: ScramUser, kafka_admin: AdminClient, tmp_path: Path
 ) -> None:
     wrong = "not-the-password-4711"
-    topic = create_topic(partitions=1)
+    topic = bench.topic(partitions=1)
     port = free_port()
-    settings = settings_for(
-        "logger",
-        bootstrap=stack.kafka_sasl_bootstrap,
-        topic=topic,
-        group=consumer_group,
-        dsn=postgres_dsn,
-        redis_url=redis_url,
-        http_port=port,
-        http_host="127.0.0.1",
-        kafka_auth_path=scram_user.write(tmp_path / "binding", password=wrong),
-    )
+    binding = scram_user.write(tmp_path / "binding", password=wrong)
+    settings = over_sasl_ssl(bench, topic, binding, http_port=port, http_host="127.0.0.1")
     log = tmp_path / "consumer.log"
     process = spawn(settings, log=log)
     try:
@@ -127,11 +95,11 @@ def test_a_wrong_password_is_not_ready_logged_not_a_crash_and_never_shown(  # no
             timeout=60,
             what="the authentication failure in the log",
         )
-        status, body = _probe(port, "/readyz")
+        status, body = http_answer(port, "/readyz")
         assert status == 503
         assert "Kafka refused the credentials" in body
         assert "Authentication failed" in body
-        assert _probe(port, "/healthz")[0] == 200  # alive: retrying, not stalled
+        assert http_status(port, "/healthz") == 200  # alive: retrying, not stalled
         time.sleep(3)
         assert process.poll() is None, "the consumer exited instead of waiting for Kafka"
         # Kafka comes to accept that password: the same process joins, reads and is ready.
@@ -139,8 +107,8 @@ def test_a_wrong_password_is_not_ready_logged_not_a_crash_and_never_shown(  # no
         producer = replace(scram_user, password=wrong).producer()
         producer.produce(topic, value=json.dumps(generate_events(1)[0]))
         assert producer.flush(30) == 0
-        wait_for(lambda: processed_count(postgres_dsn) >= 1, timeout=90, what="the record")
-        wait_for(lambda: _probe(port, "/readyz")[0] == 200, timeout=30, what="ready")
+        bench.wait_processed(1, timeout=90, what="the record")
+        wait_for(lambda: http_status(port, "/readyz") == 200, timeout=30, what="ready")
     finally:
         process.terminate()
         code = process.wait(60)
@@ -149,17 +117,9 @@ def test_a_wrong_password_is_not_ready_logged_not_a_crash_and_never_shown(  # no
 
 
 def test_a_malformed_binding_is_refused_at_start_naming_the_key(
-    stack: Stack, postgres_dsn: str, redis_url: str, scram_user: ScramUser, tmp_path: Path
+    bench: ConsumerBench, scram_user: ScramUser, tmp_path: Path
 ) -> None:
-    settings = settings_for(
-        "logger",
-        bootstrap=stack.kafka_sasl_bootstrap,
-        topic="t",
-        group="g",
-        dsn=postgres_dsn,
-        redis_url=redis_url,
-        kafka_auth_path=scram_user.write(tmp_path / "binding", username=""),
-    )
+    settings = over_sasl_ssl(bench, "t", scram_user.write(tmp_path / "binding", username=""))
     log = tmp_path / "consumer.log"
     assert spawn(settings, log=log).wait(60) == 2
     assert "missing key username" in log.read_text()

@@ -12,17 +12,15 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from eventfleet.contract.events import Event, parse_event
+from tests.fixtures.gateway_topic import GatewayTopic
 from tests.fixtures.net import TcpProxy, free_port
-from tests.fixtures.stack import Stack
-from tests.integration.gateway.harness import consume_all, running_gateway, silent_listener
+from tests.integration.gateway.harness import silent_listener
 
 pytestmark = pytest.mark.integration
 
@@ -47,13 +45,8 @@ def event(player: str = "player-1", **changes: Any) -> dict[str, Any]:
     return base
 
 
-def test_every_status_with_its_body(
-    stack: Stack, create_topic: Callable[..., str], tmp_path: Path
-) -> None:
-    topic = create_topic()
-    with running_gateway(
-        tmp_path, stack.kafka_bootstrap, topic, "--api-keys", "k1", "--max-event-bytes", "2048"
-    ) as gateway:
+def test_every_status_with_its_body(gateway_topic: GatewayTopic) -> None:
+    with gateway_topic.gateway("--api-keys", "k1", "--max-event-bytes", "2048") as gateway:
         key = {"x-api-key": "k1"}
         ok = gateway.post(EVENTS, event(), key)
         assert ok.status == 202, ok.body
@@ -81,7 +74,7 @@ def test_every_status_with_its_body(
         assert gateway.request("GET", "/nowhere").status == 404
         ready = gateway.request("GET", "/readyz")
         assert ready.status == 200
-        assert topic in ready.json()["kafka"]
+        assert gateway_topic.topic in ready.json()["kafka"]
 
         metrics = gateway.request("GET", "/metrics").body.decode()
         assert 'eventfleet_gateway_rejects_total{reason="invalid_field"}' in metrics
@@ -97,11 +90,10 @@ def test_every_status_with_its_body(
 
 
 def test_kafka_holds_exactly_the_accepted_events_keyed_by_player(
-    stack: Stack, create_topic: Callable[..., str], consumer_group: str, tmp_path: Path
+    gateway_topic: GatewayTopic,
 ) -> None:
-    topic = create_topic(partitions=3)
     accepted: dict[str, str] = {}  # event_id -> player
-    with running_gateway(tmp_path, stack.kafka_bootstrap, topic) as gateway:
+    with gateway_topic.gateway() as gateway:
         for number in range(10):
             answer = gateway.post(EVENTS, event(player=f"p{number % 4}"))
             assert answer.status == 202
@@ -131,7 +123,7 @@ def test_kafka_holds_exactly_the_accepted_events_keyed_by_player(
         assert atomic.status == 400
         assert atomic.json()["accepted"] == 0
 
-    records = consume_all(stack.kafka_bootstrap, topic, consumer_group, expected=len(accepted))
+    records = gateway_topic.records(expected=len(accepted))
     assert len(records) == len(accepted)
     seen = {}
     for key, value in records:
@@ -142,13 +134,10 @@ def test_kafka_holds_exactly_the_accepted_events_keyed_by_player(
     assert seen == accepted
 
 
-def test_rate_limit_is_enforced_per_client(
-    stack: Stack, create_topic: Callable[..., str], tmp_path: Path
-) -> None:
-    topic = create_topic()
+def test_rate_limit_is_enforced_per_client(gateway_topic: GatewayTopic) -> None:
     flags = ("--rate-limit-per-second", "0.5", "--rate-limit-burst", "3")
     keys = ("--api-keys", "a", "--api-keys", "b")
-    with running_gateway(tmp_path, stack.kafka_bootstrap, topic, *flags, *keys) as gateway:
+    with gateway_topic.gateway(*flags, *keys) as gateway:
         statuses = [gateway.post(EVENTS, event(), {"x-api-key": "a"}).status for _ in range(5)]
         assert statuses == [202, 202, 202, 429, 429]
         limited = gateway.post(EVENTS, event(), {"x-api-key": "a"})
@@ -158,31 +147,23 @@ def test_rate_limit_is_enforced_per_client(
         assert gateway.post(EVENTS, event(), {"x-api-key": "b"}).status == 202
 
 
-def test_a_full_producer_queue_is_503_and_produces_nothing(
-    stack: Stack, create_topic: Callable[..., str], consumer_group: str, tmp_path: Path
-) -> None:
-    topic = create_topic()
-    with running_gateway(
-        tmp_path, stack.kafka_bootstrap, topic, "--queue-max-messages", "100"
-    ) as gateway:
+def test_a_full_producer_queue_is_503_and_produces_nothing(gateway_topic: GatewayTopic) -> None:
+    with gateway_topic.gateway("--queue-max-messages", "100") as gateway:
         full = gateway.post(BATCH, [event(player=f"q{n}") for n in range(150)])
         assert full.status == 503
         assert full.headers["retry-after"] == "1"
         assert "queue is full" in full.json()["message"]
         assert gateway.post(BATCH, [event(player="fits")]).status == 202
-    records = consume_all(stack.kafka_bootstrap, topic, consumer_group, expected=1)
+    records = gateway_topic.records(expected=1)
     assert [value["player_id"] for _, value in records] == ["fits"]
 
 
-def test_unreachable_kafka_is_503_then_recovers(
-    stack: Stack, create_topic: Callable[..., str], consumer_group: str, tmp_path: Path
-) -> None:
-    topic = create_topic()
-    host, port = stack.kafka_bootstrap.rsplit(":", 1)
+def test_unreachable_kafka_is_503_then_recovers(gateway_topic: GatewayTopic) -> None:
+    host, port = gateway_topic.stack.kafka_bootstrap.rsplit(":", 1)
     proxy = TcpProxy((host, int(port)), free_port())
     bootstrap = f"127.0.0.1:{proxy.port}"
-    with running_gateway(
-        tmp_path, bootstrap, topic, "--retry-after-seconds", "2", wait="alive"
+    with gateway_topic.gateway(
+        "--retry-after-seconds", "2", bootstrap=bootstrap, wait="alive"
     ) as gateway:
         started = time.monotonic()
         down = gateway.post(EVENTS, event())
@@ -200,17 +181,16 @@ def test_unreachable_kafka_is_503_then_recovers(
             assert up.status == 202
         finally:
             proxy.stop()
-    records = consume_all(stack.kafka_bootstrap, topic, consumer_group, expected=1)
+    records = gateway_topic.records(expected=1)
     assert [value["player_id"] for _, value in records] == ["after"]
 
 
-def test_a_hung_broker_is_503_not_a_hang(create_topic: Callable[..., str], tmp_path: Path) -> None:
-    topic = create_topic()
+def test_a_hung_broker_is_503_not_a_hang(gateway_topic: GatewayTopic) -> None:
     port = free_port()
     with (
         silent_listener(port),
-        running_gateway(
-            tmp_path, f"127.0.0.1:{port}", topic, "--delivery-timeout-ms", "2000", wait="alive"
+        gateway_topic.gateway(
+            "--delivery-timeout-ms", "2000", bootstrap=f"127.0.0.1:{port}", wait="alive"
         ) as gateway,
     ):
         started = time.monotonic()
@@ -219,13 +199,8 @@ def test_a_hung_broker_is_503_not_a_hang(create_topic: Callable[..., str], tmp_p
         assert time.monotonic() - started < 15
 
 
-def test_shutdown_flushes_what_was_accepted(
-    stack: Stack, create_topic: Callable[..., str], consumer_group: str, tmp_path: Path
-) -> None:
-    topic = create_topic()
-    with running_gateway(
-        tmp_path, stack.kafka_bootstrap, topic, "--ack-mode", "fire-and-forget"
-    ) as gateway:
+def test_shutdown_flushes_what_was_accepted(gateway_topic: GatewayTopic) -> None:
+    with gateway_topic.gateway("--ack-mode", "fire-and-forget") as gateway:
         ids: list[str] = []
         for number in range(20):
             answer = gateway.post(BATCH, [event(player=f"s{number}-{i}") for i in range(50)])
@@ -233,7 +208,7 @@ def test_shutdown_flushes_what_was_accepted(
             ids += answer.json()["event_ids"]
         gateway.process.send_signal(signal.SIGTERM)
         assert gateway.process.wait(timeout=30) == 0, gateway.output()
-    records = consume_all(stack.kafka_bootstrap, topic, consumer_group, expected=len(ids))
+    records = gateway_topic.records(expected=len(ids))
     assert sorted(value["event_id"] for _, value in records) == sorted(ids)
 
 
@@ -312,13 +287,10 @@ def _bad_bodies() -> list[tuple[str, bytes]]:
     ]
 
 
-def test_bad_bodies_are_4xx_never_5xx(
-    stack: Stack, create_topic: Callable[..., str], consumer_group: str, tmp_path: Path
-) -> None:
-    topic = create_topic()
+def test_bad_bodies_are_4xx_never_5xx(gateway_topic: GatewayTopic) -> None:
     corpus = _bad_bodies()
     assert len(corpus) >= 30
-    with running_gateway(tmp_path, stack.kafka_bootstrap, topic) as gateway:
+    with gateway_topic.gateway() as gateway:
         outcomes = {}
         for name, body in corpus:
             for path in (EVENTS, BATCH):
@@ -330,5 +302,5 @@ def test_bad_bodies_are_4xx_never_5xx(
         assert gateway.process.poll() is None, gateway.output()
         assert gateway.request("GET", "/healthz").status == 200
         assert gateway.post(EVENTS, event(player="still-fine")).status == 202
-    records = consume_all(stack.kafka_bootstrap, topic, consumer_group, expected=1)
+    records = gateway_topic.records(expected=1)
     assert [value["player_id"] for _, value in records] == ["still-fine"]

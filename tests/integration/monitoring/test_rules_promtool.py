@@ -62,6 +62,49 @@ class Case:
     quiet: dict[str, str] = field(default_factory=dict)  # the same alert does not fire on these
 
 
+def one_series(
+    alert: str,
+    series: str,
+    fires: str,
+    quiet: str,
+    *,
+    labels: dict[str, str] = WHO,
+    at: str = "30m",
+) -> Case:
+    """An alert on one series: it fires (with `labels`) when the series takes the values
+    `fires`, and not when it takes `quiet`."""
+    return Case(alert, {series: fires}, [labels], at=at, quiet={series: quiet})
+
+
+def consumer_series(metric: str, labels: str = "") -> str:
+    """A consumer pod's series of eventfleet_consumer_`metric`, labelled as the PodMonitor does."""
+    return f"eventfleet_consumer_{metric}{{{CONSUMER}{labels}}}"
+
+
+def gateway_requests(status: str) -> str:
+    """The gateway pod's series of requests to /api/v1/events answered with `status`."""
+    return (
+        f"eventfleet_gateway_requests_total{{{GATEWAY}, "
+        f'endpoint="/api/v1/events", status="{status}"}}'
+    )
+
+
+def gateway_share(alert: str, status: str, fires: str, quiet: str) -> Case:
+    """An alert on the share of the gateway's answers with `status` beside the accepted ones
+    (6000 a minute): it fires when `fires` a minute get that status, not at `quiet` a minute."""
+    answered, accepted = gateway_requests(status), gateway_requests("202")
+    return Case(
+        alert,
+        {answered: f"0+{fires}x30", accepted: "0+6000x30"},
+        [{}],
+        quiet={answered: f"0+{quiet}x30", accepted: "0+6000x30"},
+    )
+
+
+OPERATOR_READY = f'eventfleet_condition{{{OPERATOR}, condition="Ready"}}'
+AUTOSCALER_HEALTHY = f'eventfleet_condition{{{OPERATOR}, condition="AutoscalerHealthy"}}'
+LAG_READ_FAILURES = 'eventfleet_operator_lag_read_failures_total{job="eventfleet-operator"}'
+ON_THE_OPERATOR = {**WHO, "job": "eventfleet-operator"}
 CASES = [
     Case(
         "EventFleetFleetAtCeiling",
@@ -70,30 +113,33 @@ CASES = [
             f"eventfleet_max_replicas{{{OPERATOR}}}": "4x30",
             f"eventfleet_consumer_group_lag{{{OPERATOR}}}": "1000+500x30",
         },
-        [{**WHO, "job": "eventfleet-operator"}],
+        [ON_THE_OPERATOR],
         quiet={  # room to grow: the autoscaler is still at work
             f"eventfleet_desired_replicas{{{OPERATOR}}}": "3x30",
             f"eventfleet_max_replicas{{{OPERATOR}}}": "4x30",
             f"eventfleet_consumer_group_lag{{{OPERATOR}}}": "1000+500x30",
         },
     ),
-    Case(
+    one_series(
         "EventFleetLagUnavailable",
-        {f'eventfleet_condition{{{OPERATOR}, condition="AutoscalerHealthy"}}': "0x30"},
-        [{**WHO, "job": "eventfleet-operator", "condition": "AutoscalerHealthy"}],
-        quiet={f'eventfleet_condition{{{OPERATOR}, condition="AutoscalerHealthy"}}': "1x30"},
+        AUTOSCALER_HEALTHY,
+        "0x30",
+        "1x30",
+        labels={**ON_THE_OPERATOR, "condition": "AutoscalerHealthy"},
     ),
-    Case(
+    one_series(
         "EventFleetLagReadsFailing",
-        {'eventfleet_operator_lag_read_failures_total{job="eventfleet-operator"}': "0+1x30"},
-        [{"job": "eventfleet-operator"}],
-        quiet={'eventfleet_operator_lag_read_failures_total{job="eventfleet-operator"}': "3x30"},
+        LAG_READ_FAILURES,
+        "0+1x30",
+        "3x30",
+        labels={"job": "eventfleet-operator"},
     ),
-    Case(
+    one_series(
         "EventFleetNotReady",
-        {f'eventfleet_condition{{{OPERATOR}, condition="Ready"}}': "0x30"},
-        [{**WHO, "job": "eventfleet-operator", "condition": "Ready"}],
-        quiet={f'eventfleet_condition{{{OPERATOR}, condition="Ready"}}': "1x30"},
+        OPERATOR_READY,
+        "0x30",
+        "1x30",
+        labels={**ON_THE_OPERATOR, "condition": "Ready"},
     ),
     Case(
         "EventFleetReconcileRetries",
@@ -108,86 +154,55 @@ CASES = [
     Case(
         "EventFleetDeadLettersHigh",
         {
-            f'eventfleet_consumer_dlq_total{{{CONSUMER}, reason="invalid_json"}}': "0+5x30",
-            f"eventfleet_consumer_consumed_total{{{CONSUMER}}}": "0+100x30",
+            consumer_series("dlq_total", ', reason="invalid_json"'): "0+5x30",
+            consumer_series("consumed_total"): "0+100x30",
         },
         [WHO],
         quiet={  # 0.5%
-            f'eventfleet_consumer_dlq_total{{{CONSUMER}, reason="invalid_json"}}': "0+1x30",
-            f"eventfleet_consumer_consumed_total{{{CONSUMER}}}": "0+200x30",
+            consumer_series("dlq_total", ', reason="invalid_json"'): "0+1x30",
+            consumer_series("consumed_total"): "0+200x30",
         },
     ),
     Case(
         "EventFleetInternalErrorDeadLetters",
-        {f'eventfleet_consumer_dlq_total{{{CONSUMER}, reason="internal_error"}}': "0x20 1x10"},
+        {consumer_series("dlq_total", ', reason="internal_error"'): "0x20 1x10"},
         [WHO],
-        quiet={f'eventfleet_consumer_dlq_total{{{CONSUMER}, reason="invalid_json"}}': "0+9x30"},
+        quiet={consumer_series("dlq_total", ', reason="invalid_json"'): "0+9x30"},
     ),
-    Case(
+    one_series(
         "EventFleetConsumerInternalErrors",
-        {f'eventfleet_consumer_internal_errors_total{{{CONSUMER}, stage="write"}}': "0x25 2x5"},
-        [{**WHO, "stage": "write"}],
-        quiet={f'eventfleet_consumer_internal_errors_total{{{CONSUMER}, stage="write"}}': "2x30"},
+        consumer_series("internal_errors_total", ', stage="write"'),
+        "0x25 2x5",
+        "2x30",
+        labels={**WHO, "stage": "write"},
     ),
-    Case(
-        "EventFleetTopicRecreated",
-        {f"eventfleet_consumer_topic_recreated_total{{{CONSUMER}}}": "0x25 3x5"},
-        [WHO],
-        quiet={f"eventfleet_consumer_topic_recreated_total{{{CONSUMER}}}": "3x30"},
+    one_series(
+        "EventFleetTopicRecreated", consumer_series("topic_recreated_total"), "0x25 3x5", "3x30"
     ),
     Case(
         "EventFleetConsumerNotReady",
         {
-            f"eventfleet_consumer_ready{{{CONSUMER}}}": "0x30",
+            consumer_series("ready"): "0x30",
             f"eventfleet_consumer_ready{{{CONSUMER.replace('-a', '-b')}}}": "1x30",
         },
         [{**WHO, "mode": "stats", "pod": "stats-consumer-a", "job": "consumers"}],
-        quiet={f"eventfleet_consumer_ready{{{CONSUMER}}}": "1x30"},
+        quiet={consumer_series("ready"): "1x30"},
     ),
-    Case(
-        "EventFleetDatabaseErrors",
-        {f"eventfleet_consumer_database_errors_total{{{CONSUMER}}}": "0+1x30"},
-        [WHO],
-        quiet={f"eventfleet_consumer_database_errors_total{{{CONSUMER}}}": "0x10 4x20"},
+    one_series(
+        "EventFleetDatabaseErrors", consumer_series("database_errors_total"), "0+1x30", "0x10 4x20"
     ),
-    Case(
-        "EventFleetRedisErrors",
-        {f"eventfleet_consumer_redis_errors_total{{{CONSUMER}}}": "0+1x40"},
-        [WHO],
-        at="40m",
-        quiet={f"eventfleet_consumer_redis_errors_total{{{CONSUMER}}}": "5x40"},
+    one_series(
+        "EventFleetRedisErrors", consumer_series("redis_errors_total"), "0+1x40", "5x40", at="40m"
     ),
-    Case(
+    one_series(
         "EventFleetRedisLosingKeys",
-        {f"eventfleet_consumer_redis_rewrites_total{{{CONSUMER}}}": "0+2x70"},
-        [WHO],
+        consumer_series("redis_rewrites_total"),
+        "0+2x70",
+        "0x10 50x60",
         at="70m",
-        quiet={f"eventfleet_consumer_redis_rewrites_total{{{CONSUMER}}}": "0x10 50x60"},
     ),
-    Case(
-        "EventFleetGatewayUnavailable",
-        {
-            f'eventfleet_gateway_requests_total{{{GATEWAY}, endpoint="/api/v1/events", status="503"}}': "0+600x30",  # noqa: E501
-            f'eventfleet_gateway_requests_total{{{GATEWAY}, endpoint="/api/v1/events", status="202"}}': "0+6000x30",  # noqa: E501
-        },
-        [{}],
-        quiet={
-            f'eventfleet_gateway_requests_total{{{GATEWAY}, endpoint="/api/v1/events", status="503"}}': "0+6x30",  # noqa: E501
-            f'eventfleet_gateway_requests_total{{{GATEWAY}, endpoint="/api/v1/events", status="202"}}': "0+6000x30",  # noqa: E501
-        },
-    ),
-    Case(
-        "EventFleetGatewayRateLimited",
-        {
-            f'eventfleet_gateway_requests_total{{{GATEWAY}, endpoint="/api/v1/events", status="429"}}': "0+600x30",  # noqa: E501
-            f'eventfleet_gateway_requests_total{{{GATEWAY}, endpoint="/api/v1/events", status="202"}}': "0+6000x30",  # noqa: E501
-        },
-        [{}],
-        quiet={
-            f'eventfleet_gateway_requests_total{{{GATEWAY}, endpoint="/api/v1/events", status="429"}}': "0+60x30",  # noqa: E501
-            f'eventfleet_gateway_requests_total{{{GATEWAY}, endpoint="/api/v1/events", status="202"}}': "0+6000x30",  # noqa: E501
-        },
-    ),
+    gateway_share("EventFleetGatewayUnavailable", "503", fires="600", quiet="6"),
+    gateway_share("EventFleetGatewayRateLimited", "429", fires="600", quiet="60"),
 ]
 
 

@@ -50,6 +50,13 @@ def nested(depth: int, shape: str) -> str:
     return "[" * depth + "1" + "]" * depth
 
 
+def refused(raw: bytes) -> Rejection:
+    """What parse_event gives `raw`, which must be a Rejection."""
+    parsed = parse_event(raw, now=NOW)
+    assert isinstance(parsed, Rejection)
+    return parsed
+
+
 def event_text(data: str) -> bytes:
     return (
         '{"event_type":"match_completed","player_id":"p1","game_id":"g1",'
@@ -105,20 +112,16 @@ def test_a_key_given_twice_is_refused_at_any_level(
             '{"event_type":"player_login","player_id":"p","game_id":"g",'
             '"timestamp":"2026-11-27T11:00:00Z",' + pair + "}"
         ).encode()
-    parsed = parse_event(raw, now=NOW)
-    assert isinstance(parsed, Rejection)
-    assert parsed.reason in {RejectReason.DUPLICATE_KEY, RejectReason.TOO_DEEP}
+    assert refused(raw).reason in {RejectReason.DUPLICATE_KEY, RejectReason.TOO_DEEP}
 
 
 def test_duplicate_event_type_is_refused_not_last_wins() -> None:
-    raw = (
+    rejection = refused(
         b'{"event_type":"purchase","event_type":"match_completed","player_id":"p",'
         b'"game_id":"g","timestamp":"2026-11-27T11:00:00Z","data":{"score":1,"won":true}}'
     )
-    parsed = parse_event(raw, now=NOW)
-    assert isinstance(parsed, Rejection)
-    assert parsed.reason == RejectReason.DUPLICATE_KEY
-    assert "event_type" in parsed.message
+    assert rejection.reason == RejectReason.DUPLICATE_KEY
+    assert "event_type" in rejection.message
 
 
 def test_an_escaped_colon_cannot_hide_a_duplicate_from_the_fast_path() -> None:
@@ -127,9 +130,7 @@ def test_an_escaped_colon_cannot_hide_a_duplicate_from_the_fast_path() -> None:
         b'{"event_type":"player_login","player_id":"p","game_id":"g",'
         b'"timestamp":"2026-11-27T11:00:00Z","data":{"x\\u003a":1,"a":1,"a":2}}'
     )
-    parsed = parse_event(raw, now=NOW)
-    assert isinstance(parsed, Rejection)
-    assert parsed.reason == RejectReason.DUPLICATE_KEY
+    assert refused(raw).reason == RejectReason.DUPLICATE_KEY
 
 
 @BOUNDED
