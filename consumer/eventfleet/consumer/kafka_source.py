@@ -1,6 +1,7 @@
 """Kafka (steps 1 and 4 of the order in runtime.py): polling and gathering batches, pausing
 while a batch is retried, seeking, the Kafka side of rebalances, sending Kafka its copy of the
-offsets, the lag gauge and reading topic ids through the admin client.
+offsets (which ones and how often: kafka_commits.py), the lag gauge and reading topic ids
+through the admin client.
 
 A KafkaSource holds the partitions assigned to this member and the next offsets PostgreSQL
 committed for them; what is processed is decided in the transaction (batch.admit), never here.
@@ -25,6 +26,11 @@ import confluent_kafka.admin
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from eventfleet.consumer.batch import NO_OFFSET, Record, fill_wait_seconds, restart_recreated
+from eventfleet.consumer.kafka_commits import (
+    KAFKA_COMMIT_INTERVAL_SECONDS,
+    offsets_not_sent,
+    settle_commit,
+)
 from eventfleet.consumer.kafka_refusal import KafkaRefusal
 from eventfleet.consumer.observability import Health, Metrics
 from eventfleet.consumer.settings import ConsumerSettings
@@ -36,12 +42,6 @@ FETCH_MIN_BYTES: Final = 256 * 1024
 # loop's own chores (heartbeat, maintenance, the stop flag). Tying it to batchTimeoutMs woke an
 # idle consumer 50 times a second at 20 ms.
 IDLE_POLL_SECONDS: Final = 0.5
-# Kafka's copy of the offsets only makes lag visible (PostgreSQL's is the one that counts), so it
-# is sent at most this often instead of after every batch: each commit is a write to
-# __consumer_offsets in the broker's group coordinator, and at 20 ms batches three consumers sent
-# 150 a second (about a sixth of the broker's CPU under load). Lag read from Kafka runs at most
-# this much behind; an idle consumer sends what is left within IDLE_POLL_SECONDS.
-KAFKA_COMMIT_INTERVAL_SECONDS: Final = 0.25
 # How long the Kafka admin may take to name a topic's id.
 TOPIC_ID_TIMEOUT_SECONDS: Final = 10.0
 # The stored next offsets (and the topic ids they count in) of partitions being assigned.
@@ -51,40 +51,6 @@ StoredOffsets = Callable[[Sequence[TP]], Mapping[TP, tuple[int, str | None]]]
 class TopicIdUnavailableError(Exception):
     """Kafka did not name a topic's id: the batch waits (retried like a database error), since
     writing without it could not tell a recreated topic from the old one."""
-
-
-def offsets_not_sent(
-    committed: Mapping[TP, int],
-    sent: Mapping[TP, int],
-    assigned: Collection[TP],
-    in_flight: Mapping[TP, int] | None = None,
-) -> dict[TP, int]:
-    """The next offsets of assigned partitions that Kafka has not confirmed (`sent`) and is not
-    being sent now (`in_flight`); a partition given up meanwhile is its next owner's to
-    commit."""
-    pending = in_flight or {}
-    return {
-        tp: n
-        for tp, n in committed.items()
-        if tp in assigned and sent.get(tp) != n and pending.get(tp) != n
-    }
-
-
-def settle_commit(
-    in_flight: dict[TP, int],
-    sent: dict[TP, int],
-    confirmed: Mapping[TP, int],
-    refused: Mapping[TP, int],
-) -> None:
-    """Kafka's answer to a commit, in place: the offsets it `confirmed` count as sent; a
-    `refused` one is no longer in flight, so the next commit() sends it again. (Marking a commit
-    sent before its answer left an idle partition's lag showing forever after one failed
-    commit, issue 15.)"""
-    for tp, offset in confirmed.items():
-        sent[tp] = offset
-    for tp, offset in (*confirmed.items(), *refused.items()):
-        if in_flight.get(tp) == offset:
-            del in_flight[tp]
 
 
 def _no_offsets(tps: Sequence[TP]) -> dict[TP, tuple[int, str | None]]:  # noqa: ARG001

@@ -91,7 +91,8 @@ def apps() -> client.AppsV1Api:
     return client.AppsV1Api(_api())
 
 
-def secret_value(namespace: str, name: str, key: str) -> str:
+def _secret_items(namespace: str, name: str) -> dict[str, Any]:
+    """A Secret's keys and their base64 values; SecretUnavailableError when it does not exist."""
     try:
         secret = core().read_namespaced_secret(name, namespace)
     except ApiException as error:
@@ -99,6 +100,11 @@ def secret_value(namespace: str, name: str, key: str) -> str:
             raise SecretUnavailableError(f"Secret {namespace}/{name} not found") from None
         raise
     data: dict[str, Any] = secret.data or {}
+    return data
+
+
+def secret_value(namespace: str, name: str, key: str) -> str:
+    data = _secret_items(namespace, name)
     if key not in data:
         raise SecretUnavailableError(f"Secret {namespace}/{name} has no key {key!r}")
     return base64.b64decode(data[key]).decode("utf-8")
@@ -106,24 +112,22 @@ def secret_value(namespace: str, name: str, key: str) -> str:
 
 def secret_data(namespace: str, name: str) -> dict[str, bytes]:
     """Every key of a Secret, decoded; SecretUnavailableError when it does not exist."""
-    try:
-        secret = core().read_namespaced_secret(name, namespace)
-    except ApiException as error:
-        if error.status == 404:
-            raise SecretUnavailableError(f"Secret {namespace}/{name} not found") from None
-        raise
-    return {key: base64.b64decode(value) for key, value in (secret.data or {}).items()}
+    return {key: base64.b64decode(value) for key, value in _secret_items(namespace, name).items()}
+
+
+# The arguments of a server-side apply as the operator's field manager, forced: fields the operator
+# owns are set back if someone edited them.
+SERVER_SIDE_APPLY: Final[dict[str, Any]] = {
+    "field_manager": FIELD_MANAGER,
+    "force": True,
+    "_content_type": "application/apply-patch+yaml",
+}
 
 
 def apply(body: dict[str, Any]) -> dict[str, Any]:
     """Server-side apply of a Deployment: fields the operator owns are set back if edited."""
     result = apps().patch_namespaced_deployment(
-        body["metadata"]["name"],
-        body["metadata"]["namespace"],
-        body,
-        field_manager=FIELD_MANAGER,
-        force=True,
-        _content_type="application/apply-patch+yaml",
+        body["metadata"]["name"], body["metadata"]["namespace"], body, **SERVER_SIDE_APPLY
     )
     applied: dict[str, Any] = _api().sanitize_for_serialization(result)
     return applied
@@ -136,12 +140,7 @@ def policy() -> client.PolicyV1Api:
 def apply_disruption_budget(body: dict[str, Any]) -> None:
     """Server-side apply of a PodDisruptionBudget."""
     policy().patch_namespaced_pod_disruption_budget(
-        body["metadata"]["name"],
-        body["metadata"]["namespace"],
-        body,
-        field_manager=FIELD_MANAGER,
-        force=True,
-        _content_type="application/apply-patch+yaml",
+        body["metadata"]["name"], body["metadata"]["namespace"], body, **SERVER_SIDE_APPLY
     )
 
 

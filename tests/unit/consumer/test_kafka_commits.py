@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eventfleet.consumer.kafka_source import offsets_not_sent, settle_commit
+from eventfleet.consumer.kafka_commits import offsets_not_sent, settle_commit
 
 
 def test_only_offsets_kafka_has_not_seen_are_sent() -> None:

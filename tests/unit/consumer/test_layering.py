@@ -15,6 +15,7 @@ SOURCE_ROOT = PACKAGE.parents[1]  # where the import name `eventfleet.consumer` 
 PURE = (
     "aggregate.py",
     "batch.py",
+    "kafka_commits.py",
     "settings.py",
     "mirror/ops.py",
     "mirror/resp.py",

@@ -54,43 +54,39 @@ STAGING: Final = (
     "CREATE TEMP TABLE IF NOT EXISTS leaderboard_staging "
     "(LIKE leaderboards INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
+
+
+def _top_n(rows: str, condition: str) -> str:
+    """A query of the top N (its last parameter) of boards: every player's score on every board
+    it is on (the bits of aggregate.BOARD_BITS) among `rows` (leaderboards as l, FROM on), kept
+    where `condition` holds and ranked within its board."""
+    return f"""
+SELECT game_id, period, period_key, board, player_id, score FROM (
+    SELECT l.game_id, l.period, l.period_key, b.board, l.player_id, b.score,
+           row_number() OVER (
+               PARTITION BY l.game_id, l.period, l.period_key, b.board
+               ORDER BY b.score DESC, l.player_id
+           ) AS rank
+    {rows}
+    CROSS JOIN LATERAL (VALUES
+        ('total_score', l.total_score, 1), ('high_score', l.high_score, 2),
+        ('level', l.level::bigint, 4), ('wins', l.wins, 8)
+    ) AS b(board, score, bit)
+    WHERE {condition}
+) ranked WHERE rank <= %s
+"""  # noqa: S608 - built from the constants below
+
+
 # The top N of every board of every live period, ranked in one scan.
-TOP: Final = """
-SELECT game_id, period, period_key, board, player_id, score FROM (
-    SELECT l.game_id, l.period, l.period_key, b.board, l.player_id, b.score,
-           row_number() OVER (
-               PARTITION BY l.game_id, l.period, l.period_key, b.board
-               ORDER BY b.score DESC, l.player_id
-           ) AS rank
-    FROM leaderboards l
-    CROSS JOIN LATERAL (VALUES
-        ('total_score', l.total_score, 1), ('high_score', l.high_score, 2),
-        ('level', l.level::bigint, 4), ('wins', l.wins, 8)
-    ) AS b(board, score, bit)
-    WHERE l.boards & b.bit <> 0 AND b.board = ANY(%s)
-) ranked WHERE rank <= %s
-"""
-
-
+TOP: Final = _top_n("FROM leaderboards l", "l.boards & b.bit <> 0 AND b.board = ANY(%s)")
 # The top N of some boards (an evicted board, one built for a smaller N): what a rebuild of
-# only those boards reads.
-TOP_OF: Final = """
-SELECT game_id, period, period_key, board, player_id, score FROM (
-    SELECT l.game_id, l.period, l.period_key, b.board, l.player_id, b.score,
-           row_number() OVER (
-               PARTITION BY l.game_id, l.period, l.period_key, b.board
-               ORDER BY b.score DESC, l.player_id
-           ) AS rank
-    FROM (VALUES {values}) AS w (game_id, period, period_key, board)
+# only those boards reads. {values} is filled in with a placeholder row per board.
+TOP_OF: Final = _top_n(
+    """FROM (VALUES {values}) AS w (game_id, period, period_key, board)
     JOIN leaderboards l
-      ON l.game_id = w.game_id AND l.period = w.period AND l.period_key = w.period_key
-    CROSS JOIN LATERAL (VALUES
-        ('total_score', l.total_score, 1), ('high_score', l.high_score, 2),
-        ('level', l.level::bigint, 4), ('wins', l.wins, 8)
-    ) AS b(board, score, bit)
-    WHERE b.board = w.board AND l.boards & b.bit <> 0
-) ranked WHERE rank <= %s
-"""
+      ON l.game_id = w.game_id AND l.period = w.period AND l.period_key = w.period_key""",
+    "b.board = w.board AND l.boards & b.bit <> 0",
+)
 
 
 class LeaderboardStaged(NamedTuple):
