@@ -14,7 +14,7 @@ from typing import Final
 import kopf
 from prometheus_client import start_http_server
 
-from eventfleet.operator import config, leadership, metrics, standby
+from eventfleet.operator import config, leadership, metrics, standby, terminating_namespaces
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,6 +113,8 @@ def main(argv: Sequence[str]) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     from eventfleet.operator import handlers  # noqa: PLC0415, F401 - registers the kopf handlers
+
+    terminating_namespaces.install()
 
     config.configure(
         config.OperatorConfig(
