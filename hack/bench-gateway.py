@@ -20,7 +20,6 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from pathlib import Path
 
 from fleetstack.cli import environment
 from fleetstack.ports import free_port
+from fleetstack.processes import stop_child
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = REPO / ".venv" / "bin"
@@ -126,16 +126,6 @@ def wait_http(url: str, timeout: float = 30) -> None:
 def start(command: list[str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def family_cpu_seconds(pid: int) -> float:
@@ -472,7 +462,7 @@ def main() -> int:
         return 0 if all(passed for _, passed, _ in checks) else 1
     finally:
         for process in processes:
-            stop(process)
+            stop_child(process)
         try:
             admin.delete_topics([topic])[topic].result(timeout=30)
         except Exception as error:  # noqa: BLE001 - report, do not hide the run's own error

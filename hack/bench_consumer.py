@@ -40,6 +40,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from fleetstack.cli import environment
 from fleetstack.ports import free_port
+from fleetstack.processes import stop_child
 from psycopg2 import sql
 
 REPO = Path(__file__).resolve().parents[1]
@@ -306,15 +307,6 @@ def start_consumer(
     )
 
 
-def stop_consumer(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
-
-
 def run_mode(mode: str, env: dict[str, str], topic: str, count: int, batch: int) -> Row:
     name = f"bench_{mode}_{uuid.uuid4().hex[:8]}"
     group = f"bench-{mode}-{uuid.uuid4().hex[:8]}"
@@ -344,7 +336,7 @@ def run_mode(mode: str, env: dict[str, str], topic: str, count: int, batch: int)
             rss = peak_rss_mb(process.pid)
             used = cpu_seconds(process.pid) - first_cpu
         finally:
-            stop_consumer(process)
+            stop_child(process)
         if mode in BENCH_REDIS_DB:
             flush_redis(env["EVENTFLEET_REDIS_URL"], BENCH_REDIS_DB[mode])
     seconds = finished - (first_at or finished)
@@ -445,7 +437,7 @@ def latency(mode: str, env: dict[str, str], rate: int, seconds: int) -> tuple[fl
                     .decode()
                 )
             finally:
-                stop_consumer(process)
+                stop_child(process)
     finally:
         delete_topics(bootstrap, [topic])
         if mode in BENCH_REDIS_DB:

@@ -26,6 +26,7 @@ import uuid
 from typing import Any
 
 from confluent_kafka import Producer
+from fleetstack.processes import stop_child
 from kubernetes import client, config
 from operator_bench import (
     GROUP,
@@ -38,7 +39,6 @@ from operator_bench import (
     is_ready,
     process_usage,
     start_operator,
-    stop_operator,
     wait,
 )
 from operator_bench import consumer as consumer_manifest
@@ -192,7 +192,7 @@ def main() -> int:  # noqa: PLR0915 - one linear script, read top to bottom
         decision = wait(decided, 60, "the scale decision")
         print(f"  decision after {decision:4.2f} s (poll interval, the floor: {POLL_SECONDS} s)")
     finally:
-        stop_operator(operator)
+        stop_child(operator)
         core.delete_namespace(namespace)  # no finalizers: deletionPolicy Retain
         left = delete_topics(bootstrap, topics)
         sinks.drop()

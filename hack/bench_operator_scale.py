@@ -33,6 +33,7 @@ from typing import Any
 
 from bench_operator_figures import Figures, report
 from confluent_kafka import Producer
+from fleetstack.processes import stop_child
 from kubernetes import client, config
 from operator_bench import (
     BENCH_LABEL,
@@ -55,7 +56,6 @@ from operator_bench import (
     process_usage,
     scrape,
     start_operator,
-    stop_operator,
     wait,
 )
 
@@ -356,7 +356,7 @@ def run_scale(args: argparse.Namespace) -> int:
         signal.alarm(0)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if operator is not None:
-            stop_operator(operator)
+            stop_child(operator)
         started = time.monotonic()
         run.cleanup()
         print(f"  cleaned up in {time.monotonic() - started:.0f} s")

@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
 import urllib.request
@@ -41,10 +40,10 @@ import orjson
 import psycopg2
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from demo_cluster import DATABASE, NAMESPACE, TOPIC, kubectl, wait
 from fleetstack.kafka import Kafka
 
 REPO = Path(__file__).resolve().parent.parent
-TOPIC = "player.events.raw"
 P99_TARGET_MS = 50.0
 PEAK_TARGET = 10_000.0
 MODES = ("logger", "stats", "leaderboard")
@@ -264,7 +263,7 @@ def main() -> int:
     args = parser.parse_args()
     bootstrap = os.environ["EVENTFLEET_KAFKA_BOOTSTRAP"]
     parts = urlsplit(os.environ["EVENTFLEET_POSTGRES_DSN"])
-    dsn = urlunsplit(parts._replace(path="/gamemetrics"))
+    dsn = urlunsplit(parts._replace(path=f"/{DATABASE}"))
     if not gateway_ready(args.url):
         print(f"no ready gateway at {args.url}: run `make demo` first", file=sys.stderr)
         return 1
@@ -294,7 +293,7 @@ def main() -> int:
     bodies = steady_bodies(game, args.rate, args.seconds)
     accepted = asyncio.run(steady(args.url, bodies, args.rate))
     ends = end_offsets(bootstrap)
-    wait_until(lambda: caught_up(dsn, ends), 120)
+    wait("the pipeline to catch up", lambda: caught_up(dsn, ends), 120, interval=0.2)
     values = latencies_ms(dsn, game)
     p99 = percentile(values, 0.99)
     print(
@@ -322,7 +321,7 @@ def measure_peak(args: argparse.Namespace, dsn: str, game: str, label: str) -> N
     accepted = asyncio.run(peak(args.url, bodies, args.concurrency))
     accept_seconds = time.monotonic() - started
     ends = end_offsets(bootstrap)
-    wait_until(lambda: caught_up(dsn, ends), 600)
+    wait("the pipeline to catch up", lambda: caught_up(dsn, ends), 600, interval=0.2)
     total_seconds = time.monotonic() - started
     pipeline = accepted / total_seconds
     print(f"  {label} (machine speed reference just before: {speed:.0f} ms):")
@@ -349,7 +348,7 @@ def measure_sustained(args: argparse.Namespace, dsn: str, game: str) -> None:
     sending = time.monotonic() - started
     ends = end_offsets(bootstrap)
     behind = backlog(dsn, ends)
-    wait_until(lambda: caught_up(dsn, ends), 600)
+    wait("the pipeline to catch up", lambda: caught_up(dsn, ends), 600, interval=0.2)
     drained = time.monotonic() - started - sending
     kept_up = accepted >= 0.99 * rate * args.seconds and drained < DRAIN_TARGET_SECONDS
     print(
@@ -381,14 +380,7 @@ def backlog(dsn: str, ends: dict[int, int]) -> int:
 
 
 def kubectl_json(*args: str) -> Any:
-    kubectl = os.environ.get("EVENTFLEET_KUBECTL", "kubectl")
-    done = subprocess.run(
-        [kubectl, *args, "-n", "gamemetrics", "-o", "json"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(done.stdout)
+    return json.loads(kubectl(*args, "-n", NAMESPACE, "-o", "json"))
 
 
 def consumer_replicas(name: str) -> dict[str, int]:
@@ -399,14 +391,9 @@ def consumer_replicas(name: str) -> dict[str, int]:
 def pin_replicas(replicas: dict[str, dict[str, int]]) -> None:
     """Set each EventConsumer's replicas range, then wait until its Deployment runs exactly the
     range's minimum, all ready (at lag 0 the autoscaler settles there)."""
-    kubectl = os.environ.get("EVENTFLEET_KUBECTL", "kubectl")
     for name, wanted in replicas.items():
         patch = json.dumps({"spec": {"replicas": wanted}})
-        subprocess.run(
-            [kubectl, "patch", "ec", name, "-n", "gamemetrics", "--type=merge", "-p", patch],
-            check=True,
-            capture_output=True,
-        )
+        kubectl("patch", "ec", name, "-n", NAMESPACE, "--type=merge", "-p", patch)
 
     def settled() -> bool:
         for name, wanted in replicas.items():
@@ -421,7 +408,7 @@ def pin_replicas(replicas: dict[str, dict[str, int]]) -> None:
                 return False
         return True
 
-    wait_until(settled, 180)
+    wait("each Deployment to run its pinned replicas, all ready", settled, 180, interval=0.2)
     time.sleep(3)  # the remaining consumers take over the partitions of the stopped ones
 
 
@@ -430,26 +417,14 @@ def tune_for_latency() -> None:
     events/s would then trigger rebalances mid-measurement. Measure with the production
     default's order of magnitude (lagPerReplica 5,000) and short consumer batches (20 ms), and
     wait until the consumers restarted with them."""
-    kubectl = os.environ.get("EVENTFLEET_KUBECTL", "kubectl")
     patch = json.dumps(
         {"spec": {"processing": {"batchTimeoutMs": 20}, "autoscaling": {"lagPerReplica": 5000}}}
     )
-    for name in ("logger", "stats", "leaderboard"):
-        subprocess.run(
-            [kubectl, "patch", "ec", name, "-n", "gamemetrics", "--type=merge", "-p", patch],
-            check=True,
-            capture_output=True,
-        )
+    for name in MODES:
+        kubectl("patch", "ec", name, "-n", NAMESPACE, "--type=merge", "-p", patch)
 
     def settled() -> bool:
-        found = json.loads(
-            subprocess.run(
-                [kubectl, "get", "deploy", "-n", "gamemetrics", "-o", "json"],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-        )["items"]
+        found = kubectl_json("get", "deploy")["items"]
 
         def tuned(deployment: dict[str, Any]) -> bool:
             env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -461,7 +436,7 @@ def tune_for_latency() -> None:
 
         return len(found) == 3 and all(tuned(d) and ready(d) for d in found)
 
-    wait_until(settled, 120)
+    wait("the consumers to restart with the latency settings", settled, 120, interval=0.2)
     time.sleep(3)  # the restarted consumers join their groups
 
 
@@ -471,15 +446,6 @@ def gateway_ready(url: str) -> bool:
             return bool(answer.status == 200)
     except OSError:
         return False
-
-
-def wait_until(predicate: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise SystemExit(f"the pipeline did not catch up within {timeout:.0f}s")
 
 
 if __name__ == "__main__":

@@ -196,17 +196,6 @@ def start_operator(
         )
 
 
-def stop_operator(operator: subprocess.Popen[bytes]) -> None:
-    if operator.poll() is not None:
-        return
-    operator.terminate()
-    try:
-        operator.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        operator.kill()
-        operator.wait(timeout=10)
-
-
 class Usage(NamedTuple):
     cpu_seconds: float  # user + system since the process started
     rss_bytes: int

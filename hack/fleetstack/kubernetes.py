@@ -11,6 +11,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import ClassVar
 
 from .common import HOST, REPO, STACK_DIR, StackError, display, say
 from .component import Component
@@ -224,13 +225,31 @@ class KubeApiserver(Component):
         return None
 
 
-class KubeControllerManager(Component):
+class KubeClientComponent(Component):
+    """A Kubernetes program that talks to the API server as a user of its own (its kubeconfig
+    in its home) and serves /healthz on its secure port."""
+
+    kube_user: ClassVar[str]
+
+    def prepare(self) -> None:
+        ensure_kube_binaries(self.name)
+        ensure_pki(self.name)
+        write_kubeconfig(self.home / "kubeconfig", self.kube_user, KubeApiserver().ports()[0])
+
+    def probe(self) -> str | None:
+        # The serving certificate is one the program made for itself: nothing to verify against.
+        answer = https_get(f"https://{self.address()}/healthz", verify=False)
+        return None if answer == "ok" else "/healthz is not ok yet"
+
+
+class KubeControllerManager(KubeClientComponent):
     """Only controllers that make sense without nodes: garbage collection of owned objects,
     namespace lifecycle, service accounts. Deployments are run by hack/podrunner.py."""
 
     name = "kube-controller-manager"
+    kube_user = "kube-controller-manager"
     start_timeout = 60.0
-    controllers = (
+    controllers: ClassVar[str] = (
         "garbage-collector-controller,namespace-controller,serviceaccount-controller,"
         "serviceaccount-token-controller"
     )
@@ -238,12 +257,10 @@ class KubeControllerManager(Component):
     def ports(self) -> list[int]:
         return [port_from_env("EVENTFLEET_KUBE_CONTROLLER_MANAGER_PORT", 20257)]
 
-    def prepare(self) -> None:
-        ensure_kube_binaries(self.name)
-        ensure_pki(self.name)
-        write_kubeconfig(
-            self.home / "kubeconfig", "kube-controller-manager", KubeApiserver().ports()[0]
-        )
+    def signing_flags(self) -> list[str]:
+        """The service-account token controller signs tokens with the stack's key (a
+        controller-manager that does not run it needs none)."""
+        return [f"--service-account-private-key-file={PKI_DIR / 'sa.key'}"]
 
     def command(self) -> list[str]:
         return [
@@ -256,10 +273,6 @@ class KubeControllerManager(Component):
             "--use-service-account-credentials=true",
             f"--bind-address={HOST}",
             f"--secure-port={self.ports()[0]}",
-            f"--service-account-private-key-file={PKI_DIR / 'sa.key'}",
+            *self.signing_flags(),
             f"--root-ca-file={PKI_DIR / 'ca.crt'}",
         ]
-
-    def probe(self) -> str | None:
-        answer = https_get(f"https://{self.address()}/healthz", verify=False)
-        return None if answer == "ok" else "/healthz is not ok yet"

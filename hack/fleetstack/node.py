@@ -24,11 +24,10 @@ from .component import Component
 from .kubernetes import (
     PKI_DIR,
     KubeApiserver,
-    ensure_kube_binaries,
-    ensure_pki,
+    KubeClientComponent,
+    KubeControllerManager,
     https_get,
     kube_bin_dir,
-    write_kubeconfig,
 )
 from .node_network import NODE_NAME, bridge_name, node_address, pod_subnet
 from .ports import port_from_env
@@ -207,8 +206,12 @@ class Containerd(Component):
         return found
 
 
-class Kubelet(Component):
+class Kubelet(KubeClientComponent):
+    """Its /healthz is on a plain-HTTP port of its own, and it is healthy only once the API
+    server calls its node Ready."""
+
     name = "kubelet"
+    kube_user = "kubelet"
     start_timeout = 120.0
     stop_grace = 15.0
 
@@ -222,10 +225,7 @@ class Kubelet(Component):
         ]
 
     def prepare(self) -> None:
-        ensure_kube_binaries(self.name)
-        ensure_pki(self.name)
-        self.home.mkdir(parents=True, exist_ok=True)
-        write_kubeconfig(self.home / "kubeconfig", "kubelet", KubeApiserver().ports()[0])
+        super().prepare()
         (self.home / "config.yaml").write_text(json.dumps(self.config(), indent=2))
 
     def config(self) -> dict[str, object]:
@@ -308,17 +308,13 @@ class Kubelet(Component):
         return "read the log; containerd must be healthy first (`hack/stack status`)"
 
 
-class KubeScheduler(Component):
+class KubeScheduler(KubeClientComponent):
     name = "kube-scheduler"
+    kube_user = "kube-scheduler"
     start_timeout = 60.0
 
     def ports(self) -> list[int]:
         return [port_from_env("EVENTFLEET_KUBE_SCHEDULER_PORT", 20259)]
-
-    def prepare(self) -> None:
-        ensure_kube_binaries(self.name)
-        ensure_pki(self.name)
-        write_kubeconfig(self.home / "kubeconfig", "kube-scheduler", KubeApiserver().ports()[0])
 
     def command(self) -> list[str]:
         return [
@@ -331,17 +327,12 @@ class KubeScheduler(Component):
             f"--secure-port={self.ports()[0]}",
         ]
 
-    def probe(self) -> str | None:
-        answer = https_get(f"https://{self.address()}/healthz", verify=False)
-        return None if answer == "ok" else "/healthz is not ok yet"
 
-
-class NodeControllers(Component):
+class NodeControllers(KubeControllerManager):
     """The controllers that turn Deployments into pods, in a controller-manager of their own
     (the stack's first one runs only what the pod runner needs beside it)."""
 
     name = "node-controllers"
-    start_timeout = 60.0
     controllers = (
         "deployment-controller,replicaset-controller,endpoints-controller,"
         "endpointslice-controller,disruption-controller,pod-garbage-collector-controller,"
@@ -354,28 +345,8 @@ class NodeControllers(Component):
     def ports(self) -> list[int]:
         return [port_from_env("EVENTFLEET_NODE_CONTROLLERS_PORT", 20258)]
 
-    def prepare(self) -> None:
-        ensure_kube_binaries(self.name)
-        ensure_pki(self.name)
-        write_kubeconfig(
-            self.home / "kubeconfig", "kube-controller-manager", KubeApiserver().ports()[0]
-        )
-
-    def command(self) -> list[str]:
-        return [
-            str(kube_bin_dir() / "kube-controller-manager"),
-            f"--kubeconfig={self.home / 'kubeconfig'}",
-            f"--controllers={self.controllers}",
-            "--leader-elect=false",
-            "--use-service-account-credentials=true",
-            f"--bind-address={HOST}",
-            f"--secure-port={self.ports()[0]}",
-            f"--root-ca-file={PKI_DIR / 'ca.crt'}",
-        ]
-
-    def probe(self) -> str | None:
-        answer = https_get(f"https://{self.address()}/healthz", verify=False)
-        return None if answer == "ok" else "/healthz is not ok yet"
+    def signing_flags(self) -> list[str]:
+        return []  # no token controller here: the first controller-manager signs the tokens
 
 
 NODE_COMPONENTS = ("pod-network", "containerd", "kubelet", "kube-scheduler", "node-controllers")

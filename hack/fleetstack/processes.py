@@ -56,6 +56,19 @@ class OwnedProcess:
                 time.sleep(0.1)
 
 
+def stop_child(process: subprocess.Popen[bytes], grace_seconds: float = 30.0) -> None:
+    """Stop a child process a script started itself (no pid file needed): SIGTERM, and SIGKILL
+    once `grace_seconds` have passed without it exiting."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class DropPrivileges(TypedDict, total=False):
     """subprocess arguments that run a child as an unprivileged service user."""
 

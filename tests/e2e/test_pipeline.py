@@ -12,7 +12,6 @@ import base64
 import contextlib
 import json
 import threading
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from tests.fixtures.node import (
     deployment_available,
     eventfleet_deployed,
 )
+from tests.fixtures.pipeline import drained_since, post_events, stored_event_ids, with_ids
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import wait_for
 from tests.integration.consumer.expected import (
@@ -150,22 +150,6 @@ def status(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[s
     return result
 
 
-def post_batch(url: str, events: list[dict[str, Any]], *, single: bool = False) -> list[str]:
-    """POST `events` as one batch, or (`single`) the one event alone; returns the ids."""
-    request = urllib.request.Request(  # noqa: S310 - loopback
-        f"{url}/api/v1/events" if single else f"{url}/api/v1/events/batch",
-        data=json.dumps(events[0] if single else events).encode(),
-        headers={"content-type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback
-        assert answer.status == 202
-        reply = json.loads(answer.read())
-    assert reply["accepted"] == len(events), reply
-    ids: list[str] = reply["event_ids"]
-    return ids
-
-
 @dataclass
 class Terminations:
     """Every container end seen on the namespace's pods, from a watch: (pod, exit code)."""
@@ -233,19 +217,16 @@ def send_through_gateway(
     accepted_ids: list[str] = []
     half = len(events) // 2
     for start in range(0, half, 200):
-        accepted_ids += post_batch(url, events[start : min(start + 200, half)])
+        accepted_ids += post_events(url, events[start : min(start + 200, half)])
     midway()
     for start in range(half, len(events), 200):
-        accepted_ids += post_batch(url, events[start : start + 200])
-    retried = [
-        {**event, "event_id": event_id}
-        for event, event_id in zip(events, accepted_ids, strict=True)
-    ][::15]
+        accepted_ids += post_events(url, events[start : start + 200])
+    retried = with_ids(events, accepted_ids)[::15]
     for event in retried[:100]:
-        assert post_batch(url, [event], single=True) == [event["event_id"]]
+        assert post_events(url, [event], single=True) == [event["event_id"]]
     for start in range(100, len(retried), 100):
         chunk = retried[start : start + 100]
-        assert post_batch(url, chunk) == [e["event_id"] for e in chunk]
+        assert post_events(url, chunk) == [e["event_id"] for e in chunk]
     return accepted_ids
 
 
@@ -339,28 +320,19 @@ def test_the_whole_pipeline_is_exact_and_scales_on_real_pods(  # noqa: PLR0915, 
 
         sent_at = datetime.now(UTC)
 
-        def drained() -> bool:
-            """Lag 0 in a measurement taken after the last event was produced."""
-            for name in names:
-                lag = status(custom, namespace, name).get("lag", {})
-                measured = lag.get("measuredAt")
-                if lag.get("total") != 0 or not measured:
-                    return False
-                if datetime.fromisoformat(measured.replace("Z", "+00:00")) <= sent_at:
-                    return False
-            return True
-
-        wait_for(drained, timeout=240, what="every consumer group to reach lag 0")
+        # Lag 0 in a measurement taken after the last event was produced.
+        wait_for(
+            lambda: drained_since((status(custom, namespace, n) for n in names), sent_at),
+            timeout=240,
+            what="every consumer group to reach lag 0",
+        )
 
         # Every accepted event exactly once; the ids are the ones the gateway answered with.
-        stored = rows(postgres_dsn, "SELECT event_id::text FROM events")
+        stored = stored_event_ids(postgres_dsn)
         assert len(stored) == EVENTS
-        assert sorted(r[0] for r in stored) == sorted(accepted_ids)
+        assert stored == sorted(accepted_ids)
         # Statistics and leaderboards equal an independent computation; Redis equals PostgreSQL.
-        sent = [
-            {**event, "event_id": event_id}
-            for event, event_id in zip(events, accepted_ids, strict=True)
-        ]
+        sent = with_ids(events, accepted_ids)
         stats_db, boards_db = pipeline_redis
         assert stored_stats(postgres_dsn) == expected_stats(sent)
         wait_for(

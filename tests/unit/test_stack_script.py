@@ -51,6 +51,41 @@ def test_only_the_recorded_process_counts_as_ours() -> None:
         child.kill()
 
 
+def test_a_child_is_stopped_politely_or_killed_once_its_grace_is_over() -> None:
+    polite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    processes.stop_child(polite, grace_seconds=5)
+    assert polite.returncode == -15  # SIGTERM was enough
+    deaf = "import signal as s, time; s.signal(s.SIGTERM, s.SIG_IGN); print(1); time.sleep(30)"
+    stubborn = subprocess.Popen([sys.executable, "-u", "-c", deaf], stdout=subprocess.PIPE)
+    try:
+        assert stubborn.stdout is not None
+        stubborn.stdout.readline()  # SIGTERM is ignored from here on
+        processes.stop_child(stubborn, grace_seconds=0.5)
+        assert stubborn.returncode == -9
+        processes.stop_child(stubborn)  # an exited child: nothing to do
+    finally:
+        stubborn.kill()
+        stubborn.wait()
+
+
+def test_the_node_controllers_are_a_controller_manager_of_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kubernetes = hack_module("fleetstack.kubernetes")
+    node = hack_module("fleetstack.node")
+    for module in (kubernetes, node):
+        monkeypatch.setattr(module, "kube_bin_dir", lambda: Path("/k8s/bin"))
+    first = kubernetes.KubeControllerManager().command()
+    second = node.NodeControllers().command()
+    assert first[0] == second[0] == "/k8s/bin/kube-controller-manager"
+    assert "--controllers=garbage-collector-controller," in first[2]
+    assert "--controllers=deployment-controller," in second[2]
+    # Only the first one runs the token controller, which signs with the service-account key.
+    assert [f for f in first if f.startswith("--service-account-private-key-file=")]
+    assert not [f for f in second if f.startswith("--service-account-private-key-file=")]
+    assert node.NodeControllers().ports() != kubernetes.KubeControllerManager().ports()
+
+
 def test_error_rendering_names_component_log_and_fix(tmp_path: Path) -> None:
     log = tmp_path / "kafka.log"
     log.write_text("line one\nERROR the broker failed\n")

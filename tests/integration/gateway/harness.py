@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +19,10 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError
 
 from tests.fixtures.net import free_port
+from tests.fixtures.scripts import hack_module
+
+# SIGTERM, then SIGKILL after 30 s: the stack's own way to stop a child (hack/fleetstack).
+stop_child = hack_module("fleetstack.processes").stop_child
 
 
 @dataclass(frozen=True)
@@ -130,13 +133,7 @@ def running_gateway(
             gateway.wait_ready()
         yield gateway
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_child(process)
 
 
 def consume_all(

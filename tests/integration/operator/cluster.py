@@ -1,11 +1,13 @@
 """Small verbs over the API for the operator tests' readability: `Cluster`, the EventConsumer
-`body`, producing test events, topic partitions."""
+`body` (and `sasl_body`, on Kafka's SASL_SSL listener), producing test events, topic partitions,
+and everything a user could see of an EventConsumer."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka import Producer
@@ -13,10 +15,19 @@ from confluent_kafka.admin import AdminClient
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from tests.fixtures.kube import absent
+from tests.fixtures.operator import LOG_DIR
+from tests.fixtures.secured_kafka import secret_data
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import wait_for
 
 GROUP, VERSION, PLURAL = "eventfleet.dev", "v1alpha1", "eventconsumers"
+# The binding Secret of the Kafka credentials, in the namespace of a test on SASL_SSL.
+KAFKA_USER_SECRET = "kafka-user"
+# How often the operator measures the lag of the tests' EventConsumers (a test may wait on it).
+POLL_SECONDS = 5
+# `kubectl eventfleet ARGS` (the fixture `plugin`).
+Plugin = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def body(namespace: str, name: str, stack: Stack, kafka_topic: str, **spec: Any) -> dict[str, Any]:
@@ -26,7 +37,7 @@ def body(namespace: str, name: str, stack: Stack, kafka_topic: str, **spec: Any)
         "topic": {"partitions": 3},
         "postgres": {"dsnSecretRef": {"name": "db", "key": "dsn"}},
         "replicas": {"min": 1, "max": 4},
-        "autoscaling": {"pollIntervalSeconds": 5},
+        "autoscaling": {"pollIntervalSeconds": POLL_SECONDS},
     }
     full.update(spec)
     return {
@@ -35,6 +46,38 @@ def body(namespace: str, name: str, stack: Stack, kafka_topic: str, **spec: Any)
         "metadata": {"name": name, "namespace": namespace},
         "spec": full,
     }
+
+
+def scaled_from_zero(max_replicas: int, lag_per_replica: int, **autoscaling: Any) -> dict[str, Any]:
+    """The `replicas` and `autoscaling` of a `body` that the backlog wakes from zero replicas:
+    one replica per `lag_per_replica` of lag up to `max_replicas`, measured every POLL_SECONDS;
+    `autoscaling` adds to these settings."""
+    return {
+        "replicas": {"min": 0, "max": max_replicas},
+        "autoscaling": {
+            "pollIntervalSeconds": POLL_SECONDS,
+            "lagPerReplica": lag_per_replica,
+            **autoscaling,
+        },
+    }
+
+
+def sasl_kafka(stack: Stack, kafka_topic: str) -> dict[str, Any]:
+    """An EventConsumer's `kafka` on the SASL_SSL listener, its credentials only by reference."""
+    return {
+        "bootstrapServers": stack.kafka_sasl_bootstrap,
+        "topic": kafka_topic,
+        "authSecretRef": {"name": KAFKA_USER_SECRET},
+    }
+
+
+def sasl_body(
+    namespace: str, name: str, stack: Stack, kafka_topic: str, **spec: Any
+) -> dict[str, Any]:
+    """`body` on the SASL_SSL listener (the credentials in the Secret KAFKA_USER_SECRET)."""
+    manifest = body(namespace, name, stack, kafka_topic, **spec)
+    manifest["spec"]["kafka"] = sasl_kafka(stack, kafka_topic)
+    return manifest
 
 
 class Cluster:
@@ -84,6 +127,34 @@ class Cluster:
         )
         return result
 
+    def gone(self, name: str) -> bool:
+        """Whether the EventConsumer `name` is deleted (any error but a 404 propagates)."""
+        return absent(lambda: self.get(name))
+
+    def lag_total(self, name: str) -> int | None:
+        """The total lag of the operator's last measurement (None before the first one)."""
+        found = self.get(name).get("status", {}).get("lag", {}).get("total")
+        return None if found is None else int(found)
+
+    def wait_consumed(self, name: str, timeout: float = 60) -> None:
+        """Wait for the operator to measure lag 0 for `name`: what was produced is consumed."""
+        wait_for(lambda: self.lag_total(name) == 0, timeout=timeout, what="the events consumed")
+
+    def at_zero_without_lag(self, name: str) -> bool:
+        """Lag 0 measured, and the autoscaler's decision zero replicas."""
+        status = self.get(name).get("status", {})
+        return bool(status.get("lag", {}).get("total") == 0 and status.get("desiredReplicas") == 0)
+
+    def put_secret(self, name: str, entries: Mapping[str, str]) -> None:
+        """The Secret `name` with these entries: created, or replaced when it exists."""
+        secret = client.V1Secret(metadata=client.V1ObjectMeta(name=name), data=secret_data(entries))
+        try:
+            self.core.replace_namespaced_secret(name, self.namespace, secret)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            self.core.create_namespaced_secret(self.namespace, secret)
+
     def deployment(self, name: str) -> client.V1Deployment | None:
         try:
             return self.apps.read_namespaced_deployment(f"{name}-consumer", self.namespace)
@@ -113,6 +184,34 @@ class Cluster:
             return next((e for e in self.events(name) if matches(e)), None)
 
         return str(wait_for(found, timeout=15, what=what))
+
+
+def create_topic_conflict(cluster: Cluster, stack: Stack, kafka_topic: str) -> dict[str, Any]:
+    """Two EventConsumers that disagree on one topic: `first` (3 partitions) Ready, then
+    `second` (6 partitions) refused. Returns the second one's TopicReady condition."""
+    cluster.create(body(cluster.namespace, "first", stack, kafka_topic))
+    cluster.wait_condition("first", "Ready", "True")
+    cluster.create(body(cluster.namespace, "second", stack, kafka_topic, topic={"partitions": 6}))
+    return cluster.wait_condition("second", "TopicReady", "False", reason="ResourceConflict")
+
+
+def everything_shown(cluster: Cluster, *names: str) -> str:
+    """What a user, an admin or a log collector can see of these EventConsumers: their
+    Deployments and the EventConsumers (status included), their Events, the operator's and the
+    pod runner's logs, and the pods' logs."""
+    api = client.ApiClient()
+    shown = [
+        part
+        for name in names
+        for part in (
+            json.dumps(api.sanitize_for_serialization(cluster.deployment(name))),
+            json.dumps(cluster.get(name)),
+            "\n".join(cluster.events(name)),
+        )
+    ]
+    shown += [(LOG_DIR / f).read_text(errors="replace") for f in ("operator.log", "podrunner.log")]
+    shown += [p.read_text(errors="replace") for p in (LOG_DIR / "pods").glob("*.log")]
+    return "\n".join(shown)
 
 
 def topic_partitions(admin: AdminClient, topic: str) -> int:

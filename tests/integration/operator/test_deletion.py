@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from tests.fixtures.kube import absent
 from tests.fixtures.operator import TOPIC_DELETION_TIMEOUT_SECONDS
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import wait_for
@@ -16,20 +16,22 @@ from tests.integration.operator.cluster import Cluster, body, topic_partitions
 pytestmark = pytest.mark.usefixtures("operator", "podrunner")
 
 
+def taking_its_topic(cluster: Cluster, name: str, stack: Stack, kafka_topic: str) -> dict[str, Any]:
+    """An EventConsumer whose topic goes with it (deletionPolicy Delete), one replica at most."""
+    spec = {
+        "topic": {"partitions": 3, "deletionPolicy": "Delete"},
+        "replicas": {"min": 0, "max": 1},
+    }
+    return body(cluster.namespace, name, stack, kafka_topic, **spec)
+
+
 def test_deleting_with_kafka_gone_finishes_and_names_the_topic_left_behind(
     cluster: Cluster, stack: Stack, topic_name: str
 ) -> None:
     """A deletionPolicy: Delete EventConsumer whose Kafka cannot be reached is deleted after the
     topic-deletion timeout, with a Warning Event naming the topic left behind; the namespace
     does not stay Terminating."""
-    manifest = body(
-        cluster.namespace,
-        "orphan",
-        stack,
-        topic_name,
-        topic={"partitions": 3, "deletionPolicy": "Delete"},
-        replicas={"min": 0, "max": 1},
-    )
+    manifest = taking_its_topic(cluster, "orphan", stack, topic_name)
     manifest["spec"]["kafka"]["bootstrapServers"] = "127.0.0.1:1"  # nothing listens there
     cluster.create(manifest)
     wait_for(
@@ -40,7 +42,7 @@ def test_deleting_with_kafka_gone_finishes_and_names_the_topic_left_behind(
     cluster.delete("orphan")
     started = time.monotonic()
     wait_for(
-        lambda: absent(lambda: cluster.get("orphan")),
+        lambda: cluster.gone("orphan"),
         timeout=TOPIC_DELETION_TIMEOUT_SECONDS + 60,
         what="the EventConsumer to be deleted although Kafka is unreachable",
     )
@@ -55,16 +57,7 @@ def test_deleting_with_kafka_gone_finishes_and_names_the_topic_left_behind(
 def test_a_topic_another_event_consumer_reads_is_kept(
     cluster: Cluster, stack: Stack, kafka_admin: AdminClient, topic_name: str
 ) -> None:
-    cluster.create(
-        body(
-            cluster.namespace,
-            "owner",
-            stack,
-            topic_name,
-            topic={"partitions": 3, "deletionPolicy": "Delete"},
-            replicas={"min": 0, "max": 1},
-        )
-    )
+    cluster.create(taking_its_topic(cluster, "owner", stack, topic_name))
     cluster.wait_condition("owner", "Ready", "True")
     reader = body(cluster.namespace, "reader", stack, topic_name, replicas={"min": 0, "max": 1})
     del reader["spec"]["topic"]  # reads the topic, does not manage it
@@ -73,7 +66,7 @@ def test_a_topic_another_event_consumer_reads_is_kept(
     cluster.create(reader)
     cluster.wait_condition("reader", "Ready", "True")
     cluster.delete("owner")
-    wait_for(lambda: absent(lambda: cluster.get("owner")), timeout=60, what="owner deleted")
+    wait_for(lambda: cluster.gone("owner"), timeout=60, what="owner deleted")
     cluster.wait_event(
         "owner",
         lambda e: e.startswith("TopicKept") and f"{cluster.namespace}/reader" in e,

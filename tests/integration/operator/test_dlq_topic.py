@@ -3,27 +3,14 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.fixtures.kube import absent
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import wait_for
 from tests.integration.operator.cluster import Cluster, body, topic_partitions
 
 pytestmark = pytest.mark.usefixtures("operator", "podrunner")
-
-
-@pytest.fixture
-def dlq_topic(kafka_admin: AdminClient, topic_name: str) -> Iterator[str]:
-    name = f"{topic_name}.dlq"
-    yield name
-    for future in kafka_admin.delete_topics([name], operation_timeout=30).values():
-        with contextlib.suppress(Exception):  # the topic may never have been created
-            future.result(timeout=30)
 
 
 def test_the_dlq_topic_is_created_beside_a_managed_topic_and_kept_on_deletion(
@@ -50,7 +37,7 @@ def test_the_dlq_topic_is_created_beside_a_managed_topic_and_kept_on_deletion(
     )
 
     cluster.delete("dlq-managed")
-    wait_for(lambda: absent(lambda: cluster.get("dlq-managed")), timeout=60, what="deleted")
+    wait_for(lambda: cluster.gone("dlq-managed"), timeout=60, what="deleted")
     assert topic_partitions(kafka_admin, topic_name) == 0  # deletionPolicy Delete: gone
     assert topic_partitions(kafka_admin, dlq_topic) == 1  # the dead letters' copy is kept
 

@@ -8,7 +8,7 @@ import pytest
 
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import wait_for
-from tests.integration.operator.cluster import Cluster, body
+from tests.integration.operator.cluster import Cluster, create_topic_conflict
 
 pytestmark = pytest.mark.usefixtures("operator", "podrunner")
 
@@ -16,10 +16,7 @@ pytestmark = pytest.mark.usefixtures("operator", "podrunner")
 def test_ten_polls_in_conflict_make_one_event_with_a_rising_count(
     cluster: Cluster, stack: Stack, topic_name: str
 ) -> None:
-    cluster.create(body(cluster.namespace, "first", stack, topic_name))
-    cluster.wait_condition("first", "Ready", "True")
-    cluster.create(body(cluster.namespace, "second", stack, topic_name, topic={"partitions": 6}))
-    cluster.wait_condition("second", "TopicReady", "False", reason="ResourceConflict")
+    create_topic_conflict(cluster, stack, topic_name)
 
     def conflict_events() -> list[tuple[str, int]]:
         found = cluster.core.list_namespaced_event(

@@ -12,10 +12,15 @@ from eventfleet.operator.autoscaler import TICK_SECONDS
 from tests.fixtures.net import Blackhole
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import wait_for
-from tests.integration.operator.cluster import Cluster, body, produce
+from tests.integration.operator.cluster import (
+    POLL_SECONDS,
+    Cluster,
+    body,
+    produce,
+    scaled_from_zero,
+)
 
 pytestmark = pytest.mark.usefixtures("operator", "podrunner")
-POLL_SECONDS = 5
 
 
 @pytest.fixture
@@ -29,25 +34,14 @@ def test_a_kafka_that_swallows_traffic_delays_no_other_decision(
     cluster: Cluster, stack: Stack, topic_name: str, blackhole: Blackhole
 ) -> None:
     stuck = body(
-        cluster.namespace,
-        "stuck",
-        stack,
-        f"{topic_name}.stuck",
-        replicas={"min": 0, "max": 2},
+        cluster.namespace, "stuck", stack, f"{topic_name}.stuck", replicas={"min": 0, "max": 2}
     )
     stuck["spec"]["kafka"]["bootstrapServers"] = f"127.0.0.1:{blackhole.port}"
     stuck["spec"]["mode"] = "stats"  # its own sink: the logger's belongs to the healthy one
     stuck["spec"]["redis"] = {"urlSecretRef": {"name": "cache", "key": "url"}}
     cluster.create(stuck)
     cluster.create(
-        body(
-            cluster.namespace,
-            "healthy",
-            stack,
-            topic_name,
-            replicas={"min": 0, "max": 3},
-            autoscaling={"pollIntervalSeconds": POLL_SECONDS, "lagPerReplica": 100},
-        )
+        body(cluster.namespace, "healthy", stack, topic_name, **scaled_from_zero(3, 100))
     )
     cluster.wait_condition("healthy", "Ready", "True", timeout=60)
     time.sleep(2 * POLL_SECONDS)  # the stuck one's passes are at work (each waits on Kafka)

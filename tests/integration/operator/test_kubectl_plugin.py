@@ -3,42 +3,16 @@ API server with an operator and consumers running: status, pause/resume, scale, 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import tarfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import wait_for
-from tests.integration.operator.cluster import Cluster, body, produce
+from tests.integration.operator.cluster import Cluster, Plugin, body, produce
 
 pytestmark = pytest.mark.usefixtures("operator", "podrunner")
-
-
-@pytest.fixture
-def plugin(stack: Stack, kubeconfig: str) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """`kubectl eventfleet ARGS`, kubectl finding the plugin on the PATH (the virtualenv's bin)."""
-    environment = {
-        **os.environ,
-        "KUBECONFIG": kubeconfig,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    }
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [stack.kubectl, "eventfleet", *args],
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    return run
 
 
 def test_the_plugin_shows_and_operates_an_eventconsumer(  # noqa: PLR0917 - fixtures
@@ -46,15 +20,14 @@ def test_the_plugin_shows_and_operates_an_eventconsumer(  # noqa: PLR0917 - fixt
     stack: Stack,
     topic_name: str,
     postgres_dsn: str,
-    plugin: Callable[..., subprocess.CompletedProcess[str]],
+    plugin: Plugin,
     tmp_path: Path,
 ) -> None:
     ns = cluster.namespace
     cluster.create(body(ns, "plugged", stack, topic_name))
     cluster.wait_condition("plugged", "Ready", "True", timeout=60)
     produce(stack, topic_name, 30)
-    wait_for(lambda: cluster.get("plugged")["status"].get("lag", {}).get("total") == 0,
-             timeout=60, what="the events consumed")  # fmt: skip
+    cluster.wait_consumed("plugged")
 
     shown = plugin("status", "plugged", "-n", ns)
     assert shown.returncode == 0, shown.stderr

@@ -5,26 +5,18 @@ a record to carry them; the operator then sees lag 0 and scales to zero again.""
 
 from __future__ import annotations
 
-import psycopg2
 import pytest
 from confluent_kafka import Consumer as KafkaConsumer
 from confluent_kafka import ConsumerGroupState, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from tests.fixtures.pipeline import stored_event_count, wait_stored
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import wait_for
-from tests.integration.operator.cluster import Cluster, body, produce
+from tests.integration.operator.cluster import Cluster, body, produce, scaled_from_zero
 
 pytestmark = pytest.mark.usefixtures("operator", "podrunner")
 EVENTS = 600
-
-
-def stored(dsn: str) -> int:
-    with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM events")
-        row = cursor.fetchone()
-    connection.close()
-    return int(row[0]) if row else 0
 
 
 def group_is_empty(admin: AdminClient, group: str) -> bool:
@@ -36,30 +28,17 @@ def group_is_empty(admin: AdminClient, group: str) -> bool:
 def test_kafkas_copy_behind_postgres_wakes_one_replica_and_scales_back_to_zero(
     cluster: Cluster, stack: Stack, kafka_admin: AdminClient, topic_name: str, postgres_dsn: str
 ) -> None:
-    cluster.create(
-        body(
-            cluster.namespace,
-            "idle",
-            stack,
-            topic_name,
-            replicas={"min": 0, "max": 3},
-            autoscaling={
-                "pollIntervalSeconds": 5,
-                "lagPerReplica": 1000,
-                "scaleDownStabilizationSeconds": 5,
-                "maxScaleDownStep": 3,
-            },
-        )
-    )
+    from_zero = scaled_from_zero(3, 1000, scaleDownStabilizationSeconds=5, maxScaleDownStep=3)
+    cluster.create(body(cluster.namespace, "idle", stack, topic_name, **from_zero))
     cluster.wait_condition("idle", "Ready", "True", timeout=60)
 
-    def at_zero_without_lag() -> bool:
-        status = cluster.get("idle")["status"]
-        return bool(status.get("lag", {}).get("total") == 0 and status.get("desiredReplicas") == 0)
-
     produce(stack, topic_name, EVENTS)
-    wait_for(lambda: stored(postgres_dsn) == EVENTS, timeout=90, what="the events stored")
-    wait_for(at_zero_without_lag, timeout=90, what="lag 0 and zero replicas after the backlog")
+    wait_stored(postgres_dsn, EVENTS, what="the events stored")
+    wait_for(
+        lambda: cluster.at_zero_without_lag("idle"),
+        timeout=90,
+        what="lag 0 and zero replicas after the backlog",
+    )
 
     # The crash between the commits: PostgreSQL has every offset, Kafka's copy says none.
     group = cluster.get("idle")["status"]["consumerGroup"]
@@ -68,10 +47,14 @@ def test_kafkas_copy_behind_postgres_wakes_one_replica_and_scales_back_to_zero(
     rewind.commit(offsets=[TopicPartition(topic_name, p, 0) for p in range(3)], asynchronous=False)
     rewind.close()
     wait_for(
-        lambda: cluster.get("idle")["status"].get("lag", {}).get("total") == EVENTS,
+        lambda: cluster.lag_total("idle") == EVENTS,
         timeout=30,
         what="the operator to see the phantom lag",
     )
     # Only a consumer can tell Kafka: one is woken, and gives it PostgreSQL's offsets.
-    wait_for(at_zero_without_lag, timeout=90, what="lag 0 and zero replicas again")
-    assert stored(postgres_dsn) == EVENTS  # nothing was read twice
+    wait_for(
+        lambda: cluster.at_zero_without_lag("idle"),
+        timeout=90,
+        what="lag 0 and zero replicas again",
+    )
+    assert stored_event_count(postgres_dsn) == EVENTS  # nothing was read twice

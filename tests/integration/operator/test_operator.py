@@ -24,7 +24,6 @@ from confluent_kafka.admin import (
 )
 from kubernetes import client
 
-from tests.fixtures.kube import absent
 from tests.fixtures.operator import NAMESPACES, Process
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import wait_for
@@ -34,7 +33,9 @@ from tests.integration.operator.cluster import (
     VERSION,
     Cluster,
     body,
+    create_topic_conflict,
     produce,
+    scaled_from_zero,
     topic_partitions,
 )
 
@@ -253,22 +254,10 @@ def test_a_hand_edited_deployment_is_restored(
 def test_backlog_scales_up_to_the_partition_count_and_back_to_zero(
     cluster: Cluster, stack: Stack, topic_name: str
 ) -> None:
-    cluster.create(
-        body(
-            cluster.namespace,
-            "logger",
-            stack,
-            topic_name,
-            replicas={"min": 0, "max": 8},
-            autoscaling={
-                "pollIntervalSeconds": 5,
-                "lagPerReplica": 100,
-                "activationLag": 10,
-                "scaleDownStabilizationSeconds": 10,
-                "maxScaleDownStep": 8,
-            },
-        )
+    from_zero = scaled_from_zero(
+        8, 100, activationLag=10, scaleDownStabilizationSeconds=10, maxScaleDownStep=8
     )
+    cluster.create(body(cluster.namespace, "logger", stack, topic_name, **from_zero))
     cluster.wait_condition("logger", "Ready", "True")
     assert cluster.get("logger")["status"]["desiredReplicas"] == 0  # nothing to do yet
 
@@ -287,11 +276,11 @@ def test_backlog_scales_up_to_the_partition_count_and_back_to_zero(
     assert up["to"] == 3  # 3000 / 100 = 30, capped at 3 partitions
     assert "capped at 3 partitions" in up["reason"]
 
-    def drained_and_down() -> bool:
-        status = cluster.get("logger")["status"]
-        return bool(status.get("lag", {}).get("total") == 0 and status["desiredReplicas"] == 0)
-
-    wait_for(drained_and_down, timeout=90, what="the backlog to drain and a scale-down to 0")
+    wait_for(
+        lambda: cluster.at_zero_without_lag("logger"),
+        timeout=90,
+        what="the backlog to drain and a scale-down to 0",
+    )
     cluster.wait_event("logger", lambda e: e.startswith("ScaledUp: 0 -> 3"), "a ScaledUp event")
     cluster.wait_event(
         "logger",
@@ -378,22 +367,15 @@ def test_replicas_do_not_outlive_a_pod_runner_that_dies(
 def test_deletion_by_policy(
     cluster: Cluster, stack: Stack, kafka_admin: AdminClient, topic_name: str, policy: str
 ) -> None:
-    cluster.create(
-        body(
-            cluster.namespace,
-            "logger",
-            stack,
-            topic_name,
-            topic={"partitions": 3, "deletionPolicy": policy},
-        )
-    )
+    topic = {"partitions": 3, "deletionPolicy": policy}
+    cluster.create(body(cluster.namespace, "logger", stack, topic_name, topic=topic))
     cluster.wait_condition("logger", "Ready", "True")
     finalizers = cluster.get("logger")["metadata"].get("finalizers", [])
     assert (finalizers != []) == (policy == "Delete")
     cluster.delete("logger")
 
     wait_for(
-        lambda: absent(lambda: cluster.get("logger")),
+        lambda: cluster.gone("logger"),
         timeout=60,
         what="the EventConsumer to be deleted",
     )
@@ -473,10 +455,7 @@ def test_topic_config_drift_is_corrected(
 def test_two_event_consumers_disagreeing_on_a_topic_conflict(
     cluster: Cluster, stack: Stack, topic_name: str
 ) -> None:
-    cluster.create(body(cluster.namespace, "first", stack, topic_name))
-    cluster.wait_condition("first", "Ready", "True")
-    cluster.create(body(cluster.namespace, "second", stack, topic_name, topic={"partitions": 6}))
-    clash = cluster.wait_condition("second", "TopicReady", "False", reason="ResourceConflict")
+    clash = create_topic_conflict(cluster, stack, topic_name)
     assert f"{cluster.namespace}/first (partitions 3)" in clash["message"]
     assert cluster.get("second")["status"]["phase"] == "Failed"
     # The first one learns of the conflict on its next poll, too.

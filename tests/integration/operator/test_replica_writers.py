@@ -12,7 +12,7 @@ from kubernetes import client, watch
 
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import wait_for
-from tests.integration.operator.cluster import Cluster, body, produce
+from tests.integration.operator.cluster import Cluster, body, produce, scaled_from_zero
 
 pytestmark = pytest.mark.usefixtures("operator", "podrunner")
 
@@ -39,21 +39,14 @@ def record_replicas(
 def test_a_scale_up_under_lag_never_sets_replicas_back(
     cluster: Cluster, stack: Stack, topic_name: str
 ) -> None:
+    from_zero = scaled_from_zero(
+        6,
+        100,
+        maxScaleUpStep=6,
+        scaleDownStabilizationSeconds=600,  # no scale-down in the test
+    )
     cluster.create(
-        body(
-            cluster.namespace,
-            "logger",
-            stack,
-            topic_name,
-            topic={"partitions": 6},
-            replicas={"min": 0, "max": 6},
-            autoscaling={
-                "pollIntervalSeconds": 5,
-                "lagPerReplica": 100,
-                "maxScaleUpStep": 6,
-                "scaleDownStabilizationSeconds": 600,  # no scale-down inside the test
-            },
-        )
+        body(cluster.namespace, "logger", stack, topic_name, topic={"partitions": 6}, **from_zero)
     )
     cluster.wait_condition("logger", "Ready", "True")
     seen: list[int] = []

@@ -7,22 +7,20 @@ log."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from confluent_kafka.admin import AdminClient
 from kubernetes import client
 
 from tests.fixtures.net import free_port
-from tests.fixtures.operator import LOG_DIR, Process
+from tests.fixtures.operator import Process
+from tests.fixtures.pipeline import drained_since, post_events, stored_event_ids, with_ids
 from tests.fixtures.secured_kafka import ScramUser
 from tests.fixtures.stack import REPO, Stack
 from tests.fixtures.waiting import wait_for
@@ -33,8 +31,7 @@ from tests.integration.consumer.expected import (
     stored_stats,
 )
 from tests.integration.consumer.helpers import generate_events, rows
-from tests.integration.operator.cluster import Cluster
-from tests.integration.operator.test_kafka_auth import _put_secret
+from tests.integration.operator.cluster import Cluster, everything_shown, sasl_kafka
 
 pytestmark = pytest.mark.usefixtures("operator", "podrunner")
 SAMPLES = REPO / "manifests" / "samples"
@@ -50,11 +47,7 @@ def sample(name: str, cluster: Cluster, stack: Stack, topic: str) -> dict[str, A
     manifest: dict[str, Any] = yaml.safe_load((SAMPLES / f"{name}.yaml").read_text())
     manifest["metadata"]["namespace"] = cluster.namespace
     spec = manifest["spec"]
-    spec["kafka"] = {
-        "bootstrapServers": stack.kafka_sasl_bootstrap,
-        "topic": topic,
-        "authSecretRef": {"name": "kafka-user"},
-    }
+    spec["kafka"] = sasl_kafka(stack, topic)
     spec["postgres"]["dsnSecretRef"] = {"name": "db", "key": "dsn"}
     if "redis" in spec:
         spec["redis"] = {
@@ -67,21 +60,6 @@ def sample(name: str, cluster: Cluster, stack: Stack, topic: str) -> dict[str, A
     spec["replicas"] = {"min": 1, "max": 2}
     spec["autoscaling"] = {**spec.get("autoscaling", {}), "pollIntervalSeconds": 5}
     return manifest
-
-
-def post(url: str, events: list[dict[str, Any]]) -> list[str]:
-    request = urllib.request.Request(  # noqa: S310 - loopback
-        f"{url}/api/v1/events/batch",
-        data=json.dumps(events).encode(),
-        headers={"content-type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback
-        assert answer.status == 202
-        reply = json.loads(answer.read())
-    ids: list[str] = reply["event_ids"]
-    assert len(ids) == len(events), reply
-    return ids
 
 
 def send(binding: Path, topic: str, events: list[dict[str, Any]]) -> tuple[list[str], str]:
@@ -99,79 +77,51 @@ def send(binding: Path, topic: str, events: list[dict[str, Any]]) -> tuple[list[
     try:
         ids: list[str] = []
         for start in range(0, len(events), 250):
-            ids += post(f"http://127.0.0.1:{port}", events[start : start + 250])
+            ids += post_events(f"http://127.0.0.1:{port}", events[start : start + 250])
     finally:
         gateway.stop()
     return ids, gateway.log.read_text(errors="replace")
 
 
-def shown(cluster: Cluster) -> str:
-    """What a user, an admin or a log collector sees: the Deployments, the EventConsumers
-    (status included), their Events, the operator's, the pod runner's and the pods' logs."""
-    api = client.ApiClient()
-    seen = [
-        json.dumps(api.sanitize_for_serialization(cluster.deployment(n)))
-        + json.dumps(cluster.get(n))
-        + "\n".join(cluster.events(n))
-        for n in NAMES
-    ]
-    seen += [(LOG_DIR / f).read_text(errors="replace") for f in ("operator.log", "podrunner.log")]
-    seen += [p.read_text(errors="replace") for p in (LOG_DIR / "pods").glob("*.log")]
-    return "\n".join(seen)
-
-
+@pytest.mark.usefixtures("dlq_topic")  # the logger's DLQ topic, deleted afterwards
 def test_the_three_samples_run_over_sasl_ssl_with_secrets_only_by_reference(  # noqa: PLR0917 - fixtures
     cluster: Cluster,
     stack: Stack,
-    scram_user: ScramUser,
-    kafka_admin: AdminClient,
+    kafka_user: ScramUser,
     topic_name: str,
     postgres_dsn: str,
     tmp_path: Path,
 ) -> None:
-    _put_secret(cluster, "kafka-user", scram_user.binding())
-    try:
-        for name in NAMES:
-            cluster.create(sample(name, cluster, stack, topic_name))
-        for name in NAMES:  # topics made, schemas migrated, consumers up: all over SASL_SSL
-            cluster.wait_condition(name, "Ready", "True", timeout=120)
-        cluster.wait_condition("logger", "DlqTopicReady", "True", timeout=30)
+    for name in NAMES:
+        cluster.create(sample(name, cluster, stack, topic_name))
+    for name in NAMES:  # topics made, schemas migrated, consumers up: all over SASL_SSL
+        cluster.wait_condition(name, "Ready", "True", timeout=120)
+    cluster.wait_condition("logger", "DlqTopicReady", "True", timeout=30)
 
-        events = generate_events(EVENTS, seed=17, players=50, games=3)
-        ids, gateway_log = send(scram_user.write(tmp_path / "binding"), topic_name, events)
-        sent_at = datetime.now(UTC)
+    events = generate_events(EVENTS, seed=17, players=50, games=3)
+    ids, gateway_log = send(kafka_user.write(tmp_path / "binding"), topic_name, events)
+    sent_at = datetime.now(UTC)
 
-        def drained() -> bool:
-            """Lag 0, read by the operator over SASL_SSL after the last event was sent."""
-            for name in NAMES:
-                lag = cluster.get(name).get("status", {}).get("lag", {})
-                measured = lag.get("measuredAt")
-                if lag.get("total") != 0 or not measured:
-                    return False
-                if datetime.fromisoformat(measured.replace("Z", "+00:00")) <= sent_at:
-                    return False
-            return True
+    # Lag 0, read by the operator over SASL_SSL after the last event was sent.
+    wait_for(
+        lambda: drained_since((cluster.get(n).get("status", {}) for n in NAMES), sent_at),
+        timeout=180,
+        what="every consumer group at lag 0",
+    )
 
-        wait_for(drained, timeout=180, what="every consumer group at lag 0")
+    assert stored_event_ids(postgres_dsn) == sorted(ids)
+    sent = with_ids(events, ids)
+    assert stored_stats(postgres_dsn) == expected_stats(sent)
+    assert stored_boards(postgres_dsn) == expected_boards(sent)
+    assert rows(postgres_dsn, "SELECT count(*) FROM dlq_events")[0][0] == 0
 
-        stored = rows(postgres_dsn, "SELECT event_id::text FROM events")
-        assert sorted(r[0] for r in stored) == sorted(ids)
-        sent = [{**event, "event_id": id_} for event, id_ in zip(events, ids, strict=True)]
-        assert stored_stats(postgres_dsn) == expected_stats(sent)
-        assert stored_boards(postgres_dsn) == expected_boards(sent)
-        assert rows(postgres_dsn, "SELECT count(*) FROM dlq_events")[0][0] == 0
-
-        everything = shown(cluster) + gateway_log
-        assert scram_user.password not in everything
-        for name in NAMES:
-            deployment = client.ApiClient().sanitize_for_serialization(cluster.deployment(name))
-            pod = deployment["spec"]["template"]["spec"]
-            variables = json.dumps([c.get("env", []) for c in pod["containers"]])
-            assert "EVENTFLEET_KAFKA_AUTH_PATH" in variables
-            assert "kafka-user" not in variables  # no variable reads the Kafka Secret
-            volumes = [v.get("secret", {}).get("secretName") for v in pod.get("volumes", [])]
-            assert "kafka-user" in volumes  # a mounted Secret, by reference
-    finally:
-        for future in kafka_admin.delete_topics([f"{topic_name}.dlq"]).values():
-            with contextlib.suppress(Exception):  # absent if the test failed early
-                future.result(timeout=30)
+    everything = everything_shown(cluster, *NAMES) + gateway_log
+    assert kafka_user.password not in everything
+    for name in NAMES:
+        deployment = client.ApiClient().sanitize_for_serialization(cluster.deployment(name))
+        pod = deployment["spec"]["template"]["spec"]
+        variables = json.dumps([c.get("env", []) for c in pod["containers"]])
+        assert "EVENTFLEET_KAFKA_AUTH_PATH" in variables
+        assert "kafka-user" not in variables  # no variable reads the Kafka Secret
+        volumes = [v.get("secret", {}).get("secretName") for v in pod.get("volumes", [])]
+        assert "kafka-user" in volumes  # a mounted Secret, by reference

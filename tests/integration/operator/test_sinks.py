@@ -10,6 +10,7 @@ import psycopg2
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from tests.fixtures.pipeline import wait_stored
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import wait_for
 from tests.integration.operator.cluster import Cluster, body, produce
@@ -53,11 +54,7 @@ def test_a_renamed_event_consumer_continues_the_sinks_progress(
     cluster.create(body(cluster.namespace, "before", stack, topic_name))
     cluster.wait_condition("before", "Ready", "True", timeout=60)
     produce(stack, topic_name, 2000)
-    wait_for(
-        lambda: scalar(postgres_dsn, "SELECT count(*) FROM events") == 2000,
-        timeout=90,
-        what="the first events stored",
-    )
+    wait_stored(postgres_dsn, 2000, what="the first events stored")
     cluster.delete("before")
     wait_for(lambda: cluster.deployment("before") is None, timeout=60, what="the old one gone")
     cluster.create(body(cluster.namespace, "after", stack, topic_name))
@@ -94,35 +91,19 @@ def test_a_topic_deleted_with_its_event_consumer_and_applied_again_is_read_anew(
         cluster.create(manifest)
         cluster.wait_condition("logger", "Ready", "True", timeout=60)
         produce(stack, topic_name, 1500)
-        wait_for(
-            lambda: scalar(postgres_dsn, "SELECT count(*) FROM events") == 1500,
-            timeout=90,
-            what="the first incarnation's events stored",
-        )
+        wait_stored(postgres_dsn, 1500, what="the first incarnation's events stored")
         cluster.delete("logger")  # deletionPolicy Delete: the topic goes with it
-        wait_for(lambda: absent(cluster, "logger"), timeout=60, what="the EventConsumer gone")
+        wait_for(lambda: cluster.gone("logger"), timeout=60, what="the EventConsumer gone")
         cluster.create(manifest)  # re-applied: a new topic of the same name, offsets from 0 again
         cluster.wait_event(
             "logger", lambda e: e.startswith("TopicRecreated:"), what="a TopicRecreated Event"
         )
         produce(stack, topic_name, 300)  # all at offsets the old incarnation already passed
-        wait_for(
-            lambda: scalar(postgres_dsn, "SELECT count(*) FROM events") == 1800,
-            timeout=90,
-            what="every event of the new incarnation stored",
-        )
+        wait_stored(postgres_dsn, 1800, what="every event of the new incarnation stored")
         assert scalar(postgres_dsn, "SELECT sum(next_offset) FROM sink_offsets") == 300
     finally:
         # Its finalizer (deletionPolicy Delete) needs the running operator: delete it while it
         # runs, or the namespace would stay Terminating for the tests after this one.
         with contextlib.suppress(ApiException):
             cluster.delete("logger")
-        wait_for(lambda: absent(cluster, "logger"), timeout=60, what="the EventConsumer gone")
-
-
-def absent(cluster: Cluster, name: str) -> bool:
-    try:
-        cluster.get(name)
-    except ApiException as error:
-        return bool(error.status == 404)
-    return False
+        wait_for(lambda: cluster.gone("logger"), timeout=60, what="the EventConsumer gone")
