@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -19,11 +19,10 @@ from eventfleet.contract.names import (
     PERIODS,
     TOPIC_PATTERN,
     Board,
+    LogLevel,
     Mode,
     Period,
 )
-
-LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 ENV_PREFIX: Final = "EVENTFLEET_"
 RedisDb = Annotated[int, Field(ge=0, le=15)]

@@ -15,6 +15,8 @@ Board = Literal["total_score", "high_score", "level", "wins"]
 BOARDS: Final[tuple[Board, ...]] = get_args(Board)
 Period = Literal["all_time", "daily", "weekly"]
 PERIODS: Final[tuple[Period, ...]] = get_args(Period)
+# The consumers' log levels: the EventConsumer's `logLevel`, passed to `eventfleet consumer`.
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 DEFAULT_TOPIC: Final = "player.events.raw"
 # Kafka topic names: up to 249 of [a-zA-Z0-9._-] (Kafka also refuses "." and "..").

@@ -186,6 +186,28 @@ class Cluster:
         return str(wait_for(found, timeout=15, what=what))
 
 
+def taking_its_topic(cluster: Cluster, name: str, stack: Stack, kafka_topic: str) -> dict[str, Any]:
+    """An EventConsumer whose topic goes with it (deletionPolicy Delete), one replica at most."""
+    spec = {
+        "topic": {"partitions": 3, "deletionPolicy": "Delete"},
+        "replicas": {"min": 0, "max": 1},
+    }
+    return body(cluster.namespace, name, stack, kafka_topic, **spec)
+
+
+def created_with_kafka_gone(cluster: Cluster, name: str, stack: Stack, kafka_topic: str) -> None:
+    """`taking_its_topic` pointed at an address where no Kafka listens, created, and holding
+    its topic-cleanup finalizer: its deletion can never delete the topic."""
+    manifest = taking_its_topic(cluster, name, stack, kafka_topic)
+    manifest["spec"]["kafka"]["bootstrapServers"] = "127.0.0.1:1"  # nothing listens there
+    cluster.create(manifest)
+    wait_for(
+        lambda: cluster.get(name)["metadata"].get("finalizers"),
+        timeout=30,
+        what="the topic-cleanup finalizer",
+    )
+
+
 def create_topic_conflict(cluster: Cluster, stack: Stack, kafka_topic: str) -> dict[str, Any]:
     """Two EventConsumers that disagree on one topic: `first` (3 partitions) Ready, then
     `second` (6 partitions) refused. Returns the second one's TopicReady condition."""

@@ -44,6 +44,25 @@ def dlq_topic(kafka_admin: AdminClient, topic_name: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def unwatched_namespace(kube_api: client.ApiClient, postgres_dsn: str) -> Iterator[str]:
+    """A namespace the session's operator does not watch (it watches test-*), with the Secret
+    db/dsn, for tests that run operators of their own; deleted afterwards unless the test did."""
+    name = f"own-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(kube_api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    core.create_namespaced_secret(
+        name,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="db"),
+            data={"dsn": base64.b64encode(postgres_dsn.encode()).decode()},
+        ),
+    )
+    yield name
+    with contextlib.suppress(client.ApiException):  # already gone when the test deleted it
+        core.delete_namespace(name)
+
+
+@pytest.fixture
 def consumer_ns(
     kube_api: client.ApiClient, namespace: str, postgres_dsn: str, redis_url: str
 ) -> str:

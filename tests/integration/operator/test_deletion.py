@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -11,18 +10,15 @@ from confluent_kafka.admin import AdminClient
 from tests.fixtures.operator import TOPIC_DELETION_TIMEOUT_SECONDS
 from tests.fixtures.stack import Stack
 from tests.fixtures.waiting import wait_for
-from tests.integration.operator.cluster import Cluster, body, topic_partitions
+from tests.integration.operator.cluster import (
+    Cluster,
+    body,
+    created_with_kafka_gone,
+    taking_its_topic,
+    topic_partitions,
+)
 
 pytestmark = pytest.mark.usefixtures("operator", "podrunner")
-
-
-def taking_its_topic(cluster: Cluster, name: str, stack: Stack, kafka_topic: str) -> dict[str, Any]:
-    """An EventConsumer whose topic goes with it (deletionPolicy Delete), one replica at most."""
-    spec = {
-        "topic": {"partitions": 3, "deletionPolicy": "Delete"},
-        "replicas": {"min": 0, "max": 1},
-    }
-    return body(cluster.namespace, name, stack, kafka_topic, **spec)
 
 
 def test_deleting_with_kafka_gone_finishes_and_names_the_topic_left_behind(
@@ -31,14 +27,7 @@ def test_deleting_with_kafka_gone_finishes_and_names_the_topic_left_behind(
     """A deletionPolicy: Delete EventConsumer whose Kafka cannot be reached is deleted after the
     topic-deletion timeout, with a Warning Event naming the topic left behind; the namespace
     does not stay Terminating."""
-    manifest = taking_its_topic(cluster, "orphan", stack, topic_name)
-    manifest["spec"]["kafka"]["bootstrapServers"] = "127.0.0.1:1"  # nothing listens there
-    cluster.create(manifest)
-    wait_for(
-        lambda: cluster.get("orphan")["metadata"].get("finalizers"),
-        timeout=30,
-        what="the topic-cleanup finalizer",
-    )
+    created_with_kafka_gone(cluster, "orphan", stack, topic_name)
     cluster.delete("orphan")
     started = time.monotonic()
     wait_for(

@@ -3,13 +3,10 @@ the Lease acts; SIGKILL it and the standby takes over within the documented boun
 
 from __future__ import annotations
 
-import base64
 import re
 import signal
 import time
 import urllib.request
-import uuid
-from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
@@ -25,23 +22,6 @@ pytestmark = pytest.mark.usefixtures("eventconsumer_crd")
 # A SIGKILLed leader stops renewing; a standby takes the Lease once it has seen no renewal for
 # the lease duration, looking every retry period.
 TAKEOVER_BOUND_SECONDS = leadership.LEASE_SECONDS + 2 * leadership.RETRY_SECONDS + 3
-
-
-@pytest.fixture
-def ha_namespace(kube_api: client.ApiClient, postgres_dsn: str) -> Iterator[str]:
-    """A namespace only these operators watch (the session's operator watches test-*)."""
-    name = f"ha-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(kube_api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    core.create_namespaced_secret(
-        name,
-        client.V1Secret(
-            metadata=client.V1ObjectMeta(name="db"),
-            data={"dsn": base64.b64encode(postgres_dsn.encode()).decode()},
-        ),
-    )
-    yield name
-    core.delete_namespace(name)
 
 
 def start_replica(stack: Stack, namespace: str, index: int) -> Process:
@@ -77,9 +57,9 @@ def acted(replica: Process) -> bool:
 
 
 def test_one_replica_acts_and_the_standby_takes_over_after_a_sigkill(
-    stack: Stack, kube_api: client.ApiClient, ha_namespace: str, topic_name: str
+    stack: Stack, kube_api: client.ApiClient, unwatched_namespace: str, topic_name: str
 ) -> None:
-    replicas = [start_replica(stack, ha_namespace, index) for index in (1, 2)]
+    replicas = [start_replica(stack, unwatched_namespace, index) for index in (1, 2)]
     try:
         wait_for(
             lambda: sorted(metric(r, "eventfleet_operator_leader") for r in replicas) == [0, 1],
@@ -88,9 +68,9 @@ def test_one_replica_acts_and_the_standby_takes_over_after_a_sigkill(
         )
         leader, waiting = sorted(replicas, key=lambda r: -metric(r, "eventfleet_operator_leader"))
         time.sleep(3)  # kopf's first look at the namespaces (see the operator fixture)
-        cluster = Cluster(kube_api, ha_namespace)
+        cluster = Cluster(kube_api, unwatched_namespace)
         cluster.create(
-            body(ha_namespace, "first", stack, topic_name, replicas={"min": 0, "max": 2})
+            body(unwatched_namespace, "first", stack, topic_name, replicas={"min": 0, "max": 2})
         )
         cluster.wait_condition("first", "Ready", "True", timeout=60)
         time.sleep(5)  # a poll of the loop (pollIntervalSeconds 5) in which a standby might act
@@ -110,10 +90,16 @@ def test_one_replica_acts_and_the_standby_takes_over_after_a_sigkill(
         time.sleep(3)
         # (The new EventConsumer takes the logger sink over from the deleted one.)
         cluster.custom.delete_namespaced_custom_object(
-            "eventfleet.dev", "v1alpha1", ha_namespace, "eventconsumers", "first"
+            "eventfleet.dev", "v1alpha1", unwatched_namespace, "eventconsumers", "first"
         )
         cluster.create(
-            body(ha_namespace, "second", stack, f"{topic_name}.b", replicas={"min": 0, "max": 2})
+            body(
+                unwatched_namespace,
+                "second",
+                stack,
+                f"{topic_name}.b",
+                replicas={"min": 0, "max": 2},
+            )
         )
         cluster.wait_condition("second", "Ready", "True", timeout=60)
         assert acted(waiting)
