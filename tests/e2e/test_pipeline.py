@@ -297,7 +297,8 @@ def test_the_whole_pipeline_is_exact_and_scales_on_real_pods(  # noqa: PLR0915, 
             what="the gateway pod to be ready",
         )
 
-        rolled_image = node.tag_image(f"rollout-{uuid.uuid4().hex[:6]}")
+        # One fixed tag (re-pointed each run) so that runs do not pile up tags in containerd.
+        rolled_image = node.tag_image("rollout")
         deleted: list[str] = []
 
         def midway() -> None:
