@@ -10,6 +10,7 @@ rebuilds once it can.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
@@ -26,6 +27,7 @@ from eventfleet.consumer.settings import ConsumerSettings
 
 log = logging.getLogger(__name__)
 TP = tuple[str, int]
+IDLE_REPAIR_SECONDS = 5.0  # between rebuild attempts of an idle consumer whose Redis refuses
 
 
 class MirrorLink:
@@ -44,6 +46,7 @@ class MirrorLink:
         self.metrics = metrics
         # Redis rebuilds read on a connection of their own: they may read while a batch commits.
         self._connection = LazyConnection(settings)
+        self._next_idle_repair = 0.0
 
     def close(self) -> None:
         self.redis.close()
@@ -78,6 +81,15 @@ class MirrorLink:
                 reread=self._reread,
             )
         )
+
+    def repair_when_idle(self) -> None:
+        """While no batch is in flight: a mirror a failed write left untrusted (Redis was full,
+        unreachable, or a bug of ours) is rebuilt from PostgreSQL now, not at the next event,
+        which on a quiet topic may be hours away; tried at most every IDLE_REPAIR_SECONDS."""
+        if not self.redis.dirty or time.monotonic() < self._next_idle_repair:
+            return
+        self._next_idle_repair = time.monotonic() + IDLE_REPAIR_SECONDS
+        self.publish([], {})
 
     def _safely(self, write: Callable[[], None]) -> None:
         """Redis never stops the pipeline: a failure is counted and logged, and the mirror

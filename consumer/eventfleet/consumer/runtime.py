@@ -214,6 +214,8 @@ class Consumer:
                     # Kafka commit, DLQ topic and Redis of the committed batch run while the
                     # next batch's transaction does (they never use its connection).
                     self._after_commit(*done)
+                elif self._pending is None and self.mirror is not None:
+                    self.mirror.repair_when_idle()  # nothing in flight: a rebuild reads it all
             self._drain()
             log.info("stopping: batch finished, committing and leaving the group")
         return 0

@@ -193,6 +193,9 @@ class FakeMirror:
     def publish(self, values: list[RedisValues], offsets: dict[TP, int]) -> None:  # noqa: ARG002
         self.log.add("redis", batch_of(offsets))
 
+    def repair_when_idle(self) -> None:
+        pass  # a no-op here: it only acts on a mirror a failed write left untrusted
+
     def close(self) -> None:
         self.log.add("mirror closed")
 
