@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Final
 
 import psycopg2
 import psycopg2.extensions
@@ -27,7 +28,7 @@ from eventfleet.consumer.settings import ConsumerSettings
 
 log = logging.getLogger(__name__)
 TP = tuple[str, int]
-IDLE_REPAIR_SECONDS = 5.0  # between rebuild attempts of an idle consumer whose Redis refuses
+IDLE_REPAIR_SECONDS: Final = 5.0  # between rebuild attempts of an idle consumer whose Redis refuses
 
 
 class MirrorLink:

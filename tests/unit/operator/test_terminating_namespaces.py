@@ -84,8 +84,8 @@ def test_install_twice_wraps_once(original: Any) -> None:
     assert once.__wrapped__ is original  # type: ignore[attr-defined]
 
 
-def test_a_deleted_namespace_is_forgotten(original: Any) -> None:
-    del original
+@pytest.mark.usefixtures("original")  # restores kopf's function afterwards
+def test_a_deleted_namespace_is_forgotten() -> None:
     terminating_namespaces.install()
     revise: Any = observation.revise_namespaces
     insights = references.Insights()
